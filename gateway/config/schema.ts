@@ -1,0 +1,143 @@
+// The shape of labgate.yaml. One zod schema is the source of truth for loading,
+// for `labgate validate`, and for resources/schemas/labgate.schema.json.
+import { z } from "zod";
+
+/** A secret is never written in clear: it is a reference resolved at start. */
+export const SECRET_REF = /^(env:[A-Za-z_][A-Za-z0-9_]*|vault:[A-Za-z0-9_./-]+(#[A-Za-z0-9_.-]+)?)$/;
+
+export const secretRef = z
+  .string()
+  .regex(SECRET_REF, {
+    message: "plain-text secret: write a reference instead (env:NAME or vault:PATH)",
+  })
+  .describe("A secret reference: env:NAME (environment variable) or vault:PATH.");
+
+const seconds = z.number().positive();
+const port = z.number().int().min(0).max(65535);
+
+export const PROVIDER_TYPES = [
+  "ollama",
+  "llamacpp",
+  "vllm",
+  "embedded",
+  "openai",
+  "openai-compatible",
+  "azure",
+  "anthropic",
+] as const;
+export type ProviderType = (typeof PROVIDER_TYPES)[number];
+
+const limits = {
+  rpm: z.number().int().positive().optional().describe("Requests per minute this target accepts."),
+  tpm: z.number().int().positive().optional().describe("Tokens per minute this target accepts."),
+  max_in_flight: z.number().int().positive().optional().describe("Concurrent requests before it counts as saturated."),
+};
+
+export const providerSchema = z
+  .object({
+    type: z.enum(PROVIDER_TYPES),
+    base_url: z.url().optional().describe("Upstream URL; cloud types default to their public endpoint."),
+    api_key: secretRef.optional(),
+    api_version: z.string().optional().describe("Azure OpenAI api-version."),
+    headers: z.record(z.string(), secretRef).optional().describe("Extra upstream headers, each a secret reference."),
+    timeout_s: seconds.optional(),
+    first_byte_timeout_s: seconds.optional(),
+    enabled: z.boolean().optional(),
+    // embedded engine
+    models_dir: z.string().optional().describe("embedded: folder whose *.gguf files become models."),
+    threads: z.number().int().positive().optional().describe("embedded: CPU threads per generation."),
+    idle_ttl_s: seconds.optional().describe("embedded: unload a model after this long unused."),
+    max_queue: z.number().int().nonnegative().optional().describe("embedded: waiting requests per model before 429."),
+    parallel: z.number().int().positive().optional().describe("embedded: context sequences per model."),
+    context_size: z.number().int().positive().optional().describe("embedded: context length per sequence."),
+    gpu: z.union([z.boolean(), z.enum(["auto", "cuda", "vulkan", "metal"])]).optional(),
+    model_names: z.record(z.string(), z.string()).optional().describe("embedded: file name -> model name overrides."),
+    ...limits,
+  })
+  .strict();
+export type ProviderConfig = z.infer<typeof providerSchema>;
+
+export const priceSchema = z
+  .object({
+    input_per_1m: z.number().nonnegative(),
+    output_per_1m: z.number().nonnegative(),
+  })
+  .strict();
+export type Price = z.infer<typeof priceSchema>;
+
+export const deploymentSchema = z
+  .object({
+    provider: z.string().min(1),
+    model: z.string().min(1),
+    weight: z.number().nonnegative().optional(),
+    tier: z.string().optional().describe("Free-form tier label: local, standard, premium..."),
+    price: priceSchema.optional(),
+    overflow: z.boolean().optional().describe("Takes traffic only when every non-overflow deployment cannot."),
+    context_length: z.number().int().positive().optional(),
+    timeout_s: seconds.optional(),
+    first_byte_timeout_s: seconds.optional(),
+    ...limits,
+  })
+  .strict();
+export type DeploymentConfig = z.infer<typeof deploymentSchema>;
+
+export const STRATEGIES = ["weighted", "least-busy", "latency", "usage", "cost", "priority"] as const;
+export type StrategyName = (typeof STRATEGIES)[number];
+
+export const modelGroupSchema = z
+  .object({
+    strategy: z.enum(STRATEGIES).optional(),
+    deployments: z.array(deploymentSchema).min(1),
+    fallbacks: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+export type ModelGroupConfig = z.infer<typeof modelGroupSchema>;
+
+export const circuitBreakerSchema = z
+  .object({
+    error_rate_threshold: z.number().min(0).max(1).default(0.05),
+    min_requests: z.number().int().positive().default(20),
+    window_s: seconds.default(60),
+    consecutive_failures: z.number().int().positive().default(5),
+    cooldown_s: seconds.default(30),
+    half_open_probes: z.number().int().positive().default(1),
+  })
+  .strict();
+
+export const routerSchema = z
+  .object({
+    timeout_s: seconds.default(600),
+    first_byte_timeout_s: seconds.optional(),
+    retries: z.number().int().nonnegative().default(2),
+    retry_backoff_ms: z.number().nonnegative().default(200),
+    retry_backoff_max_ms: z.number().nonnegative().default(5000),
+    max_fallback_depth: z.number().int().positive().default(5),
+    circuit_breaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
+  })
+  .strict();
+
+export const serverSchema = z
+  .object({
+    host: z.string().default("127.0.0.1"),
+    port: port.default(4000),
+    master_key: secretRef.optional(),
+    admin_key: secretRef.optional(),
+    body_limit_mb: z.number().positive().default(10),
+    sse_keepalive_s: seconds.default(5),
+    data_dir: z.string().optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: serverSchema.default(serverSchema.parse({})),
+    providers: z.record(z.string().min(1), providerSchema).default({}),
+    models: z.record(z.string().min(1), modelGroupSchema).default({}),
+    router: routerSchema.default(routerSchema.parse({})),
+  })
+  .strict();
+
+export type LabgateConfig = z.infer<typeof configSchema>;
+export type RouterConfig = LabgateConfig["router"];
+export type CircuitBreakerConfig = RouterConfig["circuit_breaker"];
+export type ServerConfig = LabgateConfig["server"];

@@ -1,0 +1,32 @@
+// Secret references (`env:NAME`, `vault:PATH`) are resolved once at start.
+// A secret that cannot be resolved makes its provider unavailable, never the gateway.
+
+export type SecretResolution = { ok: true; value: string } | { ok: false; reason: string };
+
+export interface SecretResolver {
+  resolve(ref: string): SecretResolution;
+}
+
+export function createSecretResolver(env: NodeJS.ProcessEnv = process.env): SecretResolver {
+  return {
+    resolve(ref) {
+      if (ref.startsWith("env:")) {
+        const name = ref.slice(4);
+        const value = env[name];
+        return value ? { ok: true, value } : { ok: false, reason: `environment variable ${name} is not set` };
+      }
+      if (ref.startsWith("vault:")) {
+        // Recognised as a reference; a Vault client is a later issue.
+        return { ok: false, reason: `vault references are not supported yet (${ref})` };
+      }
+      return { ok: false, reason: "not a secret reference" };
+    },
+  };
+}
+
+/** Replace anything that looks like a bearer token or key in text meant for logs. */
+export function redact(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join("[REDACTED]");
+  return out;
+}

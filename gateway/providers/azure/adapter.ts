@@ -1,0 +1,28 @@
+// Azure OpenAI: OpenAI's wire format behind deployment URLs, an api-version
+// query parameter and an api-key header.
+import { OpenAICompatibleAdapter, type OpenAIPath } from "../openai-compatible/adapter.ts";
+
+export interface AzureOptions {
+  name: string;
+  /** https://<resource>.openai.azure.com */
+  baseUrl: string;
+  apiVersion: string;
+  apiKey: string;
+}
+
+export function azureUrl(baseUrl: string, apiVersion: string, path: OpenAIPath, deployment: string): string {
+  const root = baseUrl.replace(/\/+$/, "");
+  const q = `api-version=${encodeURIComponent(apiVersion)}`;
+  if (path === "models") return `${root}/openai/models?${q}`;
+  return `${root}/openai/deployments/${encodeURIComponent(deployment)}/${path}?${q}`;
+}
+
+export function createAzureAdapter(opts: AzureOptions): OpenAICompatibleAdapter {
+  return new OpenAICompatibleAdapter({
+    name: opts.name,
+    type: "azure",
+    baseUrl: opts.baseUrl,
+    authHeaders: { "api-key": opts.apiKey },
+    urlFor: (path, deployment) => azureUrl(opts.baseUrl, opts.apiVersion, path, deployment),
+  });
+}

@@ -1,0 +1,144 @@
+// Adapter for every upstream that speaks OpenAI's HTTP API: OpenAI itself, vLLM,
+// llama.cpp's llama-server, and any OpenAI-compatible host. Azure reuses it with
+// its own URLs and auth header.
+import type { Agent } from "undici";
+import { UpstreamError, fromNetworkError } from "../errors.ts";
+import { createAgent, joinUrl, send, sendJson } from "../http.ts";
+import { parseSse } from "../sse.ts";
+import type { CallContext, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter } from "../types.ts";
+import { readUsage, upstreamBody } from "./mapping.ts";
+
+export type OpenAIPath = "chat/completions" | "completions" | "embeddings" | "models";
+
+export interface OpenAICompatibleOptions {
+  name: string;
+  type: string;
+  /** Base URL including the /v1 prefix, e.g. https://api.openai.com/v1 */
+  baseUrl: string;
+  apiKey?: string;
+  extraHeaders?: Record<string, string>;
+  /** Override URL building (Azure deployments). */
+  urlFor?: (path: OpenAIPath, upstreamModel: string) => string;
+  /** Override auth headers (Azure's api-key). */
+  authHeaders?: Record<string, string>;
+  /** Where the liveness probe goes (llama.cpp / vLLM /health); default GET models. */
+  healthUrl?: string;
+}
+
+export class OpenAICompatibleAdapter implements ProviderAdapter {
+  readonly name: string;
+  readonly type: string;
+  private readonly opts: OpenAICompatibleOptions;
+  private readonly agent: Agent;
+  private readonly headers: Record<string, string>;
+
+  constructor(opts: OpenAICompatibleOptions) {
+    this.name = opts.name;
+    this.type = opts.type;
+    this.opts = opts;
+    this.agent = createAgent();
+    this.headers = {
+      ...(opts.authHeaders ?? (opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {})),
+      ...opts.extraHeaders,
+    };
+  }
+
+  private url(path: OpenAIPath, model: string): string {
+    return this.opts.urlFor ? this.opts.urlFor(path, model) : joinUrl(this.opts.baseUrl, path);
+  }
+
+  chat(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    return this.complete("chat/completions", body, ctx);
+  }
+
+  completions(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    return this.complete("completions", body, ctx);
+  }
+
+  async embeddings(body: OpenAIBody, ctx: CallContext) {
+    const json = await sendJson({
+      url: this.url("embeddings", ctx.upstreamModel),
+      headers: this.headers,
+      body: { ...body, model: ctx.upstreamModel },
+      signal: ctx.signal,
+      dispatcher: this.agent,
+    });
+    return { body: json, usage: readUsage(json) };
+  }
+
+  private async complete(path: "chat/completions" | "completions", body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    const stream = body.stream === true;
+    const call = {
+      url: this.url(path, ctx.upstreamModel),
+      headers: stream ? { ...this.headers, accept: "text/event-stream" } : this.headers,
+      body: upstreamBody(body, ctx.upstreamModel, stream),
+      signal: ctx.signal,
+      dispatcher: this.agent,
+    };
+    if (!stream) {
+      const json = await sendJson(call);
+      if (json.error) throw new UpstreamError("server_error", `upstream error: ${JSON.stringify(json.error).slice(0, 200)}`);
+      return { kind: "json", body: json, usage: readUsage(json) };
+    }
+    const res = await send(call);
+    return { kind: "stream", chunks: openAIChunks(res.body, ctx.signal) };
+  }
+
+  async health(signal: AbortSignal): Promise<HealthResult> {
+    const started = performance.now();
+    try {
+      if (this.opts.healthUrl) {
+        await send({ url: this.opts.healthUrl, method: "GET", headers: this.headers, signal, dispatcher: this.agent }).then((r) => r.body.dump());
+        return { ok: true, detail: "ok", latencyMs: performance.now() - started };
+      }
+      const models = await this.listModels(signal);
+      return { ok: true, detail: "ok", latencyMs: performance.now() - started, models: models.map((m) => m.id) };
+    } catch (err) {
+      const e = fromNetworkError(err, signal);
+      return { ok: false, detail: e.message, latencyMs: performance.now() - started };
+    }
+  }
+
+  async listModels(signal: AbortSignal): Promise<ModelCard[]> {
+    const json = await sendJson({ url: this.url("models", ""), method: "GET", headers: this.headers, signal, dispatcher: this.agent });
+    const data = Array.isArray(json.data) ? (json.data as ModelCard[]) : [];
+    return data.map((m) => ({
+      ...m,
+      owned_by: m.owned_by ?? this.name,
+      ...(typeof m.max_model_len === "number" ? { context_length: m.max_model_len } : {}),
+    }));
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+/** OpenAI SSE -> chunk objects. An `error` event mid-stream becomes a thrown UpstreamError. */
+export async function* openAIChunks(body: AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void }, signal: AbortSignal): AsyncGenerator<OpenAIChunk> {
+  let sawDone = false;
+  try {
+    for await (const ev of parseSse(body)) {
+      if (ev.data === "[DONE]") {
+        sawDone = true;
+        break;
+      }
+      if (ev.data === "") continue;
+      let chunk: OpenAIChunk;
+      try {
+        chunk = JSON.parse(ev.data) as OpenAIChunk;
+      } catch {
+        throw new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${ev.data.slice(0, 120)}`);
+      }
+      if (chunk.error !== undefined) {
+        const e = chunk.error as { message?: string };
+        throw new UpstreamError("server_error", `upstream stream error: ${e?.message ?? JSON.stringify(chunk.error)}`);
+      }
+      yield chunk;
+    }
+  } catch (err) {
+    throw err instanceof UpstreamError ? err : fromNetworkError(err, signal);
+  } finally {
+    if (!sawDone) body.destroy?.();
+  }
+}

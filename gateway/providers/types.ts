@@ -1,0 +1,71 @@
+// The contract between the router and the wire-protocol adapters.
+// Adapters translate an OpenAI-shaped request into their upstream's protocol and
+// translate the answer back into OpenAI shapes. They never route, retry or log.
+
+/** An OpenAI request body as the client sent it (validated loosely at the API edge). */
+export type OpenAIBody = Record<string, unknown> & { model: string };
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/** One OpenAI streaming chunk object (chat.completion.chunk or text_completion). */
+export type OpenAIChunk = Record<string, unknown>;
+
+/** What an adapter gives back for chat and completions. */
+export type CompletionResult =
+  | { kind: "json"; body: Record<string, unknown>; usage: Usage | null }
+  | {
+      kind: "stream";
+      /**
+       * OpenAI chunks in upstream order. Usage chunks (`choices: []` + `usage`) are
+       * yielded as well; the API layer decides whether the client asked for them.
+       * Iteration must stop promptly when the call's signal aborts.
+       */
+      chunks: AsyncIterable<OpenAIChunk>;
+    };
+
+export interface CallContext {
+  /** Aborted when the client disconnects or the attempt times out. */
+  signal: AbortSignal;
+  /** The model name to send upstream (the deployment's `model`). */
+  upstreamModel: string;
+  /** Overall per-attempt timeout in ms (connect + whole answer for non-streams). */
+  timeoutMs: number;
+}
+
+export type Operation = "chat" | "completions" | "embeddings";
+
+export interface ModelCard {
+  id: string;
+  owned_by: string;
+  created?: number;
+  /** Context length when the upstream tells it. */
+  context_length?: number;
+  [extra: string]: unknown;
+}
+
+export interface HealthResult {
+  ok: boolean;
+  /** Human-readable reason when not ok (or a short status when ok). */
+  detail: string;
+  latencyMs: number;
+  models?: string[];
+}
+
+export interface ProviderAdapter {
+  /** The provider's name in the config (e.g. "ollama", "llama-cpp-native"). */
+  readonly name: string;
+  /** The provider's config type (e.g. "ollama", "openai", "vllm"). */
+  readonly type: string;
+  chat(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult>;
+  completions(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult>;
+  embeddings(body: OpenAIBody, ctx: CallContext): Promise<{ body: Record<string, unknown>; usage: Usage | null }>;
+  /** Probe the upstream now. Must not throw. */
+  health(signal: AbortSignal): Promise<HealthResult>;
+  /** Models the upstream serves itself (used for discovery; optional). */
+  listModels?(signal: AbortSignal): Promise<ModelCard[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,134 @@
+// A circuit breaker per deployment. CLOSED counts outcomes in a sliding window;
+// too many failures (rate over a minimum volume, or N in a row) open it; after the
+// cooldown it lets a few probes through (HALF_OPEN); a probe's success closes it.
+import type { CircuitBreakerConfig } from "../config/schema.ts";
+
+export type BreakerState = "closed" | "open" | "half_open";
+
+const BUCKETS = 10;
+
+export class CircuitBreaker {
+  private readonly cfg: CircuitBreakerConfig;
+  private readonly now: () => number;
+  private stateValue: BreakerState = "closed";
+  private openedAt = 0;
+  private consecutiveFailures = 0;
+  private probesInFlight = 0;
+  // Sliding window in BUCKETS time buckets: [bucketStart, successes, failures]
+  private readonly buckets: { start: number; ok: number; fail: number }[] = [];
+  onStateChange: ((from: BreakerState, to: BreakerState) => void) | undefined;
+
+  constructor(cfg: CircuitBreakerConfig, now: () => number = Date.now) {
+    this.cfg = cfg;
+    this.now = now;
+  }
+
+  get state(): BreakerState {
+    if (this.stateValue === "open" && this.now() - this.openedAt >= this.cfg.cooldown_s * 1000) {
+      this.transition("half_open");
+    }
+    return this.stateValue;
+  }
+
+  /** May a request go to this deployment now? (Does not reserve a probe slot.) */
+  canPass(): boolean {
+    const s = this.state;
+    if (s === "closed") return true;
+    if (s === "open") return false;
+    return this.probesInFlight < this.cfg.half_open_probes;
+  }
+
+  /** Call when a request is actually sent; returns false if no slot is left. */
+  acquire(): boolean {
+    const s = this.state;
+    if (s === "closed") return true;
+    if (s === "open") return false;
+    if (this.probesInFlight >= this.cfg.half_open_probes) return false;
+    this.probesInFlight++;
+    return true;
+  }
+
+  onSuccess(): void {
+    this.record(true);
+    this.consecutiveFailures = 0;
+    if (this.stateValue === "half_open") {
+      this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+      this.reset();
+    }
+  }
+
+  onFailure(): void {
+    this.record(false);
+    this.consecutiveFailures++;
+    if (this.stateValue === "half_open") {
+      this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+      this.open();
+      return;
+    }
+    if (this.stateValue !== "closed") return;
+    if (this.consecutiveFailures >= this.cfg.consecutive_failures) {
+      this.open();
+      return;
+    }
+    const { ok, fail } = this.windowCounts();
+    const total = ok + fail;
+    if (total >= this.cfg.min_requests && fail / total > this.cfg.error_rate_threshold) this.open();
+  }
+
+  /** A request that went out but ended with no verdict on the upstream (client went away). */
+  onNeutral(): void {
+    if (this.stateValue === "half_open") this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+  }
+
+  reset(): void {
+    this.buckets.length = 0;
+    this.consecutiveFailures = 0;
+    this.probesInFlight = 0;
+    this.transition("closed");
+  }
+
+  /** Error rate over the window (0 when nothing was recorded). */
+  errorRate(): number {
+    const { ok, fail } = this.windowCounts();
+    return ok + fail === 0 ? 0 : fail / (ok + fail);
+  }
+
+  private open(): void {
+    this.openedAt = this.now();
+    this.probesInFlight = 0;
+    this.transition("open");
+  }
+
+  private transition(to: BreakerState): void {
+    const from = this.stateValue;
+    if (from === to) return;
+    this.stateValue = to;
+    this.onStateChange?.(from, to);
+  }
+
+  private record(ok: boolean): void {
+    const width = (this.cfg.window_s * 1000) / BUCKETS;
+    const start = Math.floor(this.now() / width) * width;
+    let last = this.buckets[this.buckets.length - 1];
+    if (!last || last.start !== start) {
+      last = { start, ok: 0, fail: 0 };
+      this.buckets.push(last);
+      if (this.buckets.length > BUCKETS + 1) this.buckets.shift();
+    }
+    if (ok) last.ok++;
+    else last.fail++;
+  }
+
+  private windowCounts(): { ok: number; fail: number } {
+    const horizon = this.now() - this.cfg.window_s * 1000;
+    let ok = 0;
+    let fail = 0;
+    for (const b of this.buckets) {
+      if (b.start >= horizon) {
+        ok += b.ok;
+        fail += b.fail;
+      }
+    }
+    return { ok, fail };
+  }
+}

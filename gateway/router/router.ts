@@ -1,0 +1,533 @@
+// The router picks a deployment for each request and decides what happens when
+// one fails: next deployment of the group, its overflow, then the group's
+// fallback chain, with retries and backoff on retryable errors. It speaks no
+// wire format: adapters do that.
+import type { LabgateConfig, RouterConfig, StrategyName } from "../config/schema.ts";
+import { UpstreamError, fromNetworkError, type ErrorClass } from "../providers/errors.ts";
+import type { CallContext, CompletionResult, OpenAIBody, OpenAIChunk, Operation, ProviderAdapter, Usage } from "../providers/types.ts";
+import type { AttemptRecord } from "../store/request-log.ts";
+import { backoffDelay, sleep } from "./backoff.ts";
+import type { BreakerState } from "./circuit-breaker.ts";
+import { DeploymentRuntime, ProviderRuntime } from "./runtime.ts";
+import { orderByStrategy, type Random } from "./strategies.ts";
+
+export interface ModelGroup {
+  name: string;
+  strategy: StrategyName;
+  deployments: DeploymentRuntime[];
+  fallbacks: string[];
+  /** Discovered from a provider rather than written in the config. */
+  discovered: boolean;
+}
+
+export interface RouteInfo {
+  deployment: DeploymentRuntime;
+  /** True when an earlier attempt failed, a fallback group answered, or overflow took it. */
+  isFallback: boolean;
+  isOverflow: boolean;
+  /** 0 = the requested group; 1 = its first fallback group; ... */
+  fallbackDepth: number;
+  attempts: AttemptRecord[];
+  /** ms the router spent waiting on upstreams and backoff (excluded from labgate's overhead). */
+  upstreamWaitMs: number;
+}
+
+export interface StreamOutcome {
+  usage: Usage | null;
+  /** Set when the stream failed after its first chunk. */
+  error?: UpstreamError;
+  /** The client went away. */
+  cancelled?: boolean;
+}
+
+export type RoutedResponse =
+  | (RouteInfo & { kind: "json"; body: Record<string, unknown>; usage: Usage | null; ttfbMs: number })
+  | (RouteInfo & {
+      kind: "stream";
+      /** The first chunk (already received); undefined for an empty stream. */
+      first: OpenAIChunk | undefined;
+      /** The remaining chunks; errors after the first chunk surface here. */
+      rest: AsyncIterator<OpenAIChunk>;
+      /** ms to the first chunk (undefined if the router committed early and it has not come yet). */
+      ttfbMs: number | undefined;
+      /** Must be called exactly once when the stream ends, however it ends. */
+      finish(outcome: StreamOutcome): void;
+      /** Resolves to the first chunk when the router committed early (keep-alive). */
+      firstPending?: Promise<IteratorResult<OpenAIChunk>>;
+    });
+
+export interface RouteRequest {
+  operation: Operation;
+  model: string;
+  body: OpenAIBody;
+  stream: boolean;
+  /** Aborts when the client disconnects. */
+  signal: AbortSignal;
+  /**
+   * For streams with no first-byte timeout: after this many ms without a first
+   * chunk, the router commits to the deployment and calls onEarlyCommit so the
+   * API can send headers and keep-alive comments.
+   */
+  keepAliveMs?: number;
+  onEarlyCommit?: (route: RouteInfo) => void;
+}
+
+export class RouteFailure extends Error {
+  readonly status: number;
+  readonly errorClass: ErrorClass | "no_deployment" | "model_not_found";
+  readonly attempts: AttemptRecord[];
+  readonly retryAfterMs: number | undefined;
+  readonly type: string;
+  readonly code: string;
+  readonly fallbackDepth: number;
+  constructor(
+    status: number,
+    errorClass: RouteFailure["errorClass"],
+    message: string,
+    opts: { attempts?: AttemptRecord[]; retryAfterMs?: number; type?: string; code?: string; fallbackDepth?: number } = {},
+  ) {
+    super(message);
+    this.name = "RouteFailure";
+    this.status = status;
+    this.errorClass = errorClass;
+    this.attempts = opts.attempts ?? [];
+    this.retryAfterMs = opts.retryAfterMs;
+    this.type = opts.type ?? (status === 429 ? "rate_limit_error" : status >= 500 ? "api_error" : "invalid_request_error");
+    this.code = opts.code ?? errorClass;
+    this.fallbackDepth = opts.fallbackDepth ?? 0;
+  }
+}
+
+export interface RouterObserver {
+  onAttempt?(d: DeploymentRuntime, errorClass: ErrorClass | null, ms: number): void;
+  onTtfb?(d: DeploymentRuntime, ms: number): void;
+  onBreakerChange?(d: DeploymentRuntime, from: BreakerState, to: BreakerState): void;
+  onFallbackResult?(group: string, success: boolean): void;
+}
+
+export interface RouterOptions {
+  random?: Random;
+  now?: () => number;
+  observer?: RouterObserver;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+interface Candidate {
+  deployment: DeploymentRuntime;
+  groupDepth: number;
+  overflow: boolean;
+}
+
+export class Router {
+  readonly providers = new Map<string, ProviderRuntime>();
+  private readonly groups = new Map<string, ModelGroup>();
+  private readonly discovered = new Map<string, ModelGroup>();
+  private readonly cfg: RouterConfig;
+  private readonly random: Random;
+  private readonly now: () => number;
+  private readonly observer: RouterObserver;
+  private readonly sleepFn: (ms: number, signal: AbortSignal) => Promise<void>;
+
+  constructor(config: LabgateConfig, providers: ProviderRuntime[], opts: RouterOptions = {}) {
+    this.cfg = config.router;
+    this.random = opts.random ?? Math.random;
+    this.now = opts.now ?? Date.now;
+    this.observer = opts.observer ?? {};
+    this.sleepFn = opts.sleep ?? sleep;
+    for (const p of providers) this.providers.set(p.name, p);
+    for (const [name, group] of Object.entries(config.models)) {
+      const deployments = group.deployments.map((d, index) => {
+        const provider = this.providers.get(d.provider);
+        if (!provider) throw new Error(`model ${name}: provider ${d.provider} is not defined`);
+        return this.makeDeployment(name, index, d, provider);
+      });
+      this.groups.set(name, {
+        name,
+        strategy: group.strategy ?? "weighted",
+        deployments,
+        fallbacks: group.fallbacks ?? [],
+        discovered: false,
+      });
+    }
+  }
+
+  private makeDeployment(group: string, index: number, config: DeploymentRuntime["config"], provider: ProviderRuntime): DeploymentRuntime {
+    const d = new DeploymentRuntime({ group, index, config, provider, breaker: this.cfg.circuit_breaker, now: this.now });
+    d.breaker.onStateChange = (from, to) => this.observer.onBreakerChange?.(d, from, to);
+    return d;
+  }
+
+  /**
+   * Models a provider serves by itself (Ollama tags, GGUF files...) become groups
+   * of one deployment, unless the config defines a group of that name.
+   */
+  setDiscoveredModels(providerName: string, models: { id: string; contextLength?: number }[]): void {
+    const provider = this.providers.get(providerName);
+    if (!provider) return;
+    const keep = new Set(models.map((m) => m.id));
+    for (const [name, g] of this.discovered) {
+      if (g.deployments[0]?.provider === provider && !keep.has(name)) this.discovered.delete(name);
+    }
+    for (const m of models) {
+      const existing = this.discovered.get(m.id);
+      if (existing && existing.deployments[0]?.provider === provider) continue;
+      if (existing) continue; // first provider to claim a name keeps it
+      const config = { provider: providerName, model: m.id, tier: "local", ...(m.contextLength ? { context_length: m.contextLength } : {}) };
+      this.discovered.set(m.id, {
+        name: m.id,
+        strategy: "priority",
+        deployments: [this.makeDeployment(m.id, 0, config, provider)],
+        fallbacks: [],
+        discovered: true,
+      });
+    }
+  }
+
+  group(name: string): ModelGroup | undefined {
+    return this.groups.get(name) ?? this.discovered.get(name);
+  }
+
+  listGroups(): ModelGroup[] {
+    const out = [...this.groups.values()];
+    for (const [name, g] of this.discovered) if (!this.groups.has(name)) out.push(g);
+    return out;
+  }
+
+  allDeployments(): DeploymentRuntime[] {
+    return this.listGroups().flatMap((g) => g.deployments);
+  }
+
+  /** The ordered attempt plan, evaluated lazily so state changes between attempts count. */
+  private *plan(groupName: string, skipReasons: Map<string, string>): Generator<Candidate> {
+    const seen = new Set<string>();
+    const chain: { name: string; depth: number }[] = [{ name: groupName, depth: 0 }];
+    while (chain.length > 0) {
+      const { name, depth } = chain.shift()!;
+      if (seen.has(name) || depth > this.cfg.max_fallback_depth) continue;
+      seen.add(name);
+      const group = this.group(name);
+      if (!group) continue;
+      const eligible = (overflow: boolean): DeploymentRuntime[] =>
+        group.deployments.filter((d) => {
+          if (d.overflow !== overflow) return false;
+          const why = d.unavailability();
+          if (why) skipReasons.set(d.id, why);
+          return why === undefined;
+        });
+      for (const d of orderByStrategy(group.strategy, eligible(false), this.random)) {
+        yield { deployment: d, groupDepth: depth, overflow: false };
+      }
+      for (const d of orderByStrategy(group.strategy, eligible(true), this.random)) {
+        yield { deployment: d, groupDepth: depth, overflow: true };
+      }
+      chain.push(...group.fallbacks.map((f) => ({ name: f, depth: depth + 1 })));
+    }
+  }
+
+  async route(req: RouteRequest): Promise<RoutedResponse> {
+    const group = this.group(req.model);
+    if (!group) {
+      throw new RouteFailure(404, "model_not_found", `The model \`${req.model}\` does not exist or is not served by this gateway.`, {
+        code: "model_not_found",
+      });
+    }
+    const attempts: AttemptRecord[] = [];
+    let upstreamWaitMs = 0;
+    let lastError: UpstreamError | undefined;
+    let maxRetryAfter: number | undefined;
+    let contextCeiling: number | undefined; // context length known to be too small
+    let everFailedOver = false;
+
+    for (let pass = 0; pass <= this.cfg.retries; pass++) {
+      if (pass > 0) {
+        if (!lastError || !lastError.retryable) break;
+        const delay = Math.max(backoffDelay(pass, this.cfg.retry_backoff_ms, this.cfg.retry_backoff_max_ms, this.random), maxRetryAfter ?? 0);
+        const t0 = this.now();
+        await this.sleepFn(delay, req.signal);
+        upstreamWaitMs += this.now() - t0;
+        if (req.signal.aborted) break;
+      }
+      const skipReasons = new Map<string, string>();
+      const triedThisPass = new Set<string>();
+      let attemptedThisPass = 0;
+      for (const cand of this.plan(req.model, skipReasons)) {
+        const d = cand.deployment;
+        if (triedThisPass.has(d.id)) continue;
+        if (contextCeiling !== undefined && d.contextLength !== undefined && d.contextLength <= contextCeiling) continue;
+        if (req.signal.aborted) throw this.cancelled(attempts);
+        if (!d.breaker.acquire()) continue;
+        triedThisPass.add(d.id);
+        attemptedThisPass++;
+        const isFallback = attempts.length > 0 || cand.groupDepth > 0 || cand.overflow;
+        const t0 = this.now();
+        const outcome = await this.attempt(d, req, {
+          attempts,
+          isFallback,
+          isOverflow: cand.overflow,
+          fallbackDepth: cand.groupDepth,
+          upstreamWaitMs,
+        });
+        const elapsed = this.now() - t0;
+        if (outcome.ok) {
+          if (isFallback) this.observer.onFallbackResult?.(req.model, true);
+          return outcome.response;
+        }
+        upstreamWaitMs += elapsed;
+        const err = outcome.error;
+        lastError = err;
+        if (err.retryAfterMs !== undefined) maxRetryAfter = Math.max(maxRetryAfter ?? 0, err.retryAfterMs);
+        if (err.errorClass === "cancelled") throw this.cancelled(attempts);
+        if (!err.failover) {
+          // The request itself is wrong: another deployment would say the same.
+          throw new RouteFailure(err.clientStatus, err.errorClass, err.message, { attempts, code: err.errorClass, fallbackDepth: cand.groupDepth });
+        }
+        if (err.errorClass === "context_window") {
+          contextCeiling = d.contextLength ?? contextCeiling;
+        }
+        everFailedOver = true;
+      }
+      if (attemptedThisPass === 0 && attempts.length === 0) {
+        // Nothing could even be tried: say why in the most useful terms.
+        const reasons = [...skipReasons.values()];
+        if (reasons.length > 0 && reasons.every((r) => r === "rate_limited" || r === "saturated")) {
+          const retryAfterMs = this.minRetryAfter(req.model);
+          throw new RouteFailure(429, "rate_limited", `Rate limit reached for model \`${req.model}\`: every deployment is at its limit.`, {
+            retryAfterMs,
+            code: "rate_limit_exceeded",
+          });
+        }
+        throw new RouteFailure(503, "no_deployment", `No healthy deployment for model \`${req.model}\` (${describeSkips(skipReasons)}).`, {
+          code: "no_healthy_deployment",
+          type: "service_unavailable",
+        });
+      }
+      if (attemptedThisPass === 0) break;
+    }
+    if (everFailedOver) this.observer.onFallbackResult?.(req.model, false);
+    const err = lastError ?? new UpstreamError("unavailable", "no deployment answered");
+    if (err.errorClass === "cancelled") throw this.cancelled(attempts);
+    throw new RouteFailure(err.clientStatus, err.errorClass, `All deployments for \`${req.model}\` failed; last error: ${err.message}`, {
+      attempts,
+      retryAfterMs: err.retryAfterMs,
+      code: err.errorClass,
+      type: err.clientStatus === 429 ? "rate_limit_error" : err.clientStatus === 504 ? "timeout_error" : "upstream_error",
+    });
+  }
+
+  private cancelled(attempts: AttemptRecord[]): RouteFailure {
+    return new RouteFailure(499, "cancelled", "client closed the request", { attempts, code: "cancelled" });
+  }
+
+  private minRetryAfter(model: string): number {
+    let best = Infinity;
+    const g = this.group(model);
+    for (const d of g?.deployments ?? []) {
+      best = Math.min(best, Math.max(d.limiter.retryAfterMs(), d.provider.limiter.retryAfterMs()));
+    }
+    return Number.isFinite(best) && best > 0 ? best : 1000;
+  }
+
+  /** One attempt against one deployment; resolves to the response or the error that ended it. */
+  private async attempt(
+    d: DeploymentRuntime,
+    req: RouteRequest,
+    info: Omit<RouteInfo, "deployment">,
+  ): Promise<{ ok: true; response: RoutedResponse } | { ok: false; error: UpstreamError }> {
+    const adapter = d.provider.adapter as ProviderAdapter;
+    const attemptNo = info.attempts.length + 1;
+    const started = this.now();
+    const timeoutMs = (d.config.timeout_s ?? d.provider.config.timeout_s ?? this.cfg.timeout_s) * 1000;
+    const firstByteS = d.config.first_byte_timeout_s ?? d.provider.config.first_byte_timeout_s ?? this.cfg.first_byte_timeout_s;
+    const firstByteMs = firstByteS === undefined ? undefined : firstByteS * 1000;
+
+    const ac = new AbortController();
+    const onClientAbort = (): void => ac.abort(new UpstreamError("cancelled", "client closed the request"));
+    if (req.signal.aborted) onClientAbort();
+    else req.signal.addEventListener("abort", onClientAbort, { once: true });
+    const detach = (): void => req.signal.removeEventListener("abort", onClientAbort);
+    // Until the first chunk (streams) or the whole answer (non-streams): the attempt timeout.
+    const startTimeoutMs = req.stream && firstByteMs !== undefined ? Math.min(firstByteMs, timeoutMs) : timeoutMs;
+    const startTimer = setTimeout(() => {
+      const cls: ErrorClass = req.stream && firstByteMs !== undefined && firstByteMs < timeoutMs ? "first_byte_timeout" : "timeout";
+      ac.abort(new UpstreamError(cls, cls === "first_byte_timeout" ? `no first byte within ${firstByteMs} ms` : `no answer within ${timeoutMs} ms`));
+    }, startTimeoutMs);
+
+    d.inFlight++;
+    d.provider.inFlight++;
+    d.requests++;
+    d.limiter.recordRequest();
+    d.provider.limiter.recordRequest();
+    let released = false;
+    const release = (errorClass: ErrorClass | null, usage: Usage | null, neutral = false): void => {
+      if (released) return;
+      released = true;
+      d.inFlight--;
+      d.provider.inFlight--;
+      if (usage) {
+        d.limiter.recordTokens(usage.total_tokens);
+        d.provider.limiter.recordTokens(usage.total_tokens);
+      }
+      if (neutral) d.breaker.onNeutral();
+      else if (errorClass === null) d.breaker.onSuccess();
+      else {
+        d.failures++;
+        d.breaker.onFailure();
+      }
+    };
+    const record = (errorClass: ErrorClass | null): void => {
+      const ms = this.now() - started;
+      info.attempts.push({ attempt: attemptNo, provider: d.provider.name, deployment: d.id, error_class: errorClass, ms });
+      this.observer.onAttempt?.(d, errorClass, ms);
+    };
+    const fail = (raw: unknown): { ok: false; error: UpstreamError } => {
+      clearTimeout(startTimer);
+      detach();
+      const error = ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(raw, ac.signal);
+      // A request the upstream rejected as malformed says nothing about its health.
+      const blameless = error.errorClass === "cancelled" || error.errorClass === "bad_request" || error.errorClass === "context_window";
+      release(error.errorClass, null, blameless);
+      record(error.errorClass);
+      return { ok: false, error };
+    };
+
+    const ctx: CallContext = { signal: ac.signal, upstreamModel: d.upstreamModel, timeoutMs };
+    let result: CompletionResult;
+    try {
+      if (req.operation === "embeddings") {
+        const r = await adapter.embeddings(req.body, ctx);
+        result = { kind: "json", body: r.body, usage: r.usage };
+      } else if (req.operation === "chat") {
+        result = await adapter.chat(req.body, ctx);
+      } else {
+        result = await adapter.completions(req.body, ctx);
+      }
+    } catch (err) {
+      return fail(err);
+    }
+
+    if (result.kind === "json") {
+      clearTimeout(startTimer);
+      detach();
+      const ttfbMs = this.now() - started;
+      d.observeTtfb(ttfbMs);
+      this.observer.onTtfb?.(d, ttfbMs);
+      release(null, result.usage);
+      record(null);
+      return {
+        ok: true,
+        response: { kind: "json", deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + ttfbMs, body: result.body, usage: result.usage, ttfbMs },
+      };
+    }
+
+    // Streams: the attempt is only a success once the first chunk is here.
+    const iterator = result.chunks[Symbol.asyncIterator]();
+    const firstPromise = iterator.next();
+    let keepAliveTimer: NodeJS.Timeout | undefined;
+    const earlyCommit = new Promise<"early">((resolve) => {
+      if (req.keepAliveMs !== undefined && firstByteMs === undefined && req.onEarlyCommit) {
+        keepAliveTimer = setTimeout(() => resolve("early"), req.keepAliveMs);
+      }
+    });
+    let first: IteratorResult<OpenAIChunk> | "early";
+    try {
+      first = await Promise.race([firstPromise, earlyCommit]);
+    } catch (err) {
+      clearTimeout(keepAliveTimer);
+      void iterator.return?.().catch(() => {});
+      return fail(err);
+    }
+    clearTimeout(keepAliveTimer);
+
+    const finishStream = (outcome: StreamOutcome): void => {
+      clearTimeout(startTimer);
+      detach();
+      if (outcome.cancelled) release(null, outcome.usage, true);
+      else release(outcome.error ? outcome.error.errorClass : null, outcome.usage);
+    };
+    const onFirst = (): number => {
+      clearTimeout(startTimer);
+      const ttfb = this.now() - started;
+      d.observeTtfb(ttfb);
+      this.observer.onTtfb?.(d, ttfb);
+      return ttfb;
+    };
+    const rest = withIdleTimeout(iterator, timeoutMs, ac);
+
+    if (first === "early") {
+      record(null);
+      const routeInfo: RouteInfo = { deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + (this.now() - started) };
+      req.onEarlyCommit?.(routeInfo);
+      const firstPending = firstPromise.then(
+        (r) => {
+          onFirst();
+          return r;
+        },
+        (err: unknown) => {
+          throw ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(err, ac.signal);
+        },
+      );
+      return { ok: true, response: { kind: "stream", ...routeInfo, first: undefined, firstPending, rest, ttfbMs: undefined, finish: finishStream } };
+    }
+    const ttfbMs = onFirst();
+    record(null);
+    return {
+      ok: true,
+      response: {
+        kind: "stream",
+        deployment: d,
+        ...info,
+        upstreamWaitMs: info.upstreamWaitMs + ttfbMs,
+        first: first.done ? undefined : first.value,
+        rest,
+        ttfbMs,
+        finish: finishStream,
+      },
+    };
+  }
+
+  resetBreakers(deploymentId?: string): number {
+    let n = 0;
+    for (const d of this.allDeployments()) {
+      if (deploymentId === undefined || d.id === deploymentId || d.label === deploymentId) {
+        d.breaker.reset();
+        n++;
+      }
+    }
+    return n;
+  }
+}
+
+function describeSkips(skips: Map<string, string>): string {
+  if (skips.size === 0) return "no deployment is configured";
+  const counts = new Map<string, number>();
+  for (const r of skips.values()) counts.set(r, (counts.get(r) ?? 0) + 1);
+  return [...counts].map(([r, n]) => `${n} ${r.replace(/_/g, " ")}`).join(", ");
+}
+
+/**
+ * Wraps a chunk iterator so a stream that goes silent for longer than the
+ * attempt timeout fails instead of hanging, and errors carry their class.
+ */
+function withIdleTimeout(it: AsyncIterator<OpenAIChunk>, idleMs: number, ac: AbortController): AsyncIterator<OpenAIChunk> {
+  return {
+    async next() {
+      const timer = setTimeout(() => ac.abort(new UpstreamError("timeout", `stream idle for ${idleMs} ms`)), idleMs);
+      try {
+        return await it.next();
+      } catch (err) {
+        throw ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(err, ac.signal);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async return() {
+      ac.abort(new UpstreamError("cancelled", "stream closed"));
+      try {
+        await it.return?.();
+      } catch {
+        // the upstream is being torn down; nothing to report
+      }
+      return { done: true, value: undefined };
+    },
+  };
+}

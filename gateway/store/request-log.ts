@@ -1,0 +1,125 @@
+// The request log: one row per request, queued in memory and written in batched
+// transactions so the hot path never waits on the disk.
+import type { Db } from "./db.ts";
+
+export interface AttemptRecord {
+  attempt: number;
+  provider: string;
+  deployment: string;
+  error_class: string | null;
+  ms: number;
+}
+
+export interface RequestLogRow {
+  id: string;
+  ts: number;
+  tenant: string | null;
+  operation: string;
+  public_model: string;
+  provider: string | null;
+  upstream_model: string | null;
+  fallback_depth: number;
+  is_overflow: boolean;
+  stream: boolean;
+  status: number;
+  error_class: string | null;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  cost_usd: number | null;
+  ttfb_ms: number | null;
+  total_ms: number;
+  overhead_ms: number | null;
+  attempts: AttemptRecord[];
+}
+
+export interface RequestLogOptions {
+  /** Flush when this many rows are waiting. */
+  batchSize?: number;
+  /** Flush at least this often while rows are waiting. */
+  flushIntervalMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+export class RequestLog {
+  private readonly db: Db;
+  private readonly insert;
+  private readonly insertMany: (rows: RequestLogRow[]) => void;
+  private queue: RequestLogRow[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly batchSize: number;
+  private readonly flushIntervalMs: number;
+  private readonly onError: (err: unknown) => void;
+
+  constructor(db: Db, opts: RequestLogOptions = {}) {
+    this.db = db;
+    this.batchSize = opts.batchSize ?? 500;
+    this.flushIntervalMs = opts.flushIntervalMs ?? 100;
+    this.onError = opts.onError ?? (() => {});
+    this.insert = db.prepare(`INSERT OR REPLACE INTO request_log
+      (id, ts, tenant, operation, public_model, provider, upstream_model, fallback_depth, is_overflow, stream,
+       status, error_class, prompt_tokens, completion_tokens, cost_usd, ttfb_ms, total_ms, overhead_ms, attempts)
+      VALUES (@id, @ts, @tenant, @operation, @public_model, @provider, @upstream_model, @fallback_depth, @is_overflow, @stream,
+       @status, @error_class, @prompt_tokens, @completion_tokens, @cost_usd, @ttfb_ms, @total_ms, @overhead_ms, @attempts)`);
+    this.insertMany = db.transaction((rows: RequestLogRow[]) => {
+      for (const r of rows) {
+        this.insert.run({
+          ...r,
+          is_overflow: r.is_overflow ? 1 : 0,
+          stream: r.stream ? 1 : 0,
+          attempts: JSON.stringify(r.attempts),
+        });
+      }
+    });
+  }
+
+  /** Queue a row; it reaches the disk within flushIntervalMs. */
+  append(row: RequestLogRow): void {
+    this.queue.push(row);
+    if (this.queue.length >= this.batchSize) this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), this.flushIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Write every queued row now, in one transaction. */
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.queue.length === 0) return;
+    const rows = this.queue;
+    this.queue = [];
+    try {
+      this.insertMany(rows);
+    } catch (err) {
+      // Keep the rows for the next flush rather than losing them.
+      this.queue = rows.concat(this.queue);
+      this.onError(err);
+    }
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  recent(limit = 100): RequestLogRow[] {
+    const rows = this.db.prepare("SELECT * FROM request_log ORDER BY ts DESC, rowid DESC LIMIT ?").all(limit) as Record<string, unknown>[];
+    return rows.map(rowFromDb);
+  }
+
+  get(id: string): RequestLogRow | undefined {
+    const row = this.db.prepare("SELECT * FROM request_log WHERE id = ?").get(id) as Record<string, unknown> | undefined;
+    return row ? rowFromDb(row) : undefined;
+  }
+}
+
+function rowFromDb(r: Record<string, unknown>): RequestLogRow {
+  return {
+    ...(r as unknown as RequestLogRow),
+    is_overflow: r.is_overflow === 1,
+    stream: r.stream === 1,
+    attempts: JSON.parse((r.attempts as string) ?? "[]") as AttemptRecord[],
+  };
+}
