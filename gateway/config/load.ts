@@ -70,20 +70,17 @@ export function parseConfigText(text: string, file = "<config>"): LoadResult {
     return { line: pos.line, column: pos.col };
   };
 
-  const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.flatMap((issue) => issueToProblems(issue, file, locate));
-    return { ok: false, problems: sortProblems(problems) };
-  }
-  const refProblems = checkReferences(parsed.data);
-  if (refProblems.length > 0) {
-    return {
-      ok: false,
-      problems: sortProblems(
-        refProblems.map((p) => ({ file, ...locate(p.path), path: formatPath(p.path), message: p.message })),
-      ),
-    };
-  }
+  const parsed = configSchema.safeParse(raw, { reportInput: true });
+  const schemaProblems = parsed.success ? [] : parsed.error.issues.flatMap((issue) => issueToProblems(issue, file, locate));
+  // Cross-field checks run even when the schema failed, so one run shows every problem.
+  const refProblems = checkReferences(parsed.success ? parsed.data : (raw as LabgateConfig)).map((p) => ({
+    file,
+    ...locate(p.path),
+    path: formatPath(p.path),
+    message: p.message,
+  }));
+  const problems = [...schemaProblems, ...refProblems.filter((r) => !schemaProblems.some((s) => s.path === r.path))];
+  if (problems.length > 0 || !parsed.success) return { ok: false, problems: sortProblems(problems) };
   return { ok: true, config: parsed.data };
 }
 

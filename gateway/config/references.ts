@@ -7,12 +7,15 @@ export interface ConfigProblem {
   message: string;
 }
 
-export function checkReferences(config: LabgateConfig): ConfigProblem[] {
+/** Also safe on a document that failed the schema: anything malformed is skipped here. */
+export function checkReferences(input: LabgateConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
+  const config = normalise(input);
   const providerNames = new Set(Object.keys(config.providers));
   const modelNames = new Set(Object.keys(config.models));
 
   for (const [name, provider] of Object.entries(config.providers)) {
+    if (!provider || typeof provider !== "object") continue;
     if (provider.type === "azure" && !provider.base_url) {
       problems.push({ path: ["providers", name, "base_url"], message: "azure needs base_url (https://<resource>.openai.azure.com)" });
     }
@@ -27,14 +30,15 @@ export function checkReferences(config: LabgateConfig): ConfigProblem[] {
 
   for (const [group, model] of Object.entries(config.models)) {
     model.deployments.forEach((d, i) => {
-      if (!providerNames.has(d.provider)) {
+      if (d && typeof d.provider === "string" && !providerNames.has(d.provider)) {
         problems.push({
           path: ["models", group, "deployments", i, "provider"],
           message: `provider "${d.provider}" is not defined under providers (defined: ${[...providerNames].join(", ") || "none"})`,
         });
       }
     });
-    (model.fallbacks ?? []).forEach((f, i) => {
+    model.fallbacks.forEach((f, i) => {
+      if (typeof f !== "string") return;
       if (!modelNames.has(f)) {
         problems.push({ path: ["models", group, "fallbacks", i], message: `fallback model "${f}" is not defined under models` });
       } else if (f === group) {
@@ -52,8 +56,27 @@ export function checkReferences(config: LabgateConfig): ConfigProblem[] {
   return problems;
 }
 
+interface LooseConfig {
+  providers: Record<string, LabgateConfig["providers"][string]>;
+  models: Record<string, { deployments: { provider?: unknown }[]; fallbacks: unknown[] }>;
+}
+
+function normalise(input: unknown): LooseConfig {
+  const obj = (v: unknown): Record<string, unknown> => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  const root = obj(input);
+  const models: LooseConfig["models"] = {};
+  for (const [name, m] of Object.entries(obj(root.models))) {
+    const mm = obj(m);
+    models[name] = {
+      deployments: Array.isArray(mm.deployments) ? mm.deployments.map((d) => obj(d)) : [],
+      fallbacks: Array.isArray(mm.fallbacks) ? mm.fallbacks : [],
+    };
+  }
+  return { providers: obj(root.providers) as LooseConfig["providers"], models };
+}
+
 /** Every distinct cycle in the fallback graph, each as the path that closes it. */
-export function findFallbackCycles(config: LabgateConfig): string[][] {
+export function findFallbackCycles(config: LooseConfig): string[][] {
   const cycles: string[][] = [];
   const seenCycleKeys = new Set<string>();
   const state = new Map<string, "visiting" | "done">();
@@ -63,7 +86,7 @@ export function findFallbackCycles(config: LabgateConfig): string[][] {
     state.set(name, "visiting");
     stack.push(name);
     for (const next of config.models[name]?.fallbacks ?? []) {
-      if (!(next in config.models) || next === name) continue; // reported elsewhere
+      if (typeof next !== "string" || !(next in config.models) || next === name) continue; // reported elsewhere
       const s = state.get(next);
       if (s === "visiting") {
         const cycle = [...stack.slice(stack.indexOf(next)), next];

@@ -242,9 +242,9 @@ export class Router {
       if (pass > 0) {
         if (!lastError || !lastError.retryable) break;
         const delay = Math.max(backoffDelay(pass, this.cfg.retry_backoff_ms, this.cfg.retry_backoff_max_ms, this.random), maxRetryAfter ?? 0);
-        const t0 = this.now();
+        const t0 = performance.now();
         await this.sleepFn(delay, req.signal);
-        upstreamWaitMs += this.now() - t0;
+        upstreamWaitMs += performance.now() - t0;
         if (req.signal.aborted) break;
       }
       const skipReasons = new Map<string, string>();
@@ -259,7 +259,7 @@ export class Router {
         triedThisPass.add(d.id);
         attemptedThisPass++;
         const isFallback = attempts.length > 0 || cand.groupDepth > 0 || cand.overflow;
-        const t0 = this.now();
+        const t0 = performance.now();
         const outcome = await this.attempt(d, req, {
           attempts,
           isFallback,
@@ -267,7 +267,7 @@ export class Router {
           fallbackDepth: cand.groupDepth,
           upstreamWaitMs,
         });
-        const elapsed = this.now() - t0;
+        const elapsed = performance.now() - t0;
         if (outcome.ok) {
           if (isFallback) this.observer.onFallbackResult?.(req.model, true);
           return outcome.response;
@@ -335,7 +335,7 @@ export class Router {
   ): Promise<{ ok: true; response: RoutedResponse } | { ok: false; error: UpstreamError }> {
     const adapter = d.provider.adapter as ProviderAdapter;
     const attemptNo = info.attempts.length + 1;
-    const started = this.now();
+    const started = performance.now();
     const timeoutMs = (d.config.timeout_s ?? d.provider.config.timeout_s ?? this.cfg.timeout_s) * 1000;
     const firstByteS = d.config.first_byte_timeout_s ?? d.provider.config.first_byte_timeout_s ?? this.cfg.first_byte_timeout_s;
     const firstByteMs = firstByteS === undefined ? undefined : firstByteS * 1000;
@@ -375,7 +375,7 @@ export class Router {
       }
     };
     const record = (errorClass: ErrorClass | null): void => {
-      const ms = this.now() - started;
+      const ms = performance.now() - started;
       info.attempts.push({ attempt: attemptNo, provider: d.provider.name, deployment: d.id, error_class: errorClass, ms });
       this.observer.onAttempt?.(d, errorClass, ms);
     };
@@ -408,7 +408,7 @@ export class Router {
     if (result.kind === "json") {
       clearTimeout(startTimer);
       detach();
-      const ttfbMs = this.now() - started;
+      const ttfbMs = performance.now() - started;
       d.observeTtfb(ttfbMs);
       this.observer.onTtfb?.(d, ttfbMs);
       release(null, result.usage);
@@ -446,7 +446,7 @@ export class Router {
     };
     const onFirst = (): number => {
       clearTimeout(startTimer);
-      const ttfb = this.now() - started;
+      const ttfb = performance.now() - started;
       d.observeTtfb(ttfb);
       this.observer.onTtfb?.(d, ttfb);
       return ttfb;
@@ -455,7 +455,7 @@ export class Router {
 
     if (first === "early") {
       record(null);
-      const routeInfo: RouteInfo = { deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + (this.now() - started) };
+      const routeInfo: RouteInfo = { deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + (performance.now() - started) };
       req.onEarlyCommit?.(routeInfo);
       const firstPending = firstPromise.then(
         (r) => {

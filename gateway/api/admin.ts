@@ -1,0 +1,74 @@
+// Operator endpoints: provider status and toggles, circuit-breaker resets, recent requests.
+import type { FastifyPluginAsync } from "fastify";
+import { authorizeAdmin } from "./auth.ts";
+import type { GatewayDeps } from "./deps.ts";
+import { ApiError } from "./errors.ts";
+
+export const adminRoutes =
+  (deps: GatewayDeps): FastifyPluginAsync =>
+  async (app) => {
+    app.addHook("onRequest", async (request) => authorizeAdmin(request, deps.adminKey));
+
+    app.get("/providers", async () => {
+      const deployments = deps.router.allDeployments();
+      return {
+        object: "list",
+        data: [...deps.router.providers.values()].map((p) => {
+          const mine = deployments.filter((d) => d.provider === p);
+          const last = deps.health.last.get(p.name);
+          const requests = mine.reduce((n, d) => n + d.requests, 0);
+          const failures = mine.reduce((n, d) => n + d.failures, 0);
+          return {
+            name: p.name,
+            type: p.type,
+            enabled: p.enabled,
+            available: !p.unavailableReason,
+            unavailable_reason: p.unavailableReason ?? null,
+            health: last ? { healthy: last.ok, detail: last.detail, checked_at: new Date(last.at).toISOString(), latency_ms: last.latencyMs } : null,
+            in_flight: p.inFlight,
+            requests,
+            failures,
+            deployments: mine.map((d) => ({
+              id: d.id,
+              model_group: d.group,
+              model: d.upstreamModel,
+              tier: d.tier ?? null,
+              overflow: d.overflow,
+              weight: d.weight,
+              breaker_state: d.breaker.state,
+              error_rate: d.breaker.errorRate(),
+              in_flight: d.inFlight,
+              ewma_ttfb_ms: d.ewmaTtfbMs ?? null,
+              requests: d.requests,
+              failures: d.failures,
+            })),
+          };
+        }),
+      };
+    });
+
+    const toggle = (enabled: boolean) => async (request: { params: { name: string } }) => {
+      const p = deps.router.providers.get(request.params.name);
+      if (!p) throw new ApiError(404, `No provider named \`${request.params.name}\`.`, { code: "provider_not_found" });
+      p.enabled = enabled;
+      deps.providerState.setEnabled(p.name, enabled);
+      deps.log.info({ provider: p.name, enabled }, "provider toggled");
+      return { name: p.name, enabled };
+    };
+    app.post<{ Params: { name: string } }>("/providers/:name/disable", toggle(false));
+    app.post<{ Params: { name: string } }>("/providers/:name/enable", toggle(true));
+
+    app.post<{ Querystring: { deployment?: string } }>("/circuit-breaker/reset", async (request) => {
+      const n = deps.router.resetBreakers(request.query.deployment);
+      if (request.query.deployment && n === 0) {
+        throw new ApiError(404, `No deployment \`${request.query.deployment}\`.`, { code: "deployment_not_found" });
+      }
+      return { reset: n };
+    });
+
+    app.get<{ Querystring: { limit?: string } }>("/requests", async (request) => {
+      deps.requestLog.flush();
+      const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 100) || 100));
+      return { object: "list", data: deps.requestLog.recent(limit) };
+    });
+  };

@@ -1,0 +1,28 @@
+// What the HTTP plugins are given by the composition root.
+import type { LabgateConfig } from "../config/schema.ts";
+import type { Router } from "../router/router.ts";
+import type { ProviderStateStore } from "../store/provider-state.ts";
+import type { RequestLog } from "../store/request-log.ts";
+import type { GatewayMetrics } from "../telemetry/metrics.ts";
+import type { HealthResult } from "../providers/types.ts";
+import type { Logger } from "pino";
+
+export interface ProviderHealthBook {
+  /** Last probe result per provider (from the background prober or /health/:provider). */
+  last: Map<string, HealthResult & { at: number }>;
+  probe(provider: string): Promise<HealthResult & { at: number }>;
+}
+
+export interface GatewayDeps {
+  config: LabgateConfig;
+  router: Router;
+  requestLog: RequestLog;
+  metrics: GatewayMetrics;
+  providerState: ProviderStateStore;
+  health: ProviderHealthBook;
+  masterKey: string | undefined;
+  adminKey: string | undefined;
+  log: Logger;
+  startedAt: number;
+  version: string;
+}

@@ -1,0 +1,18 @@
+// GET /metrics for Prometheus.
+import type { FastifyPluginAsync } from "fastify";
+import type { GatewayDeps } from "./deps.ts";
+
+export const metricsRoutes =
+  (deps: GatewayDeps): FastifyPluginAsync =>
+  async (app) => {
+    app.get("/metrics", async (_request, reply) => {
+      const m = deps.metrics;
+      for (const d of deps.router.allDeployments()) {
+        const s = d.breaker.state;
+        m.breakerState.set({ deployment: d.id, provider: d.provider.name }, s === "closed" ? 0 : s === "half_open" ? 1 : 2);
+      }
+      for (const p of deps.router.providers.values()) m.inFlight.set({ provider: p.name }, p.inFlight);
+      reply.header("content-type", m.registry.contentType);
+      return m.registry.metrics();
+    });
+  };

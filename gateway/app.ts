@@ -1,0 +1,187 @@
+// The composition root: everything a gateway needs is built here and passed in.
+// No module keeps global state, so tests can build as many gateways as they like.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import Fastify, { type FastifyInstance } from "fastify";
+import { pino, type Logger } from "pino";
+import type { LabgateConfig } from "./config/schema.ts";
+import { createSecretResolver } from "./config/secrets.ts";
+import { adminRoutes } from "./api/admin.ts";
+import type { GatewayDeps, ProviderHealthBook } from "./api/deps.ts";
+import { installErrorHandlers } from "./api/errors.ts";
+import { healthRoutes } from "./api/health.ts";
+import { metricsRoutes } from "./api/metrics.ts";
+import { v1Routes } from "./api/v1.ts";
+import { startDiscovery } from "./lab/discovery.ts";
+import { createAdapter } from "./providers/factory.ts";
+import type { HealthResult } from "./providers/types.ts";
+import { Router } from "./router/router.ts";
+import { ProviderRuntime } from "./router/runtime.ts";
+import { openDatabase, type Db } from "./store/db.ts";
+import { ProviderStateStore } from "./store/provider-state.ts";
+import { RequestLog } from "./store/request-log.ts";
+import { createMetrics, type GatewayMetrics } from "./telemetry/metrics.ts";
+
+export interface GatewayOptions {
+  config: LabgateConfig;
+  /** Folder for labgate.db and other state. */
+  dataDir: string;
+  /** Default models folder for embedded providers that name none. */
+  modelsDir: string;
+  /** Where env: secrets come from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Log level (default "info"; "silent" in tests). */
+  logLevel?: string;
+  /** Health probe period for the providers panel (ms); 0 disables background probes. */
+  healthIntervalMs?: number;
+  /** Model discovery period for local providers (ms). */
+  discoveryIntervalMs?: number;
+}
+
+export interface Gateway {
+  app: FastifyInstance;
+  router: Router;
+  requestLog: RequestLog;
+  metrics: GatewayMetrics;
+  db: Db;
+  log: Logger;
+  /** Starts listening; resolves to the base URL (http://host:port). */
+  listen(host?: string, port?: number): Promise<string>;
+  /** Finishes in-flight requests, flushes the log, closes adapters and the database. */
+  close(): Promise<void>;
+}
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
+  const { config } = opts;
+  const log = pino({
+    level: opts.logLevel ?? "info",
+    base: { service: "labgate" },
+    // Secrets never reach the logs.
+    redact: { paths: ["req.headers.authorization", "req.headers['x-api-key']", "req.headers['api-key']", "*.api_key", "*.apiKey"], censor: "[REDACTED]" },
+  });
+  const db = openDatabase(join(opts.dataDir, "labgate.db"));
+  const requestLog = new RequestLog(db, { onError: (err) => log.error({ err }, "request log write failed; rows kept for retry") });
+  const providerState = new ProviderStateStore(db);
+  const toggles = providerState.load();
+  const metrics = createMetrics();
+  const secrets = createSecretResolver(opts.env ?? process.env);
+
+  const runtimes: ProviderRuntime[] = [];
+  for (const [name, pc] of Object.entries(config.providers)) {
+    const resolved: Record<string, string> = {};
+    const problems: string[] = [];
+    const refs: [string, string][] = [];
+    if (pc.api_key) refs.push(["api_key", pc.api_key]);
+    for (const [h, ref] of Object.entries(pc.headers ?? {})) refs.push([`header:${h}`, ref]);
+    for (const [field, ref] of refs) {
+      const r = secrets.resolve(ref);
+      if (r.ok) resolved[field] = r.value;
+      else problems.push(`${field === "api_key" ? "api_key" : field}: ${r.reason}`);
+    }
+    const enabled = toggles.get(name) ?? pc.enabled ?? true;
+    if (problems.length > 0) {
+      log.warn({ provider: name, reason: problems.join("; ") }, "provider unavailable: secret not resolved");
+      runtimes.push(new ProviderRuntime({ name, config: pc, unavailableReason: `secret not resolved (${problems.join("; ")})`, enabled }));
+      continue;
+    }
+    try {
+      const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir });
+      runtimes.push(new ProviderRuntime({ name, config: pc, adapter, enabled }));
+    } catch (err) {
+      log.warn({ provider: name, err: (err as Error).message }, "provider unavailable: adapter could not start");
+      runtimes.push(new ProviderRuntime({ name, config: pc, unavailableReason: (err as Error).message, enabled }));
+    }
+  }
+
+  const router = new Router(config, runtimes, {
+    observer: {
+      onAttempt: (d, errorClass) => metrics.attempts.inc({ provider: d.provider.name, outcome: errorClass ?? "ok" }),
+      onTtfb: (d, ms) => metrics.ttfb.observe({ provider: d.provider.name }, ms / 1000),
+      onBreakerChange: (d, from, to) => log.warn({ deployment: d.id, provider: d.provider.name, from, to }, "circuit breaker changed state"),
+      onFallbackResult: (model, success) => metrics.fallbacks.inc({ model, result: success ? "success" : "failure" }),
+    },
+  });
+
+  const health: ProviderHealthBook = {
+    last: new Map(),
+    async probe(name) {
+      const p = router.providers.get(name);
+      let h: HealthResult;
+      if (!p?.adapter) h = { ok: false, detail: p?.unavailableReason ?? "unknown provider", latencyMs: 0 };
+      else h = await p.adapter.health(AbortSignal.timeout(5000));
+      const entry = { ...h, at: Date.now() };
+      this.last.set(name, entry);
+      return entry;
+    },
+  };
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: Math.round(config.server.body_limit_mb * 1024 * 1024),
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },
+    forceCloseConnections: "idle",
+    return503OnClosing: true,
+  });
+  const masterKey = config.server.master_key ? secrets.resolve(config.server.master_key) : undefined;
+  const adminKey = config.server.admin_key ? secrets.resolve(config.server.admin_key) : undefined;
+  if (masterKey && !masterKey.ok) throw new Error(`server.master_key: ${masterKey.reason}`);
+  if (adminKey && !adminKey.ok) throw new Error(`server.admin_key: ${adminKey.reason}`);
+
+  const deps: GatewayDeps = {
+    config,
+    router,
+    requestLog,
+    metrics,
+    providerState,
+    health,
+    masterKey: masterKey?.ok ? masterKey.value : undefined,
+    adminKey: adminKey?.ok ? adminKey.value : undefined,
+    log,
+    startedAt: Date.now(),
+    version: VERSION,
+  };
+  installErrorHandlers(app, (err, req) => log.error({ err, url: req.url }, "unhandled error"));
+  await app.register(healthRoutes(deps));
+  await app.register(metricsRoutes(deps));
+  await app.register(v1Routes(deps), { prefix: "/v1" });
+  await app.register(adminRoutes(deps), { prefix: "/admin" });
+
+  const discovery = startDiscovery(router, log, { intervalMs: opts.discoveryIntervalMs });
+  const healthTimer =
+    opts.healthIntervalMs === 0
+      ? undefined
+      : setInterval(() => {
+          for (const name of router.providers.keys()) void health.probe(name);
+        }, opts.healthIntervalMs ?? 15_000);
+  healthTimer?.unref();
+
+  let closed = false;
+  return {
+    app,
+    router,
+    requestLog,
+    metrics,
+    db,
+    log,
+    async listen(host = config.server.host, port = config.server.port) {
+      await discovery.ready;
+      await app.listen({ host, port });
+      const addr = app.server.address();
+      const p = typeof addr === "object" && addr ? addr.port : port;
+      const h = host.includes(":") ? `[${host}]` : host;
+      return `http://${h}:${p}`;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      discovery.stop();
+      if (healthTimer) clearInterval(healthTimer);
+      await app.close();
+      requestLog.flush();
+      await Promise.allSettled(runtimes.map((r) => r.adapter?.close()));
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,47 @@
+// Model discovery: models that local servers (Ollama tags, llama.cpp / vLLM
+// /v1/models) and the embedded engine (GGUF files) serve by themselves become
+// routable models, appearing and disappearing as they come and go.
+import type { Logger } from "pino";
+import type { Router } from "../router/router.ts";
+
+const DISCOVERABLE = new Set(["ollama", "llamacpp", "vllm", "embedded"]);
+
+export interface Discovery {
+  /** The first round (bounded in time, so a dead server never delays the start). */
+  ready: Promise<void>;
+  refresh(): Promise<void>;
+  stop(): void;
+}
+
+export function startDiscovery(router: Router, log: Logger, opts: { intervalMs?: number | undefined; firstRoundMs?: number } = {}): Discovery {
+  const intervalMs = opts.intervalMs ?? 2000;
+  let running: Promise<void> | undefined;
+  const lastError = new Map<string, string>();
+
+  const refreshOne = async (name: string): Promise<void> => {
+    const p = router.providers.get(name);
+    if (!p?.adapter?.listModels || p.unavailableReason || !DISCOVERABLE.has(p.type)) return;
+    try {
+      const cards = await p.adapter.listModels(AbortSignal.timeout(Math.max(1000, intervalMs)));
+      router.setDiscoveredModels(name, cards.map((c) => ({ id: c.id, contextLength: c.context_length })));
+      lastError.delete(name);
+    } catch (err) {
+      // A server that is down serves no models until it comes back.
+      router.setDiscoveredModels(name, []);
+      const msg = (err as Error).message;
+      if (lastError.get(name) !== msg) log.debug({ provider: name, err: msg }, "model discovery failed");
+      lastError.set(name, msg);
+    }
+  };
+  const refresh = (): Promise<void> => {
+    running ??= Promise.allSettled([...router.providers.keys()].map(refreshOne)).then(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  const first = refresh();
+  const ready = Promise.race([first, new Promise<void>((r) => setTimeout(r, opts.firstRoundMs ?? 1500).unref())]);
+  const timer = setInterval(() => void refresh(), intervalMs);
+  timer.unref();
+  return { ready, refresh, stop: () => clearInterval(timer) };
+}
