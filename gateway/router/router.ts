@@ -391,21 +391,21 @@ export class Router {
     };
 
     const ctx: CallContext = { signal: ac.signal, upstreamModel: d.upstreamModel, timeoutMs };
-    let result: CompletionResult;
-    try {
-      if (req.operation === "embeddings") {
-        const r = await adapter.embeddings(req.body, ctx);
-        result = { kind: "json", body: r.body, usage: r.usage };
-      } else if (req.operation === "chat") {
-        result = await adapter.chat(req.body, ctx);
-      } else {
-        result = await adapter.completions(req.body, ctx);
-      }
-    } catch (err) {
-      return fail(err);
-    }
+    const call = (): Promise<CompletionResult> =>
+      req.operation === "embeddings"
+        ? adapter.embeddings(req.body, ctx).then((r) => ({ kind: "json", body: r.body, usage: r.usage }))
+        : req.operation === "chat"
+          ? adapter.chat(req.body, ctx)
+          : adapter.completions(req.body, ctx);
 
-    if (result.kind === "json") {
+    if (!req.stream) {
+      let result: CompletionResult;
+      try {
+        result = await call();
+        if (result.kind !== "json") throw new UpstreamError("malformed", "adapter answered a stream to a non-stream request");
+      } catch (err) {
+        return fail(err);
+      }
       clearTimeout(startTimer);
       detach();
       const ttfbMs = performance.now() - started;
@@ -419,9 +419,23 @@ export class Router {
       };
     }
 
-    // Streams: the attempt is only a success once the first chunk is here.
-    const iterator = result.chunks[Symbol.asyncIterator]();
-    const firstPromise = iterator.next();
+    // Streams: the attempt is only a success once the first chunk is here. Local
+    // servers often send their response headers only with the first token, so the
+    // keep-alive race covers the upstream call as well as the first chunk.
+    const iteratorPromise = call().then((result) => {
+      if (result.kind !== "stream") throw new UpstreamError("malformed", "adapter answered JSON to a stream request");
+      return result.chunks[Symbol.asyncIterator]();
+    });
+    const firstPromise = iteratorPromise.then((it) => it.next());
+    firstPromise.catch(() => {}); // observed below; avoid an unhandled rejection after an early commit
+    const iterator: AsyncIterator<OpenAIChunk> = {
+      next: async () => (await iteratorPromise).next(),
+      return: async () => {
+        const it = await iteratorPromise.catch(() => undefined);
+        await it?.return?.();
+        return { done: true, value: undefined };
+      },
+    };
     let keepAliveTimer: NodeJS.Timeout | undefined;
     const earlyCommit = new Promise<"early">((resolve) => {
       if (req.keepAliveMs !== undefined && firstByteMs === undefined && req.onEarlyCommit) {
