@@ -1,5 +1,22 @@
-// PLACEHOLDER — being written (Anthropic Messages API adapter).
-import type { ProviderAdapter } from "../types.ts";
+// Adapter for Anthropic's Messages API (POST /v1/messages, anthropic-version 2023-06-01),
+// spoken over HTTP with undici. Translates OpenAI chat / completions requests into
+// Messages requests and the answers (JSON or event stream) back into OpenAI shapes.
+// Like every adapter it translates only: no routing, retries or logging.
+import type { Agent } from "undici";
+import { UpstreamError, fromNetworkError } from "../errors.ts";
+import { createAgent, joinUrl, send, sendJson } from "../http.ts";
+import { parseSse } from "../sse.ts";
+import type { CallContext, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter } from "../types.ts";
+import {
+  ANTHROPIC_VERSION,
+  completionToMessagesRequest,
+  createStreamTranslator,
+  toChatCompletion,
+  toMessagesRequest,
+  toModelCards,
+  toTextCompletion,
+} from "./mapping.ts";
+
 export interface AnthropicOptions {
   name: string;
   /** https://api.anthropic.com (no /v1) */
@@ -7,6 +24,131 @@ export interface AnthropicOptions {
   apiKey: string;
   extraHeaders?: Record<string, string>;
 }
-export function createAnthropicAdapter(_opts: AnthropicOptions): ProviderAdapter {
-  throw new Error("anthropic adapter not written yet");
+
+export function createAnthropicAdapter(opts: AnthropicOptions): ProviderAdapter {
+  return new AnthropicAdapter(opts);
+}
+
+/** Anthropic's 402 billing_error means the account cannot pay: a provider problem, not the request's. */
+function reclassify(err: unknown): never {
+  if (err instanceof UpstreamError && err.upstreamStatus === 402) {
+    throw new UpstreamError("auth", err.message, { upstreamStatus: 402, retryAfterMs: err.retryAfterMs, cause: err });
+  }
+  throw err;
+}
+
+class AnthropicAdapter implements ProviderAdapter {
+  readonly name: string;
+  readonly type = "anthropic";
+  private readonly baseUrl: string;
+  private readonly agent: Agent;
+  private readonly headers: Record<string, string>;
+
+  constructor(opts: AnthropicOptions) {
+    this.name = opts.name;
+    this.baseUrl = opts.baseUrl;
+    this.agent = createAgent();
+    this.headers = {
+      "x-api-key": opts.apiKey,
+      "anthropic-version": ANTHROPIC_VERSION,
+      ...opts.extraHeaders,
+    };
+  }
+
+  // async: a request Anthropic cannot take rejects the promise rather than throwing synchronously.
+  async chat(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    const stream = body.stream === true;
+    return this.messages(toMessagesRequest(body, ctx.upstreamModel, stream), "chat", stream, ctx);
+  }
+
+  async completions(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    const stream = body.stream === true;
+    return this.messages(completionToMessagesRequest(body, ctx.upstreamModel, stream), "text", stream, ctx);
+  }
+
+  async embeddings(): Promise<never> {
+    throw new UpstreamError("bad_request", "anthropic provides no embeddings");
+  }
+
+  private async messages(request: Record<string, unknown>, kind: "chat" | "text", stream: boolean, ctx: CallContext): Promise<CompletionResult> {
+    const call = {
+      url: joinUrl(this.baseUrl, "/v1/messages"),
+      headers: stream ? { ...this.headers, accept: "text/event-stream" } : this.headers,
+      body: request,
+      signal: ctx.signal,
+      dispatcher: this.agent,
+    };
+    if (!stream) {
+      const json = await sendJson(call).catch(reclassify);
+      const { body, usage } = kind === "chat" ? toChatCompletion(json) : toTextCompletion(json);
+      return { kind: "json", body, usage };
+    }
+    const res = await send(call).catch(reclassify);
+    return { kind: "stream", chunks: anthropicChunks(res.body, kind, ctx.signal) };
+  }
+
+  async health(signal: AbortSignal): Promise<HealthResult> {
+    const started = performance.now();
+    try {
+      const json = await sendJson({ url: joinUrl(this.baseUrl, "/v1/models?limit=1000"), method: "GET", headers: this.headers, signal, dispatcher: this.agent });
+      return { ok: true, detail: "ok", latencyMs: performance.now() - started, models: toModelCards(json).map((m) => m.id) };
+    } catch (err) {
+      const e = err instanceof UpstreamError ? err : fromNetworkError(err, signal);
+      return { ok: false, detail: e.message, latencyMs: performance.now() - started };
+    }
+  }
+
+  async listModels(signal: AbortSignal): Promise<ModelCard[]> {
+    const cards: ModelCard[] = [];
+    let after: string | undefined;
+    // Pages of up to 1000 (the API's maximum); a handful of pages is every model Anthropic has.
+    for (let page = 0; page < 20; page++) {
+      const query = `limit=1000${after ? `&after_id=${encodeURIComponent(after)}` : ""}`;
+      const json = await sendJson({ url: joinUrl(this.baseUrl, `/v1/models?${query}`), method: "GET", headers: this.headers, signal, dispatcher: this.agent });
+      cards.push(...toModelCards(json));
+      if (json.has_more !== true || typeof json.last_id !== "string" || json.last_id === after) break;
+      after = json.last_id;
+    }
+    return cards;
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+/**
+ * Anthropic event stream -> OpenAI chunks, yielded as each event arrives.
+ * An `error` event, a dropped connection or a stream that ends before the answer
+ * is complete is thrown as an UpstreamError; the upstream body is released on
+ * every way out (including the consumer stopping early).
+ */
+export async function* anthropicChunks(
+  body: AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void },
+  kind: "chat" | "text",
+  signal: AbortSignal,
+): AsyncGenerator<OpenAIChunk> {
+  const translator = createStreamTranslator(kind);
+  let complete = false;
+  try {
+    for await (const ev of parseSse(body)) {
+      if (ev.data === "") continue;
+      let data: Record<string, unknown>;
+      try {
+        data = JSON.parse(ev.data) as Record<string, unknown>;
+      } catch {
+        throw new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${ev.data.slice(0, 120)}`);
+      }
+      const type = ev.event ?? (typeof data.type === "string" ? data.type : "");
+      for (const chunk of translator.push(type, data)) yield chunk;
+      if (translator.stopped) break;
+    }
+    if (signal.aborted) throw fromNetworkError(signal.reason, signal);
+    for (const chunk of translator.end()) yield chunk;
+    complete = true;
+  } catch (err) {
+    throw err instanceof UpstreamError ? err : fromNetworkError(err, signal);
+  } finally {
+    if (!complete) body.destroy?.();
+  }
 }
