@@ -7,6 +7,12 @@ export type BreakerState = "closed" | "open" | "half_open";
 
 const BUCKETS = 10;
 
+/** What tryAcquire() hands out: whether the request is a half-open probe, and of which half-open period. */
+export interface BreakerPermit {
+  readonly probe: boolean;
+  readonly epoch: number;
+}
+
 export class CircuitBreaker {
   private readonly cfg: CircuitBreakerConfig;
   private readonly now: () => number;
@@ -14,6 +20,8 @@ export class CircuitBreaker {
   private openedAt = 0;
   private consecutiveFailures = 0;
   private probesInFlight = 0;
+  /** Bumped on every state change, so permits from an earlier period are recognised. */
+  private epoch = 0;
   // Sliding window in BUCKETS time buckets: [bucketStart, successes, failures]
   private readonly buckets: { start: number; ok: number; fail: number }[] = [];
   onStateChange: ((from: BreakerState, to: BreakerState) => void) | undefined;
@@ -38,30 +46,39 @@ export class CircuitBreaker {
     return this.probesInFlight < this.cfg.half_open_probes;
   }
 
-  /** Call when a request is actually sent; returns false if no slot is left. */
-  acquire(): boolean {
+  /**
+   * Call when a request is actually sent: a permit, or undefined if no slot is
+   * left. Hand the permit back to onSuccess / onFailure / onNeutral so that only
+   * the half-open probe itself decides whether the breaker closes or re-opens: a
+   * request that was already in flight when the breaker opened says nothing new.
+   */
+  tryAcquire(): BreakerPermit | undefined {
     const s = this.state;
-    if (s === "closed") return true;
-    if (s === "open") return false;
-    if (this.probesInFlight >= this.cfg.half_open_probes) return false;
+    if (s === "closed") return { probe: false, epoch: this.epoch };
+    if (s === "open") return undefined;
+    if (this.probesInFlight >= this.cfg.half_open_probes) return undefined;
     this.probesInFlight++;
-    return true;
+    return { probe: true, epoch: this.epoch };
   }
 
-  onSuccess(): void {
+  /** tryAcquire() without a permit: true if the request may go. */
+  acquire(): boolean {
+    return this.tryAcquire() !== undefined;
+  }
+
+  onSuccess(permit?: BreakerPermit): void {
     this.record(true);
     this.consecutiveFailures = 0;
-    if (this.stateValue === "half_open") {
-      this.probesInFlight = Math.max(0, this.probesInFlight - 1);
-      this.reset();
-    }
+    if (this.stateValue !== "half_open") return;
+    if (permit && !this.isLiveProbe(permit)) return; // a straggler: the probe decides
+    this.reset();
   }
 
-  onFailure(): void {
+  onFailure(permit?: BreakerPermit): void {
     this.record(false);
     this.consecutiveFailures++;
     if (this.stateValue === "half_open") {
-      this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+      if (permit && !this.isLiveProbe(permit)) return; // a straggler: the probe decides
       this.open();
       return;
     }
@@ -76,8 +93,10 @@ export class CircuitBreaker {
   }
 
   /** A request that went out but ended with no verdict on the upstream (client went away). */
-  onNeutral(): void {
-    if (this.stateValue === "half_open") this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+  onNeutral(permit?: BreakerPermit): void {
+    if (this.stateValue !== "half_open") return;
+    if (permit && !this.isLiveProbe(permit)) return;
+    this.probesInFlight = Math.max(0, this.probesInFlight - 1);
   }
 
   reset(): void {
@@ -93,6 +112,10 @@ export class CircuitBreaker {
     return ok + fail === 0 ? 0 : fail / (ok + fail);
   }
 
+  private isLiveProbe(permit: BreakerPermit): boolean {
+    return permit.probe && permit.epoch === this.epoch;
+  }
+
   private open(): void {
     this.openedAt = this.now();
     this.probesInFlight = 0;
@@ -103,6 +126,7 @@ export class CircuitBreaker {
     const from = this.stateValue;
     if (from === to) return;
     this.stateValue = to;
+    this.epoch++;
     this.onStateChange?.(from, to);
   }
 

@@ -7,7 +7,7 @@ import { UpstreamError, fromNetworkError, type ErrorClass } from "../providers/e
 import type { CallContext, CompletionResult, OpenAIBody, OpenAIChunk, Operation, ProviderAdapter, Usage } from "../providers/types.ts";
 import type { AttemptRecord } from "../store/request-log.ts";
 import { backoffDelay, sleep } from "./backoff.ts";
-import type { BreakerState } from "./circuit-breaker.ts";
+import type { BreakerPermit, BreakerState } from "./circuit-breaker.ts";
 import { DeploymentRuntime, ProviderRuntime } from "./runtime.ts";
 import { orderByStrategy, type Random } from "./strategies.ts";
 
@@ -241,11 +241,14 @@ export class Router {
     for (let pass = 0; pass <= this.cfg.retries; pass++) {
       if (pass > 0) {
         if (!lastError || !lastError.retryable) break;
+        // An upstream that asks for a longer pause than we would ever back off gets
+        // its answer passed on (with Retry-After) instead of holding the client.
+        if (maxRetryAfter !== undefined && maxRetryAfter > this.cfg.retry_backoff_max_ms) break;
         const delay = Math.max(backoffDelay(pass, this.cfg.retry_backoff_ms, this.cfg.retry_backoff_max_ms, this.random), maxRetryAfter ?? 0);
         const t0 = performance.now();
         await this.sleepFn(delay, req.signal);
         upstreamWaitMs += performance.now() - t0;
-        if (req.signal.aborted) break;
+        if (req.signal.aborted) throw this.cancelled(attempts);
       }
       const skipReasons = new Map<string, string>();
       const triedThisPass = new Set<string>();
@@ -255,12 +258,23 @@ export class Router {
         if (triedThisPass.has(d.id)) continue;
         if (contextCeiling !== undefined && d.contextLength !== undefined && d.contextLength <= contextCeiling) continue;
         if (req.signal.aborted) throw this.cancelled(attempts);
-        if (!d.breaker.acquire()) continue;
+        // The plan listed this deployment before earlier candidates were tried; other
+        // requests may have filled its slots or its rate limit meanwhile.
+        const why = d.unavailability();
+        if (why) {
+          skipReasons.set(d.id, why);
+          continue;
+        }
+        const permit = d.breaker.tryAcquire();
+        if (!permit) {
+          skipReasons.set(d.id, "circuit_open");
+          continue;
+        }
         triedThisPass.add(d.id);
         attemptedThisPass++;
         const isFallback = attempts.length > 0 || cand.groupDepth > 0 || cand.overflow;
         const t0 = performance.now();
-        const outcome = await this.attempt(d, req, {
+        const outcome = await this.attempt(d, permit, req, {
           attempts,
           isFallback,
           isOverflow: cand.overflow,
@@ -330,6 +344,7 @@ export class Router {
   /** One attempt against one deployment; resolves to the response or the error that ended it. */
   private async attempt(
     d: DeploymentRuntime,
+    permit: BreakerPermit,
     req: RouteRequest,
     info: Omit<RouteInfo, "deployment">,
   ): Promise<{ ok: true; response: RoutedResponse } | { ok: false; error: UpstreamError }> {
@@ -367,11 +382,11 @@ export class Router {
         d.limiter.recordTokens(usage.total_tokens);
         d.provider.limiter.recordTokens(usage.total_tokens);
       }
-      if (neutral) d.breaker.onNeutral();
-      else if (errorClass === null) d.breaker.onSuccess();
+      if (neutral) d.breaker.onNeutral(permit);
+      else if (errorClass === null) d.breaker.onSuccess(permit);
       else {
         d.failures++;
-        d.breaker.onFailure();
+        d.breaker.onFailure(permit);
       }
     };
     const record = (errorClass: ErrorClass | null): void => {

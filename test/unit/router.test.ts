@@ -1,0 +1,491 @@
+// The Router in-process, with scripted adapters: the attempt plan, overflow,
+// retries and Retry-After, limits, breakers and cancellation, without HTTP.
+import { describe, expect, it } from "vitest";
+import { configSchema } from "../../gateway/config/schema.ts";
+import { UpstreamError } from "../../gateway/providers/errors.ts";
+import type { CallContext, CompletionResult, OpenAIBody, ProviderAdapter } from "../../gateway/providers/types.ts";
+import { RouteFailure, Router, type RoutedResponse, type RouterObserver } from "../../gateway/router/router.ts";
+import { ProviderRuntime } from "../../gateway/router/runtime.ts";
+
+type Script = (call: number, ctx: CallContext, body: OpenAIBody) => Promise<CompletionResult>;
+
+interface Stub extends ProviderAdapter {
+  calls: number;
+  active: number;
+  maxActive: number;
+  script: Script;
+}
+
+const ok = (who: string): CompletionResult => ({
+  kind: "json",
+  body: { choices: [{ index: 0, message: { role: "assistant", content: who }, finish_reason: "stop" }] },
+  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+});
+
+const fail = (cls: ConstructorParameters<typeof UpstreamError>[0], opts: ConstructorParameters<typeof UpstreamError>[2] = {}): Script => async () => {
+  throw new UpstreamError(cls, `injected ${cls}`, opts);
+};
+
+/** Resolves after ms, or rejects with the signal's reason when the attempt is aborted. */
+const wait = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    });
+  });
+
+function stub(name: string, script: Script): Stub {
+  const s: Stub = {
+    name,
+    type: "openai-compatible",
+    calls: 0,
+    active: 0,
+    maxActive: 0,
+    script,
+    async chat(body, ctx) {
+      const n = ++s.calls;
+      s.active++;
+      s.maxActive = Math.max(s.maxActive, s.active);
+      try {
+        return await s.script(n, ctx, body);
+      } finally {
+        s.active--;
+      }
+    },
+    completions(body, ctx) {
+      return s.chat(body, ctx);
+    },
+    async embeddings() {
+      throw new Error("not used");
+    },
+    async health() {
+      return { ok: true, detail: "ok", latencyMs: 0 };
+    },
+    async close() {},
+  };
+  return s;
+}
+
+function build(
+  config: Record<string, unknown>,
+  scripts: Record<string, Script>,
+  opts: { now?: () => number; sleep?: (ms: number, signal: AbortSignal) => Promise<void>; observer?: RouterObserver } = {},
+): { router: Router; stubs: Record<string, Stub> } {
+  const cfg = configSchema.parse(config);
+  const stubs: Record<string, Stub> = {};
+  const runtimes = Object.entries(cfg.providers).map(([name, pc]) => {
+    stubs[name] = stub(name, scripts[name] ?? (async () => ok(name)));
+    return new ProviderRuntime({ name, config: pc, adapter: stubs[name], enabled: true, now: opts.now });
+  });
+  return { router: new Router(cfg, runtimes, { random: seeded(7), ...opts }), stubs };
+}
+
+function seeded(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x / 2 ** 31;
+  };
+}
+
+const providers = (...names: string[]) => Object.fromEntries(names.map((n) => [n, { type: "openai-compatible", base_url: "http://127.0.0.1:9/v1" }]));
+
+const route = (router: Router, model: string, signal: AbortSignal = new AbortController().signal) =>
+  router.route({ operation: "chat", model, body: { model, messages: [{ role: "user", content: "hi" }] }, stream: false, signal });
+
+const answer = (r: RoutedResponse): string => {
+  if (r.kind !== "json") throw new Error("expected json");
+  return (r.body.choices as { message: { content: string } }[])[0]!.message.content;
+};
+
+async function failure(p: Promise<unknown>): Promise<RouteFailure> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof RouteFailure) return err;
+    throw err;
+  }
+  throw new Error("expected a RouteFailure");
+}
+
+describe("attempt plan", () => {
+  it("group deployments in strategy order, then its overflow, then fallback groups breadth-first, bounded by max_fallback_depth", async () => {
+    const { router, stubs } = build(
+      {
+        providers: providers("a", "b", "cloud", "f1", "f2", "deep"),
+        models: {
+          main: {
+            strategy: "priority",
+            deployments: [{ provider: "cloud", model: "c", overflow: true }, { provider: "a", model: "a" }, { provider: "b", model: "b" }],
+            fallbacks: ["fb1", "fb2"],
+          },
+          fb1: { deployments: [{ provider: "f1", model: "f1" }], fallbacks: ["deeper"] },
+          fb2: { deployments: [{ provider: "f2", model: "f2" }] },
+          deeper: { deployments: [{ provider: "deep", model: "deep" }] },
+        },
+        router: { retries: 0, max_fallback_depth: 1 },
+      },
+      { a: fail("server_error"), b: fail("reset"), cloud: fail("connect"), f1: fail("timeout"), f2: fail("server_error"), deep: async () => ok("deep") },
+    );
+    const f = await failure(route(router, "main"));
+    expect(f.attempts.map((a) => [a.attempt, a.provider, a.error_class])).toEqual([
+      [1, "a", "server_error"],
+      [2, "b", "reset"],
+      [3, "cloud", "connect"],
+      [4, "f1", "timeout"],
+      [5, "f2", "server_error"],
+    ]);
+    expect(stubs.deep!.calls).toBe(0); // depth 2 > max_fallback_depth 1
+  });
+
+  it("a fallback group that answers is reported as a fallback with its depth", async () => {
+    const { router } = build(
+      {
+        providers: providers("a", "f"),
+        models: { main: { deployments: [{ provider: "a", model: "a" }], fallbacks: ["fb"] }, fb: { deployments: [{ provider: "f", model: "f" }] } },
+        router: { retries: 0 },
+      },
+      { a: fail("server_error") },
+    );
+    const r = await route(router, "main");
+    expect(answer(r)).toBe("f");
+    expect([r.isFallback, r.isOverflow, r.fallbackDepth]).toEqual([true, false, 1]);
+  });
+
+  it("an unknown model is a 404 model_not_found", async () => {
+    const { router } = build({ providers: providers("a"), models: { main: { deployments: [{ provider: "a", model: "a" }] } } }, {});
+    const f = await failure(route(router, "nope"));
+    expect([f.status, f.code]).toEqual([404, "model_not_found"]);
+  });
+});
+
+describe("overflow", () => {
+  const config = {
+    providers: providers("local", "cloud"),
+    models: {
+      main: {
+        deployments: [
+          { provider: "local", model: "l", max_in_flight: 1 },
+          { provider: "cloud", model: "c", overflow: true },
+        ],
+      },
+    },
+    router: { retries: 0 },
+  };
+
+  it("takes no traffic while the local deployment is free", async () => {
+    const { router, stubs } = build(config, {});
+    for (let i = 0; i < 20; i++) {
+      const r = await route(router, "main");
+      expect([answer(r), r.isFallback, r.isOverflow]).toEqual(["local", false, false]);
+    }
+    expect(stubs.cloud!.calls).toBe(0);
+  });
+
+  it("takes the traffic the saturated local deployment cannot, flagged as overflow", async () => {
+    const { router, stubs } = build(config, {
+      local: async (_n, ctx) => {
+        await wait(50, ctx.signal);
+        return ok("local");
+      },
+    });
+    const results = await Promise.all(Array.from({ length: 5 }, () => route(router, "main")));
+    expect(results.map(answer)).toEqual(["local", "cloud", "cloud", "cloud", "cloud"]);
+    expect(results.slice(1).every((r) => r.isOverflow && r.isFallback)).toBe(true);
+    expect(stubs.local!.maxActive).toBe(1);
+  });
+});
+
+describe("availability is checked again right before each attempt", () => {
+  it("a deployment that filled up while an earlier candidate was failing is not pushed past max_in_flight", async () => {
+    // Request 1 tries A (slow failure); meanwhile request 2 takes B's only slot.
+    // When A fails, request 1 must not squeeze into B as well.
+    const { router, stubs } = build(
+      {
+        providers: providers("a", "b"),
+        models: {
+          main: {
+            strategy: "priority",
+            deployments: [
+              { provider: "a", model: "a", max_in_flight: 1 },
+              { provider: "b", model: "b", max_in_flight: 1 },
+            ],
+          },
+        },
+        router: { retries: 0 },
+      },
+      {
+        a: async (_n, ctx) => {
+          await wait(30, ctx.signal);
+          throw new UpstreamError("server_error", "a failed");
+        },
+        b: async (_n, ctx) => {
+          await wait(150, ctx.signal);
+          return ok("b");
+        },
+      },
+    );
+    const first = route(router, "main").then(
+      (r) => ({ ok: true as const, who: answer(r) }),
+      (e: unknown) => ({ ok: false as const, status: (e as RouteFailure).status }),
+    );
+    await new Promise((r) => setTimeout(r, 5));
+    const second = await route(router, "main");
+    expect(answer(second)).toBe("b");
+    await first;
+    expect(stubs.b!.maxActive).toBe(1);
+  });
+});
+
+describe("retries and backoff", () => {
+  it("waits what Retry-After asks before retrying the same deployment", async () => {
+    const delays: number[] = [];
+    const { router, stubs } = build(
+      { providers: providers("a"), models: { main: { deployments: [{ provider: "a", model: "a" }] } }, router: { retries: 2, retry_backoff_ms: 100 } },
+      { a: async (n) => (n === 1 ? Promise.reject(new UpstreamError("rate_limited", "slow down", { upstreamStatus: 429, retryAfterMs: 1000 })) : ok("a")) },
+      {
+        sleep: async (ms) => {
+          delays.push(ms);
+        },
+      },
+    );
+    const r = await route(router, "main");
+    expect(answer(r)).toBe("a");
+    expect(stubs.a!.calls).toBe(2);
+    expect(delays).toEqual([1000]);
+    expect(r.attempts.map((a) => a.error_class)).toEqual(["rate_limited", null]);
+  });
+
+  it("without Retry-After, backs off exponentially with jitter between passes", async () => {
+    const delays: number[] = [];
+    const { router, stubs } = build(
+      { providers: providers("a"), models: { main: { deployments: [{ provider: "a", model: "a" }] } }, router: { retries: 3, retry_backoff_ms: 100, retry_backoff_max_ms: 300 } },
+      { a: fail("server_error") },
+      {
+        sleep: async (ms) => {
+          delays.push(ms);
+        },
+      },
+    );
+    const f = await failure(route(router, "main"));
+    expect(stubs.a!.calls).toBe(4);
+    expect(f.status).toBe(502);
+    expect(delays).toHaveLength(3);
+    expect(delays[0]).toBeGreaterThanOrEqual(50);
+    expect(delays[0]).toBeLessThanOrEqual(100);
+    expect(delays[1]).toBeGreaterThanOrEqual(100);
+    expect(delays[1]).toBeLessThanOrEqual(200);
+    expect(delays[2]).toBeGreaterThanOrEqual(150); // capped at 300
+    expect(delays[2]).toBeLessThanOrEqual(300);
+  });
+
+  it("a Retry-After longer than retry_backoff_max_ms is handed to the client instead of holding the request", async () => {
+    const delays: number[] = [];
+    const { router, stubs } = build(
+      { providers: providers("a"), models: { main: { deployments: [{ provider: "a", model: "a" }] } }, router: { retries: 2, retry_backoff_max_ms: 5000 } },
+      { a: fail("rate_limited", { upstreamStatus: 429, retryAfterMs: 60_000 }) },
+      {
+        sleep: async (ms) => {
+          delays.push(ms);
+        },
+      },
+    );
+    const f = await failure(route(router, "main"));
+    expect(delays).toEqual([]);
+    expect(stubs.a!.calls).toBe(1);
+    expect([f.status, f.retryAfterMs]).toEqual([429, 60_000]);
+  });
+
+  it("a 400 from the upstream is neither retried nor sent elsewhere", async () => {
+    const { router, stubs } = build(
+      { providers: providers("a", "b"), models: { main: { strategy: "priority", deployments: [{ provider: "a", model: "a" }, { provider: "b", model: "b" }] } } },
+      { a: fail("bad_request", { upstreamStatus: 400 }) },
+    );
+    const f = await failure(route(router, "main"));
+    expect(f.status).toBe(400);
+    expect([stubs.a!.calls, stubs.b!.calls]).toEqual([1, 0]);
+  });
+
+  it("a client that goes away during the backoff ends the request as cancelled, not as a failed fallback", async () => {
+    const results: boolean[] = [];
+    const ac = new AbortController();
+    const { router, stubs } = build(
+      { providers: providers("a", "b"), models: { main: { strategy: "priority", deployments: [{ provider: "a", model: "a" }, { provider: "b", model: "b" }] } }, router: { retries: 2 } },
+      { a: fail("server_error"), b: fail("server_error") },
+      {
+        sleep: async () => {
+          ac.abort();
+        },
+        observer: { onFallbackResult: (_m, success) => results.push(success) },
+      },
+    );
+    const f = await failure(route(router, "main", ac.signal));
+    expect([f.status, f.errorClass]).toEqual([499, "cancelled"]);
+    expect(stubs.a!.calls).toBe(1);
+    expect(results).toEqual([]);
+  });
+});
+
+describe("limits", () => {
+  it("rpm: a deployment over its limit hands over to the other; none left is a 429 with the time until a slot frees", async () => {
+    let now = 1_000_000;
+    const { router } = build(
+      {
+        providers: providers("a", "b"),
+        models: { main: { strategy: "priority", deployments: [{ provider: "a", model: "a", rpm: 2 }, { provider: "b", model: "b", rpm: 3 }] } },
+      },
+      {},
+      { now: () => now },
+    );
+    const who: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await route(router, "main");
+      who.push(answer(r));
+      expect(r.isFallback).toBe(false);
+      now += 1000;
+    }
+    expect(who).toEqual(["a", "a", "b", "b", "b"]);
+    const f = await failure(route(router, "main"));
+    expect([f.status, f.code]).toEqual([429, "rate_limit_exceeded"]);
+    // a's first request was at t0: a slot frees a minute later (1 s bucket granularity).
+    expect(f.retryAfterMs).toBeGreaterThan(50_000);
+    expect(f.retryAfterMs).toBeLessThanOrEqual(61_000);
+    now += 60_000;
+    expect(answer(await route(router, "main"))).toBe("a");
+  });
+
+  it("provider rpm is shared by every deployment on that provider", async () => {
+    const now = 5_000_000;
+    const { router } = build(
+      {
+        providers: { ...providers("b"), a: { type: "openai-compatible", base_url: "http://127.0.0.1:9/v1", rpm: 2 } },
+        models: {
+          m1: { deployments: [{ provider: "a", model: "x" }] },
+          m2: { strategy: "priority", deployments: [{ provider: "a", model: "y" }, { provider: "b", model: "y" }] },
+        },
+      },
+      {},
+      { now: () => now },
+    );
+    expect(answer(await route(router, "m1"))).toBe("a");
+    expect(answer(await route(router, "m2"))).toBe("a");
+    expect(answer(await route(router, "m2"))).toBe("b");
+    const f = await failure(route(router, "m1"));
+    expect(f.status).toBe(429);
+  });
+
+  it("every deployment saturated (max_in_flight) is a 429 too", async () => {
+    const { router } = build(
+      { providers: providers("a"), models: { main: { deployments: [{ provider: "a", model: "a", max_in_flight: 1 }] } } },
+      {
+        a: async (_n, ctx) => {
+          await wait(40, ctx.signal);
+          return ok("a");
+        },
+      },
+    );
+    const first = route(router, "main");
+    const f = await failure(route(router, "main"));
+    expect(f.status).toBe(429);
+    expect(f.retryAfterMs).toBeGreaterThan(0);
+    expect(answer(await first)).toBe("a");
+  });
+});
+
+describe("circuit breaker in the router", () => {
+  const cb = { consecutive_failures: 2, cooldown_s: 10, min_requests: 100, half_open_probes: 1 };
+
+  it("opens after consecutive failures, then the deployment is skipped without a call", async () => {
+    let now = 0;
+    const { router, stubs } = build(
+      { providers: providers("a", "b"), models: { main: { strategy: "priority", deployments: [{ provider: "a", model: "a" }, { provider: "b", model: "b" }] } }, router: { retries: 0, circuit_breaker: cb } },
+      { a: fail("server_error") },
+      { now: () => now },
+    );
+    await route(router, "main");
+    await route(router, "main");
+    expect(stubs.a!.calls).toBe(2);
+    const d = router.group("main")!.deployments[0]!;
+    expect(d.breaker.state).toBe("open");
+    const r = await route(router, "main");
+    expect(answer(r)).toBe("b");
+    expect(r.attempts.map((a) => a.provider)).toEqual(["b"]);
+    expect(stubs.a!.calls).toBe(2);
+    // After the cooldown a probe goes through; its success closes the breaker.
+    now += 10_000;
+    stubs.a!.script = async () => ok("a");
+    expect(answer(await route(router, "main"))).toBe("a");
+    expect(d.breaker.state).toBe("closed");
+  });
+
+  it("with the only deployment open the answer is a 503 that says the circuit is open", async () => {
+    const { router } = build(
+      { providers: providers("a"), models: { main: { deployments: [{ provider: "a", model: "a" }] } }, router: { retries: 0, circuit_breaker: cb } },
+      { a: fail("server_error") },
+    );
+    await failure(route(router, "main"));
+    await failure(route(router, "main"));
+    const f = await failure(route(router, "main"));
+    expect([f.status, f.code]).toEqual([503, "no_healthy_deployment"]);
+    expect(f.message).toMatch(/circuit open/);
+  });
+
+  it("while the half-open probe is out, other requests get a 503 that says so", async () => {
+    let now = 0;
+    const { router, stubs } = build(
+      { providers: providers("a"), models: { main: { deployments: [{ provider: "a", model: "a" }] } }, router: { retries: 0, circuit_breaker: cb } },
+      { a: fail("server_error") },
+      { now: () => now },
+    );
+    await failure(route(router, "main"));
+    await failure(route(router, "main"));
+    now += 10_000;
+    stubs.a!.script = async (_n, ctx) => {
+      await wait(30, ctx.signal);
+      return ok("a");
+    };
+    const probe = route(router, "main");
+    const f = await failure(route(router, "main"));
+    expect(f.status).toBe(503);
+    expect(f.message).toMatch(/circuit open/);
+    expect(answer(await probe)).toBe("a");
+    expect(answer(await route(router, "main"))).toBe("a");
+  });
+
+  it("a request that started before the breaker opened does not spend the half-open probe's slot", async () => {
+    let now = 0;
+    let release: (() => void) | undefined;
+    const { router, stubs } = build(
+      { providers: providers("a"), models: { main: { deployments: [{ provider: "a", model: "a" }] } }, router: { retries: 0, circuit_breaker: cb } },
+      {
+        a: async (n) => {
+          if (n === 1) {
+            await new Promise<void>((r) => (release = r));
+            throw new UpstreamError("server_error", "late failure");
+          }
+          throw new UpstreamError("server_error", "fail");
+        },
+      },
+      { now: () => now },
+    );
+    const straggler = failure(route(router, "main")); // in flight while the breaker opens
+    await failure(route(router, "main"));
+    await failure(route(router, "main"));
+    const d = router.group("main")!.deployments[0]!;
+    expect(d.breaker.state).toBe("open");
+    now += 10_000;
+    stubs.a!.script = async (_n, ctx) => {
+      await wait(30, ctx.signal);
+      return ok("a");
+    };
+    const probe = route(router, "main");
+    // The straggler fails now: it says nothing about the probe, which is still out.
+    release!();
+    await straggler;
+    expect(answer(await probe)).toBe("a");
+    expect(d.breaker.state).toBe("closed");
+  });
+});
