@@ -141,6 +141,14 @@ describe("OpenAI client against labgate", () => {
     expect(s!.cost_usd).toBe(n!.cost_usd);
   });
 
+  it("tools and tool_choice reach an OpenAI-compatible upstream unchanged", async () => {
+    const tools = [{ type: "function" as const, function: { name: "get_weather", description: "Weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+    await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "weather?" }], tools, tool_choice: "auto" });
+    const sent = up.requests.at(-1)!.body!;
+    expect(sent.tools).toEqual(tools);
+    expect(sent.tool_choice).toBe("auto");
+  });
+
   it("embeddings", async () => {
     const e = await client.embeddings.create({ model: "tiny", input: ["a b", "c"] , encoding_format: "float" });
     expect(e.data).toHaveLength(2);
