@@ -19,13 +19,20 @@ class SlidingMinute {
     this.expire();
     return this.total;
   }
-  /** ms until the oldest bucket leaves the window. */
-  msUntilRelease(): number {
+  /**
+   * ms until the sum drops below `limit` (0 if it already is). A bucket leaves the
+   * window WINDOW_MS after its start, so this is exactly when room comes back.
+   */
+  msUntilBelow(limit: number): number {
     this.expire();
-    let oldest = Infinity;
-    for (const b of this.counts.keys()) oldest = Math.min(oldest, b);
-    if (!Number.isFinite(oldest)) return 0;
-    return Math.max(0, (oldest + 1) * BUCKET_MS + WINDOW_MS - this.now());
+    let remaining = this.total;
+    if (remaining < limit) return 0;
+    const buckets = [...this.counts].sort((a, b) => a[0] - b[0]);
+    for (const [b, n] of buckets) {
+      remaining -= n;
+      if (remaining < limit) return Math.max(0, b * BUCKET_MS + WINDOW_MS - this.now());
+    }
+    return 0;
   }
   private expire(): void {
     const floor = Math.floor((this.now() - WINDOW_MS) / BUCKET_MS);
@@ -78,11 +85,11 @@ export class RateLimiter {
     if (this.tpm !== undefined && n > 0) this.tokens.add(n);
   }
 
-  /** ms until some room frees up (for Retry-After). */
+  /** ms until there is room again (for Retry-After); 0 when there is room now. */
   retryAfterMs(): number {
     let ms = 0;
-    if (this.rpm !== undefined && this.requests.sum() >= this.rpm) ms = Math.max(ms, this.requests.msUntilRelease());
-    if (this.tpm !== undefined && this.tokens.sum() >= this.tpm) ms = Math.max(ms, this.tokens.msUntilRelease());
+    if (this.rpm !== undefined) ms = Math.max(ms, this.requests.msUntilBelow(this.rpm));
+    if (this.tpm !== undefined) ms = Math.max(ms, this.tokens.msUntilBelow(this.tpm));
     return ms;
   }
 }
