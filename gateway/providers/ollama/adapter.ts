@@ -1,11 +1,310 @@
-// PLACEHOLDER — being written (Ollama native API adapter through the `ollama` npm client).
-import type { ProviderAdapter } from "../types.ts";
+// Adapter for Ollama's native API (/api/chat, /api/generate, /api/embed, /api/tags,
+// /api/version) through the `ollama` npm client. It translates; it never routes,
+// retries or logs.
+//
+// The client is built per request around a fetch that (1) goes through this
+// provider's own undici pool, (2) carries the call's AbortSignal (the client passes
+// no signal for non-streaming calls and only its own for streams), and (3) for
+// streams, checks each NDJSON line before the client parses it, because the client
+// drops malformed lines with a console warning and turns `{"error": …}` lines and
+// truncated streams into plain Errors that cannot be told from each other.
+import { randomBytes } from "node:crypto";
+import { Ollama, type AbortableAsyncIterator, type ChatResponse, type Fetch, type GenerateResponse } from "ollama";
+import { fetch as undiciFetch, type Agent, type RequestInit as UndiciRequestInit } from "undici";
+import { UpstreamError, classifyHttpError, fromNetworkError, parseRetryAfter } from "../errors.ts";
+import { createAgent } from "../http.ts";
+import type { CallContext, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
+import {
+  ChatStreamMapper,
+  CompletionStreamMapper,
+  toChatCompletion,
+  toEmbeddingList,
+  toModelCards,
+  toOllamaChatRequest,
+  toOllamaEmbedRequest,
+  toOllamaGenerateRequest,
+  toTextCompletion,
+  type ResponseMeta,
+} from "./mapping.ts";
+
 export interface OllamaOptions {
   name: string;
   /** http://127.0.0.1:11434 */
   baseUrl: string;
   extraHeaders?: Record<string, string>;
 }
-export function createOllamaAdapter(_opts: OllamaOptions): ProviderAdapter {
-  throw new Error("ollama adapter not written yet");
+
+/** What one request's fetch learned that the client does not keep. */
+interface CallState {
+  retryAfterMs?: number;
+}
+
+function randomId(prefix: string): string {
+  return prefix + randomBytes(12).toString("hex");
+}
+
+/** The server root: trailing slashes and an /api or /v1 suffix are not part of Ollama's host. */
+export function ollamaHost(baseUrl: string): string {
+  return baseUrl.replace(/\/+$/, "").replace(/\/(api|v1)$/, "");
+}
+
+export class OllamaAdapter implements ProviderAdapter {
+  readonly name: string;
+  readonly type = "ollama";
+  private readonly host: string;
+  private readonly headers: Record<string, string>;
+  private readonly agent: Agent;
+
+  constructor(opts: OllamaOptions) {
+    this.name = opts.name;
+    this.host = ollamaHost(opts.baseUrl);
+    this.headers = { ...opts.extraHeaders };
+    this.agent = createAgent();
+  }
+
+  /** A client whose every request carries `signal` and goes through this provider's pool. */
+  private client(signal: AbortSignal, state: CallState, guardStream = false): Ollama {
+    const agent = this.agent;
+    const fetchFn = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      const signals = init?.signal ? [init.signal, signal] : [signal];
+      const res = await undiciFetch(String(input), {
+        ...(init as UndiciRequestInit),
+        signal: signals.length === 1 ? signal : AbortSignal.any(signals),
+        dispatcher: agent,
+      });
+      if (!res.ok) {
+        state.retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
+        return res as unknown as Response;
+      }
+      if (!guardStream || !res.body) return res as unknown as Response;
+      const guarded = guardNdjson(res.body as unknown as ReadableStream<Uint8Array>);
+      return new Response(guarded, { status: res.status, statusText: res.statusText, headers: res.headers as unknown as Headers });
+    };
+    return new Ollama({ host: this.host, headers: this.headers, fetch: fetchFn as Fetch });
+  }
+
+  private meta(prefix: string, upstreamModel: string): ResponseMeta {
+    return { id: randomId(prefix), created: Math.floor(Date.now() / 1000), model: upstreamModel, newToolCallId: () => randomId("call_") };
+  }
+
+  async chat(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    const stream = body.stream === true;
+    const request = toOllamaChatRequest(body, ctx.upstreamModel, stream);
+    const meta = this.meta("chatcmpl-", ctx.upstreamModel);
+    const state: CallState = {};
+    const client = this.client(ctx.signal, state, stream);
+    if (!stream) {
+      const res = await guard(ctx.signal, state, () => client.chat({ ...request, stream: false }));
+      checkBody(res);
+      return { kind: "json", ...toChatCompletion(res, meta) };
+    }
+    const upstream = await guard(ctx.signal, state, () => client.chat({ ...request, stream: true }));
+    const mapper = new ChatStreamMapper(meta);
+    return { kind: "stream", chunks: mapStream(upstream, (m) => mapper.push(m), ctx.signal) };
+  }
+
+  async completions(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    const stream = body.stream === true;
+    const request = toOllamaGenerateRequest(body, ctx.upstreamModel, stream);
+    const meta = this.meta("cmpl-", ctx.upstreamModel);
+    const state: CallState = {};
+    const client = this.client(ctx.signal, state, stream);
+    if (!stream) {
+      const res = await guard(ctx.signal, state, () => client.generate({ ...request, stream: false }));
+      checkBody(res);
+      return { kind: "json", ...toTextCompletion(res, meta) };
+    }
+    const upstream = await guard(ctx.signal, state, () => client.generate({ ...request, stream: true }));
+    const mapper = new CompletionStreamMapper(meta);
+    return { kind: "stream", chunks: mapStream(upstream, (m) => mapper.push(m), ctx.signal) };
+  }
+
+  async embeddings(body: OpenAIBody, ctx: CallContext): Promise<{ body: Record<string, unknown>; usage: Usage | null }> {
+    const request = toOllamaEmbedRequest(body, ctx.upstreamModel);
+    const state: CallState = {};
+    const client = this.client(ctx.signal, state);
+    const res = await guard(ctx.signal, state, () => client.embed(request));
+    checkBody(res);
+    if (!Array.isArray(res.embeddings)) throw new UpstreamError("malformed", "Ollama /api/embed answered without embeddings");
+    return toEmbeddingList(res, ctx.upstreamModel, body.encoding_format);
+  }
+
+  async health(signal: AbortSignal): Promise<HealthResult> {
+    const started = performance.now();
+    const state: CallState = {};
+    const client = this.client(signal, state);
+    try {
+      const { version } = await guard(signal, state, () => client.version());
+      let models: string[] | undefined;
+      try {
+        models = toModelCards((await client.list()).models).map((m) => m.id);
+      } catch {
+        // liveness is the version answer; the model list is a bonus
+      }
+      return { ok: true, detail: `ollama ${version ?? "(unknown version)"}`, latencyMs: performance.now() - started, ...(models ? { models } : {}) };
+    } catch (err) {
+      const e = err instanceof UpstreamError ? err : fromNetworkError(err, signal);
+      return { ok: false, detail: e.message, latencyMs: performance.now() - started };
+    }
+  }
+
+  async listModels(signal: AbortSignal): Promise<ModelCard[]> {
+    const state: CallState = {};
+    const client = this.client(signal, state);
+    const res = await guard(signal, state, () => client.list());
+    return toModelCards(res.models);
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+export function createOllamaAdapter(opts: OllamaOptions): ProviderAdapter {
+  return new OllamaAdapter(opts);
+}
+
+// ---------------------------------------------------------------------------
+
+/** Runs one client call and turns whatever it throws into an UpstreamError. */
+async function guard<T>(signal: AbortSignal, state: CallState, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw toUpstreamError(err, signal, state);
+  }
+}
+
+function toUpstreamError(err: unknown, signal: AbortSignal, state: CallState = {}): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  if (signal.aborted) return fromNetworkError(err, signal);
+  const re = err as { name?: unknown; status_code?: unknown; error?: unknown; message?: unknown };
+  if (err instanceof Error && re.name === "ResponseError" && typeof re.status_code === "number") {
+    const status = re.status_code;
+    const message = typeof re.error === "string" && re.error !== "" ? re.error : `HTTP ${status}`;
+    return new UpstreamError(classifyHttpError(status, message), `Ollama answered ${status}: ${message}`, {
+      upstreamStatus: status,
+      retryAfterMs: state.retryAfterMs,
+      cause: err,
+    });
+  }
+  if (err instanceof SyntaxError) return new UpstreamError("malformed", `Ollama sent invalid JSON: ${err.message}`, { cause: err });
+  return fromNetworkError(err, signal);
+}
+
+/** A 200 answer that is Ollama's error object (or not an object at all). */
+function checkBody(res: unknown): void {
+  if (res === null || typeof res !== "object" || Array.isArray(res)) throw new UpstreamError("malformed", "Ollama answered something that is not a JSON object");
+  const e = (res as { error?: unknown }).error;
+  if (e !== undefined) throw new UpstreamError("server_error", `Ollama error: ${typeof e === "string" ? e : JSON.stringify(e)}`);
+}
+
+/**
+ * Maps the client's stream object by object, as they arrive. Leaving early (the
+ * consumer stops, or an error) aborts the upstream request.
+ */
+async function* mapStream<T extends object>(
+  upstream: AbortableAsyncIterator<T>,
+  map: (msg: T) => OpenAIChunk[],
+  signal: AbortSignal,
+): AsyncGenerator<OpenAIChunk> {
+  try {
+    for await (const msg of upstream) {
+      let chunks: OpenAIChunk[];
+      try {
+        chunks = map(msg);
+      } catch (err) {
+        throw new UpstreamError("malformed", `Ollama sent an unexpected stream object: ${(err as Error).message}`);
+      }
+      for (const c of chunks) yield c;
+    }
+  } catch (err) {
+    throw toUpstreamError(err, signal);
+  } finally {
+    // After `done` the body is complete and this is a no-op; otherwise it closes the connection.
+    upstream.abort();
+  }
+}
+
+/**
+ * Passes an NDJSON body through line by line, each line as soon as it is complete
+ * and only when the reader asks for it (back-pressure is kept). The stream fails with
+ * the right error class on a malformed line, on an `{"error": …}` line (Ollama keeps
+ * HTTP 200 for errors after the first byte) and on an end without `done`, and only
+ * once every line before the fault has been read: an errored stream drops what is
+ * still queued, so the fault must not be raised ahead of the reader.
+ */
+export function guardNdjson(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  const lines: string[] = [];
+  let buffer = "";
+  let sawDone = false;
+  let ended = false;
+
+  /** The line to pass on, or undefined for a blank line; throws on a fault. */
+  const check = (line: string): Uint8Array | undefined => {
+    const text = line.trim();
+    if (text === "") return undefined;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(text);
+    } catch {
+      throw new UpstreamError("malformed", `Ollama sent an invalid NDJSON line: ${text.slice(0, 120)}`);
+    }
+    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
+      throw new UpstreamError("malformed", `Ollama sent a stream line that is not an object: ${text.slice(0, 120)}`);
+    }
+    const error = (obj as { error?: unknown }).error;
+    if (error !== undefined) {
+      throw new UpstreamError("server_error", `Ollama stream error: ${typeof error === "string" ? error : JSON.stringify(error)}`);
+    }
+    if ((obj as { done?: unknown }).done === true) sawDone = true;
+    return encoder.encode(text + "\n");
+  };
+
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          for (;;) {
+            const line = lines.shift();
+            if (line !== undefined) {
+              const out = check(line);
+              if (out) {
+                controller.enqueue(out);
+                return;
+              }
+              continue;
+            }
+            if (ended) {
+              if (!sawDone) throw new UpstreamError("reset", "Ollama's stream ended before its final (done) object");
+              controller.close();
+              return;
+            }
+            const { value, done } = await reader.read();
+            if (done) {
+              ended = true;
+              buffer += decoder.decode();
+              if (buffer !== "") lines.push(buffer);
+              buffer = "";
+              continue;
+            }
+            buffer += decoder.decode(value, { stream: true });
+            const parts = buffer.split("\n");
+            buffer = parts.pop() ?? "";
+            lines.push(...parts);
+          }
+        } catch (err) {
+          reader.cancel(err).catch(() => {});
+          throw err;
+        }
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
