@@ -237,10 +237,16 @@ export class Router {
     let maxRetryAfter: number | undefined;
     let contextCeiling: number | undefined; // context length known to be too small
     let everFailedOver = false;
+    let deepest = 0; // deepest fallback group tried
+    // Deployments whose failure a retry cannot fix (auth, not found, ...): not asked again.
+    const settled = new Set<string>();
+    let retryWorthIt = false;
 
     for (let pass = 0; pass <= this.cfg.retries; pass++) {
       if (pass > 0) {
-        if (!lastError || !lastError.retryable) break;
+        // Retry when some deployment failed in a way that may pass (5xx, reset, 429...),
+        // even if the last one tried failed for good.
+        if (!retryWorthIt) break;
         // An upstream that asks for a longer pause than we would ever back off gets
         // its answer passed on (with Retry-After) instead of holding the client.
         if (maxRetryAfter !== undefined && maxRetryAfter > this.cfg.retry_backoff_max_ms) break;
@@ -253,9 +259,10 @@ export class Router {
       const skipReasons = new Map<string, string>();
       const triedThisPass = new Set<string>();
       let attemptedThisPass = 0;
+      retryWorthIt = false;
       for (const cand of this.plan(req.model, skipReasons)) {
         const d = cand.deployment;
-        if (triedThisPass.has(d.id)) continue;
+        if (triedThisPass.has(d.id) || settled.has(d.id)) continue;
         if (contextCeiling !== undefined && d.contextLength !== undefined && d.contextLength <= contextCeiling) continue;
         if (req.signal.aborted) throw this.cancelled(attempts);
         // The plan listed this deployment before earlier candidates were tried; other
@@ -272,6 +279,7 @@ export class Router {
         }
         triedThisPass.add(d.id);
         attemptedThisPass++;
+        deepest = Math.max(deepest, cand.groupDepth);
         const isFallback = attempts.length > 0 || cand.groupDepth > 0 || cand.overflow;
         const t0 = performance.now();
         const outcome = await this.attempt(d, permit, req, {
@@ -298,6 +306,8 @@ export class Router {
         if (err.errorClass === "context_window") {
           contextCeiling = d.contextLength ?? contextCeiling;
         }
+        if (err.retryable) retryWorthIt = true;
+        else settled.add(d.id);
         everFailedOver = true;
       }
       if (attemptedThisPass === 0 && attempts.length === 0) {
@@ -324,6 +334,7 @@ export class Router {
       attempts,
       retryAfterMs: err.retryAfterMs,
       code: err.errorClass,
+      fallbackDepth: deepest,
       type: err.clientStatus === 429 ? "rate_limit_error" : err.clientStatus === 504 ? "timeout_error" : "upstream_error",
     });
   }

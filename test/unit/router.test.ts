@@ -488,3 +488,127 @@ describe("circuit breaker in the router", () => {
     expect(d.breaker.state).toBe("closed");
   });
 });
+
+describe("retry passes", () => {
+  it("a retryable failure earlier in the pass still earns a retry when the last deployment's error is not retryable", async () => {
+    // Local server warming up (503), cloud key wrong (401): retrying the local one is worth it.
+    const delays: number[] = [];
+    const { router, stubs } = build(
+      { providers: providers("local", "cloud"), models: { m: { strategy: "priority", deployments: [{ provider: "local", model: "l" }, { provider: "cloud", model: "c" }] } }, router: { retries: 2 } },
+      {
+        local: async (n) => (n === 1 ? Promise.reject(new UpstreamError("server_error", "loading model", { upstreamStatus: 503 })) : ok("local")),
+        cloud: fail("auth", { upstreamStatus: 401 }),
+      },
+      {
+        sleep: async (ms) => {
+          delays.push(ms);
+        },
+      },
+    );
+    const r = await route(router, "m");
+    expect(answer(r)).toBe("local");
+    expect(delays).toHaveLength(1);
+    expect(r.attempts.map((a) => [a.provider, a.error_class])).toEqual([
+      ["local", "server_error"],
+      ["cloud", "auth"],
+      ["local", null],
+    ]);
+    // The deployment whose error no retry can fix is not asked again.
+    expect(stubs.cloud!.calls).toBe(1);
+  });
+
+  it("a deployment that failed for good (auth) is not asked again in later passes", async () => {
+    const { router, stubs } = build(
+      { providers: providers("a", "b"), models: { m: { strategy: "priority", deployments: [{ provider: "a", model: "a" }, { provider: "b", model: "b" }] } }, router: { retries: 2 } },
+      { a: fail("auth", { upstreamStatus: 401 }), b: fail("server_error") },
+      { sleep: async () => {} },
+    );
+    const f = await failure(route(router, "m"));
+    expect([stubs.a!.calls, stubs.b!.calls]).toEqual([1, 3]);
+    expect(f.status).toBe(502);
+  });
+
+  it("the failure of a request that went down the fallback chain records how deep it went", async () => {
+    const { router } = build(
+      {
+        providers: providers("a", "f"),
+        models: { main: { deployments: [{ provider: "a", model: "a" }], fallbacks: ["fb"] }, fb: { deployments: [{ provider: "f", model: "f" }] } },
+        router: { retries: 0 },
+      },
+      { a: fail("server_error"), f: fail("server_error") },
+    );
+    const f = await failure(route(router, "main"));
+    expect(f.fallbackDepth).toBe(1);
+    expect(f.attempts.map((a) => a.provider)).toEqual(["a", "f"]);
+  });
+
+  it("fallback cycles are followed once", async () => {
+    const { router, stubs } = build(
+      {
+        providers: providers("a", "b"),
+        models: { x: { deployments: [{ provider: "a", model: "a" }], fallbacks: ["y"] }, y: { deployments: [{ provider: "b", model: "b" }], fallbacks: ["x", "y", "missing"] } },
+        router: { retries: 0 },
+      },
+      { a: fail("server_error"), b: fail("server_error") },
+    );
+    await failure(route(router, "x"));
+    expect([stubs.a!.calls, stubs.b!.calls]).toEqual([1, 1]);
+  });
+});
+
+describe("streams", () => {
+  async function* slowChunks(firstDelayMs: number, signal: AbortSignal, who: string): AsyncGenerator<Record<string, unknown>> {
+    await wait(firstDelayMs, signal);
+    yield { id: who, object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: who } }] };
+  }
+  const streamRoute = (router: Router, model: string) =>
+    router.route({ operation: "chat", model, body: { model, messages: [{ role: "user", content: "hi" }], stream: true }, stream: true, signal: new AbortController().signal });
+
+  it("first_byte_timeout_s also covers an upstream that sends its headers at once but no chunk", async () => {
+    let aSignal: AbortSignal | undefined;
+    const { router } = build(
+      {
+        providers: providers("a", "b"),
+        models: { m: { strategy: "priority", deployments: [{ provider: "a", model: "a", first_byte_timeout_s: 0.05 }, { provider: "b", model: "b" }] } },
+        router: { retries: 0 },
+      },
+      {
+        a: async (_n, ctx) => {
+          aSignal = ctx.signal;
+          return { kind: "stream", chunks: slowChunks(5000, ctx.signal, "a") };
+        },
+        b: async (_n, ctx) => ({ kind: "stream", chunks: slowChunks(1, ctx.signal, "b") }),
+      },
+    );
+    const t0 = performance.now();
+    const r = await streamRoute(router, "m");
+    expect(performance.now() - t0).toBeLessThan(1000);
+    if (r.kind !== "stream") throw new Error("expected a stream");
+    expect(r.first?.id).toBe("b");
+    expect(r.attempts.map((a) => [a.provider, a.error_class])).toEqual([
+      ["a", "first_byte_timeout"],
+      ["b", null],
+    ]);
+    expect(aSignal?.aborted).toBe(true); // the abandoned upstream was cancelled
+    r.finish({ usage: null });
+    expect(router.group("m")!.deployments.map((d) => d.inFlight)).toEqual([0, 0]);
+  });
+
+  it("an error after the first chunk reaches the caller from `rest`, and finish() releases the deployment with a failure", async () => {
+    async function* broken(): AsyncGenerator<Record<string, unknown>> {
+      yield { id: "x", choices: [{ index: 0, delta: { content: "partial" } }] };
+      throw new UpstreamError("reset", "dropped");
+    }
+    const { router } = build({ providers: providers("a"), models: { m: { deployments: [{ provider: "a", model: "a" }] } } }, { a: async () => ({ kind: "stream", chunks: broken() }) });
+    const r = await streamRoute(router, "m");
+    if (r.kind !== "stream") throw new Error("expected a stream");
+    expect(r.first).toBeDefined();
+    const err = await r.rest.next().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect((err as UpstreamError).errorClass).toBe("reset");
+    r.finish({ usage: null, error: err as UpstreamError });
+    r.finish({ usage: null, error: err as UpstreamError }); // twice is harmless
+    const d = router.group("m")!.deployments[0]!;
+    expect([d.inFlight, d.provider.inFlight, d.failures]).toEqual([0, 0, 1]);
+  });
+});
