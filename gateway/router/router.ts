@@ -400,10 +400,12 @@ export class Router {
         d.breaker.onFailure(permit);
       }
     };
-    const record = (errorClass: ErrorClass | null): void => {
+    const record = (errorClass: ErrorClass | null): AttemptRecord => {
       const ms = performance.now() - started;
-      info.attempts.push({ attempt: attemptNo, provider: d.provider.name, deployment: d.id, error_class: errorClass, ms });
+      const rec: AttemptRecord = { attempt: attemptNo, provider: d.provider.name, deployment: d.id, error_class: errorClass, ms };
+      info.attempts.push(rec);
       this.observer.onAttempt?.(d, errorClass, ms);
+      return rec;
     };
     const fail = (raw: unknown): { ok: false; error: UpstreamError } => {
       clearTimeout(startTimer);
@@ -494,7 +496,7 @@ export class Router {
     const rest = withIdleTimeout(iterator, timeoutMs, ac);
 
     if (first === "early") {
-      record(null);
+      const rec = record(null);
       const routeInfo: RouteInfo = { deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + (performance.now() - started) };
       req.onEarlyCommit?.(routeInfo);
       const firstPending = firstPromise.then(
@@ -503,7 +505,11 @@ export class Router {
           return r;
         },
         (err: unknown) => {
-          throw ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(err, ac.signal);
+          const error = ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(err, ac.signal);
+          // Committed early, but the first byte never came: the attempt failed after all.
+          rec.error_class = error.errorClass;
+          rec.ms = performance.now() - started;
+          throw error;
         },
       );
       return { ok: true, response: { kind: "stream", ...routeInfo, first: undefined, firstPending, rest, ttfbMs: undefined, finish: finishStream } };

@@ -160,5 +160,9 @@ describe("slow first byte without a first-byte timeout", () => {
     await until("the deployment to be free", () => inFlight(gw) === 0);
     const row = await until("the log row", () => lastRow(gw));
     expect([row.status, row.error_class]).toEqual([504, "timeout"]);
+    // The attempt itself is recorded as what it was: no first byte, a timeout.
+    expect(row.attempts.map((a) => [a.provider, a.error_class])).toEqual([["up", "timeout"]]);
+    expect(row.attempts[0]!.ms).toBeGreaterThan(700);
+    expect(gw.gateway.router.group("m")!.deployments[0]!.failures).toBe(1);
   });
 });
