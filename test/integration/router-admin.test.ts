@@ -102,9 +102,9 @@ describe("disabling a provider", () => {
       expect(during.openai).toBeUndefined();
       expect((during.azure ?? 0) + (during.anthropic ?? 0)).toBe(200);
       // 25:15 between the two that are left.
-      expect(during.azure! / 200).toBeGreaterThan(0.5);
-      expect(during.azure! / 200).toBeLessThan(0.75);
-      expect(during.anthropic).toBeGreaterThan(40);
+      expect(during.azure! / 200).toBeGreaterThan(0.45);
+      expect(during.azure! / 200).toBeLessThan(0.8);
+      expect(during.anthropic).toBeGreaterThan(35);
       // Answers from the remaining providers are not flagged as fallbacks: nothing failed.
       const one = await chat(gw);
       expect(one.headers.get("x-is-fallback")).toBe("false");
