@@ -25,7 +25,7 @@ export interface RouteInfo {
   /** True when an earlier attempt failed, a fallback group answered, or overflow took it. */
   isFallback: boolean;
   isOverflow: boolean;
-  /** 0 = the requested group; 1 = its first fallback group; ... */
+  /** 0 = the requested group; 1 = a group in its `fallbacks` list; 2 = a fallback of one of those; ... */
   fallbackDepth: number;
   attempts: AttemptRecord[];
   /** ms the router spent waiting on upstreams and backoff (excluded from labgate's overhead). */
@@ -314,7 +314,7 @@ export class Router {
         // Nothing could even be tried: say why in the most useful terms.
         const reasons = [...skipReasons.values()];
         if (reasons.length > 0 && reasons.every((r) => r === "rate_limited" || r === "saturated")) {
-          const retryAfterMs = this.minRetryAfter(req.model);
+          const retryAfterMs = this.minRetryAfter(new Set(skipReasons.keys()));
           throw new RouteFailure(429, "rate_limited", `Rate limit reached for model \`${req.model}\`: every deployment is at its limit.`, {
             retryAfterMs,
             code: "rate_limit_exceeded",
@@ -343,10 +343,11 @@ export class Router {
     return new RouteFailure(499, "cancelled", "client closed the request", { attempts, code: "cancelled" });
   }
 
-  private minRetryAfter(model: string): number {
+  /** The soonest one of these deployments (from the whole fallback chain) has room again. */
+  private minRetryAfter(deploymentIds: Set<string>): number {
     let best = Infinity;
-    const g = this.group(model);
-    for (const d of g?.deployments ?? []) {
+    for (const d of this.allDeployments()) {
+      if (!deploymentIds.has(d.id)) continue;
       best = Math.min(best, Math.max(d.limiter.retryAfterMs(), d.provider.limiter.retryAfterMs()));
     }
     return Number.isFinite(best) && best > 0 ? best : 1000;

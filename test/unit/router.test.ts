@@ -612,3 +612,28 @@ describe("streams", () => {
     expect([d.inFlight, d.provider.inFlight, d.failures]).toEqual([0, 0, 1]);
   });
 });
+
+describe("429 when every deployment is at its limit", () => {
+  it("Retry-After is the soonest a deployment anywhere in the fallback chain frees up", async () => {
+    let now = 2_000_000;
+    const { router } = build(
+      {
+        providers: providers("a", "f"),
+        models: { main: { deployments: [{ provider: "a", model: "a", rpm: 1 }], fallbacks: ["fb"] }, fb: { deployments: [{ provider: "f", model: "f", rpm: 1 }] } },
+      },
+      {},
+      { now: () => now },
+    );
+    expect(answer(await route(router, "main"))).toBe("a"); // a full until t0+60s
+    now += 40_000;
+    expect(answer(await route(router, "main"))).toBe("f"); // f full until t0+100s
+    now += 5_000;
+    const f = await failure(route(router, "main"));
+    expect(f.status).toBe(429);
+    expect(f.retryAfterMs).toBe(15_000); // a frees first
+    now += 15_000;
+    expect(answer(await route(router, "main"))).toBe("a");
+    const g = await failure(route(router, "main"));
+    expect(g.retryAfterMs).toBe(40_000); // now f frees first (t0+100s)
+  });
+});
