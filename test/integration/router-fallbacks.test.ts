@@ -115,6 +115,7 @@ describe("failover before the first byte", () => {
     { name: "5xx", fault: { kind: "status", status: 503 }, errorClass: "server_error", stream: [false, true] },
     { name: "429", fault: { kind: "status", status: 429, retryAfter: "0", type: "rate_limit_error" }, errorClass: "rate_limited", stream: [false, true] },
     { name: "timeout (upstream hangs)", fault: { kind: "hang" }, errorClass: "timeout", stream: [false] },
+    { name: "malformed answer", fault: { kind: "malformed" }, errorClass: "malformed", stream: [false, true] },
   ];
 
   for (const c of cases) {
