@@ -55,11 +55,11 @@ describe("disabling a provider", () => {
     azure = await startFakeOpenAI({ name: "azure", reply: ["from", " azure"] });
     anthropic = await startFakeAnthropic();
     dataDir = mkdtempSync(join(tmpdir(), "labgate-admin-"));
-    // The example config's shape; azure speaks OpenAI's format here (a loopback stand-in).
+    // The example config's shape, each provider type speaking its own wire format to a loopback fake.
     yaml = JSON.stringify({
       providers: {
         openai: { type: "openai", base_url: openai.v1, api_key: "env:OPENAI_API_KEY" },
-        azure: { type: "openai-compatible", base_url: azure.v1, api_key: "env:AZURE_API_KEY" },
+        azure: { type: "azure", base_url: azure.url, api_version: "2024-10-21", api_key: "env:AZURE_API_KEY" },
         anthropic: { type: "anthropic", base_url: anthropic.url, api_key: "env:ANTHROPIC_API_KEY" },
       },
       models: {
@@ -139,6 +139,9 @@ describe("disabling a provider", () => {
       await gw.close();
     }
     expect(anthropicHits()).toBeGreaterThan(0);
+    const azureCall = azure.requests.find((r) => r.method === "POST")!;
+    expect(azureCall.path).toBe("/openai/deployments/gpt-4-turbo/chat/completions");
+    expect(azureCall.headers["api-key"]).toBe("az-key");
     expect(anthropic.requests.find((r) => r.path === "/v1/messages")?.body?.model).toBe("claude-3-opus-20240229");
   });
 
