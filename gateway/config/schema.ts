@@ -13,6 +13,13 @@ export const secretRef = z
   .describe("A secret reference: env:NAME (environment variable) or vault:PATH.");
 
 const seconds = z.number().positive();
+const firstByteTimeout = z
+  .number()
+  .positive()
+  .describe(
+    "Streams only: fail over if no first chunk arrives within this many seconds (non-stream requests use timeout_s). " +
+      "Without it, a stream that has not started after server.sse_keepalive_s is committed to its deployment and kept warm with SSE comments.",
+  );
 const port = z.number().int().min(0).max(65535);
 
 export const PROVIDER_TYPES = [
@@ -41,7 +48,7 @@ export const providerSchema = z
     api_version: z.string().optional().describe("Azure OpenAI api-version."),
     headers: z.record(z.string(), secretRef).optional().describe("Extra upstream headers, each a secret reference."),
     timeout_s: seconds.optional(),
-    first_byte_timeout_s: seconds.optional(),
+    first_byte_timeout_s: firstByteTimeout.optional(),
     enabled: z.boolean().optional(),
     // embedded engine
     models_dir: z.string().optional().describe("embedded: folder whose *.gguf files become models."),
@@ -75,7 +82,7 @@ export const deploymentSchema = z
     overflow: z.boolean().optional().describe("Takes traffic only when every non-overflow deployment cannot."),
     context_length: z.number().int().positive().optional(),
     timeout_s: seconds.optional(),
-    first_byte_timeout_s: seconds.optional(),
+    first_byte_timeout_s: firstByteTimeout.optional(),
     ...limits,
   })
   .strict();
@@ -107,7 +114,7 @@ export const circuitBreakerSchema = z
 export const routerSchema = z
   .object({
     timeout_s: seconds.default(600),
-    first_byte_timeout_s: seconds.optional(),
+    first_byte_timeout_s: firstByteTimeout.optional(),
     retries: z.number().int().nonnegative().default(2),
     retry_backoff_ms: z.number().nonnegative().default(200),
     retry_backoff_max_ms: z.number().nonnegative().default(5000),
