@@ -146,6 +146,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   await app.register(healthRoutes(deps));
   await app.register(metricsRoutes(deps));
   await app.register(v1Routes(deps), { prefix: "/v1" });
+  // LiteLLM's proxy also answers without the /v1 prefix; some tools rely on it.
+  await app.register(v1Routes(deps), { prefix: "" });
   await app.register(adminRoutes(deps), { prefix: "/admin" });
 
   const discovery = startDiscovery(router, log, { intervalMs: opts.discoveryIntervalMs });

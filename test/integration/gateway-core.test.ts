@@ -149,6 +149,13 @@ describe("OpenAI client against labgate", () => {
     expect(sent.tool_choice).toBe("auto");
   });
 
+  it("answers without the /v1 prefix too, as LiteLLM's proxy does", async () => {
+    const bare = new OpenAI({ baseURL: gw.url, apiKey: "unused", maxRetries: 0 });
+    const r = await bare.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "hi" }] });
+    expect(r.choices[0]!.message.content).toBe("Hello from the fake upstream.");
+    expect((await bare.models.list()).data.map((m) => m.id)).toContain("tiny");
+  });
+
   it("embeddings", async () => {
     const e = await client.embeddings.create({ model: "tiny", input: ["a b", "c"] , encoding_format: "float" });
     expect(e.data).toHaveLength(2);
