@@ -67,6 +67,8 @@ export interface EngineStatus {
 type Handler = (msg: FromWorker) => void;
 
 const DEATH_PREFIX = "embedded engine stopped unexpectedly";
+/** After llama.cpp failed to start, requests fail fast for this long before it is tried again. */
+const START_RETRY_MS = 10_000;
 
 export class EmbeddedEngine {
   private readonly opts: EngineOptions;
@@ -81,6 +83,7 @@ export class EmbeddedEngine {
   private restarts = 0;
   private everStarted = false;
   private ready = false;
+  private startFailure: { at: number; error: EngineError } | null = null;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
@@ -245,6 +248,8 @@ export class EmbeddedEngine {
   private ensureWorker(): Promise<Worker> {
     if (this.closed) return Promise.reject(new EngineError("unavailable", "embedded engine is shut down"));
     if (this.starting) return this.starting;
+    // llama.cpp itself failed to start a moment ago: it will again, answer at once.
+    if (this.startFailure && Date.now() - this.startFailure.at < START_RETRY_MS) return Promise.reject(this.startFailure.error);
     const url = this.opts.workerUrl ?? new URL("./engine-worker.ts", import.meta.url);
     const worker = new Worker(url, { name: "labgate-embedded-engine" });
     this.worker = worker;
@@ -270,6 +275,7 @@ export class EmbeddedEngine {
       .then((msg) => {
         if (msg.type !== "ready") throw toError(msg);
         this.gpu = msg.gpu;
+        this.startFailure = null;
         if (this.worker === worker) this.ready = true;
         this.refWorker();
         return worker;
@@ -278,6 +284,7 @@ export class EmbeddedEngine {
         // llama.cpp could not start: report it, and let the next request try again.
         const e = err instanceof EngineError ? err : new EngineError("unavailable", `embedded engine could not start: ${(err as Error).message}`);
         this.lastError = e.message;
+        if (/could not start/.test(e.message)) this.startFailure = { at: Date.now(), error: e };
         if (this.worker === worker) {
           this.worker = null;
           this.starting = null;

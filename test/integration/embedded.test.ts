@@ -75,7 +75,7 @@ describe("embedded engine through the gateway", () => {
     const stream = await client.chat.completions.create({
       model: "stories260K",
       messages: [{ role: "user", content: "Tell me a story about a dog." }],
-      max_tokens: 40,
+      max_tokens: 100,
       temperature: 0,
       stream: true,
       stream_options: { include_usage: true },
@@ -94,14 +94,14 @@ describe("embedded engine through the gateway", () => {
       if (chunk.usage) usage = chunk.usage;
     }
     expect(text.length).toBeGreaterThan(20);
-    expect(contentChunks).toBeGreaterThan(5);
+    expect(contentChunks).toBeGreaterThan(2);
     expect(finish).toBe("length");
-    expect(usage?.completion_tokens).toBe(40);
+    expect(usage?.completion_tokens).toBe(100);
     expect(usage?.prompt_tokens).toBeGreaterThan(8);
   });
 
   it("streams a text completion", async () => {
-    const stream = await client.completions.create({ model: "stories260K", prompt: "Once upon a time", max_tokens: 30, temperature: 0, stream: true });
+    const stream = await client.completions.create({ model: "stories260K", prompt: "Once upon a time", max_tokens: 100, temperature: 0, stream: true });
     let text = "";
     let chunks = 0;
     let finish: string | null = null;
@@ -111,7 +111,7 @@ describe("embedded engine through the gateway", () => {
       finish = chunk.choices[0]?.finish_reason ?? finish;
     }
     expect(text).toMatch(/^, there was a little girl named Lily/);
-    expect(chunks).toBeGreaterThan(5);
+    expect(chunks).toBeGreaterThan(2);
     expect(finish).toBe("length");
   });
 

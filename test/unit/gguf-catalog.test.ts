@@ -144,15 +144,15 @@ describe("GGUF catalog", () => {
     expect((await catalog.scan()).models.map((m) => m.error ?? "ok")).toEqual(["ok"]);
 
     // Same size and mtime: the cached header is used (the junk is not noticed).
-    const { mtime } = await stat(path);
+    const { atimeMs, mtimeMs } = await stat(path);
     const fh = await open(path, "r+");
     await fh.write(Buffer.from("JUNK"), 0, 4, 0);
     await fh.close();
-    await utimes(path, mtime, mtime);
+    await utimes(path, atimeMs / 1000, mtimeMs / 1000);
     expect((await catalog.scan()).models[0].error).toBeUndefined();
 
     // A new mtime: read again.
-    await utimes(path, new Date(), new Date(mtime.getTime() + 5000));
+    await utimes(path, new Date(), new Date(mtimeMs + 5000));
     expect((await catalog.scan()).models[0].error).toMatch(/unreadable/);
 
     await writeFile(join(dir, "n.gguf"), good);

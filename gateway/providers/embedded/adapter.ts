@@ -62,6 +62,7 @@ export class EmbeddedAdapter implements ProviderAdapter {
   private readonly maxQueue: number;
   private readonly idleTtlMs: number;
   private readonly contextSize: number | undefined;
+  private listed = new Set<string>();
 
   constructor(opts: EmbeddedOptions) {
     const c = opts.config;
@@ -132,6 +133,10 @@ export class EmbeddedAdapter implements ProviderAdapter {
 
   async listModels(_signal: AbortSignal): Promise<ModelCard[]> {
     const scan = await this.catalog.scan();
+    // A file that left the folder frees its memory now rather than after the idle TTL.
+    const present = new Set(scan.models.map((m) => m.path));
+    for (const path of this.listed) if (!present.has(path)) void this.engine.unload(path).catch(() => {});
+    this.listed = present;
     return scan.models.map((m) => this.card(m));
   }
 
