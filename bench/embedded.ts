@@ -5,7 +5,7 @@
 // Runs are interleaved (direct, gateway, direct, ...) so machine noise hits both.
 //
 //   node bench/embedded.ts            (or via `npm run bench`, which calls benchEmbedded())
-// Knobs: BENCH_EMBEDDED_RUNS (default 7), BENCH_EMBEDDED_TOKENS (default 256),
+// Knobs: BENCH_EMBEDDED_RUNS (default 11), BENCH_EMBEDDED_TOKENS (default 256),
 //        BENCH_EMBEDDED_THREADS (default: the gateway's default for this machine).
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -74,7 +74,7 @@ async function viaGateway(url: string, path: "completions" | "chat/completions",
 }
 
 export async function benchEmbedded(): Promise<BenchRow[]> {
-  const runs = Math.max(1, Number(process.env.BENCH_EMBEDDED_RUNS) || 7);
+  const runs = Math.max(1, Number(process.env.BENCH_EMBEDDED_RUNS) || 11);
   const maxTokens = Math.max(16, Number(process.env.BENCH_EMBEDDED_TOKENS) || 256);
   const threads = Math.max(1, Number(process.env.BENCH_EMBEDDED_THREADS) || defaultThreads());
   const modelsDir = await mkdtemp(join(tmpdir(), "labgate-bench-models-"));
@@ -152,8 +152,14 @@ providers:
       await direct(kind); // warm-up (and, for labgate, worker start + model load)
       await viaLabgate(kind);
       for (let i = 0; i < runs; i++) {
-        results[kind].direct.push(await direct(kind));
-        results[kind].gateway.push(await viaLabgate(kind));
+        // Alternate which goes first, so a slow drift in machine load favours neither.
+        if (i % 2 === 0) {
+          results[kind].direct.push(await direct(kind));
+          results[kind].gateway.push(await viaLabgate(kind));
+        } else {
+          results[kind].gateway.push(await viaLabgate(kind));
+          results[kind].direct.push(await direct(kind));
+        }
       }
       const d = results[kind].direct[0];
       const g = results[kind].gateway[0];
@@ -177,7 +183,12 @@ providers:
     rows.push(
       { name: `${kind}: node-llama-cpp direct (${tokens} tokens, median of ${runs})`, value: d, unit: "tokens/s" },
       { name: `${kind}: labgate HTTP stream (${tokens} tokens, median of ${runs})`, value: g, unit: "tokens/s" },
-      { name: `${kind}: labgate / direct (goal >= ${GOAL_RATIO})`, value: g / d, unit: "ratio" },
+      { name: `${kind}: labgate / direct, ratio of medians (goal >= ${GOAL_RATIO})`, value: g / d, unit: "ratio" },
+      {
+        name: `${kind}: labgate / direct, median of paired runs`,
+        value: median(results[kind].gateway.map((r, i) => rate(r) / rate(results[kind].direct[i]))),
+        unit: "paired ratio",
+      },
       { name: `${kind}: time to first token, direct`, value: median(results[kind].direct.map((r) => r.ttftMs)), unit: "ms" },
       { name: `${kind}: time to first token, labgate`, value: median(results[kind].gateway.map((r) => r.ttftMs)), unit: "ms" },
     );
@@ -188,7 +199,7 @@ providers:
 export function formatEmbeddedReport(rows: BenchRow[]): string {
   const out = table(
     ["measure", "value", "unit"],
-    rows.map((r) => [r.name, r.unit === "ratio" ? r.value.toFixed(3) : r.value.toFixed(1), r.unit]),
+    rows.map((r) => [r.name, r.unit.endsWith("ratio") ? r.value.toFixed(3) : r.value.toFixed(1), r.unit]),
   );
   const verdicts = rows
     .filter((r) => r.unit === "ratio")
