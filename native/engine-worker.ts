@@ -127,7 +127,8 @@ function loadError(spec: ModelSpec, err: unknown, since: number): string {
   const explicit = lines.find((l) => /error loading model: /.test(l))?.replace(/^.*error loading model: /, "");
   const other = lines.find((l) => /not within the file bounds|invalid|corrupt|unknown|unsupported|failed to read/i.test(l));
   const base = (err instanceof Error ? err.message : String(err)).replace(/^Failed simulating model resource usage\. Falling back to estimation heuristic\. Error: /, "");
-  return `model ${spec.file} could not be loaded: ${explicit ?? other ?? base}`;
+  const detail = explicit ?? other ?? (/^Failed to load model$/i.test(base) ? "llama.cpp refused the file (corrupt, incomplete or an unsupported architecture)" : base);
+  return `model ${spec.file} could not be loaded: ${detail}`;
 }
 
 async function loadModel(spec: ModelSpec): Promise<Loaded> {

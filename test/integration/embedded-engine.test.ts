@@ -69,7 +69,10 @@ beforeAll(async () => {
   const at = alien.indexOf("general.architecture");
   const v = alien.indexOf("llama", at);
   alien.write("llamz", v);
-  dir = await modelsDir({ "broken.gguf": good.subarray(0, 100_000), "alien.gguf": alien });
+  dir = await modelsDir({
+    "broken.gguf": good.subarray(0, 100_000),
+    "alien.gguf": alien,
+  });
   a = adapter(dir);
 });
 
