@@ -1,0 +1,313 @@
+// Gateway throughput and latency on loopback, non-streaming and streaming, for
+// three targets in one run:
+//   direct  — the fast mock upstream called directly (the floor)
+//   bare    — fastify + undici pass-through to the mock (the practical ceiling for a Node gateway)
+//   labgate — the full labgate path (auth hook, validation, routing, breaker,
+//             metrics, request log to a temp SQLite file) to the same mock
+// Every server runs in its own process; see bench/README.md for the CPU layout.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BENCH_MODEL } from "./lib/labgate-target.ts";
+import { loadRun, requestBody, sequentialRun, verifyAnswer, type LoadResult, type Mode, type SequentialResult } from "./lib/load.ts";
+import { cpuSnapshot, cpuUsage, waitForQuiet, type CpuUsage } from "./lib/cpu.ts";
+import { canPin, pinProcess, startServer, type ServerHandle } from "./lib/spawn.ts";
+import { fixed, int, mib, table, verdict } from "./lib/table.ts";
+
+export type TargetName = "direct" | "bare" | "labgate";
+export const TARGETS: TargetName[] = ["direct", "bare", "labgate"];
+export const MODES: Mode[] = ["json", "stream"];
+
+/** labgate rps at 50 connections over bare's. */
+export const GOAL_RPS_RATIO = 0.7;
+/** µs labgate may add to the p50 at one connection, over calling the upstream directly. */
+export const GOAL_ADDED_US = 400;
+/** Above this much CPU (% of one core) used by processes outside the bench during a run, the run is flagged as noisy. */
+export const NOISY_FOREIGN_PCT = 15;
+
+export interface GatewayBenchOptions {
+  connections: number;
+  warmupS: number;
+  durationS: number;
+  seqWarmupMs: number;
+  seqMs: number;
+  seqMaxCount: number;
+  /** "pinned": the server under test alone on CPU 1, load generator + mock on CPU 0; "shared": no pinning. */
+  layout: "pinned" | "shared";
+  /** When set, bare and labgate are CPU-profiled during each measured 50-connection run: <profileDir>/<target>-<mode>.cpuprofile. */
+  profileDir?: string;
+  targets: TargetName[];
+  modes: Mode[];
+  /** Longest wait for other processes on the machine to calm down before each measurement. */
+  quietWaitMs: number;
+  log: (line: string) => void;
+}
+
+export const DEFAULT_OPTIONS: GatewayBenchOptions = {
+  connections: 50,
+  warmupS: 2,
+  durationS: 10,
+  seqWarmupMs: 500,
+  seqMs: 3000,
+  seqMaxCount: 50_000,
+  layout: "pinned",
+  targets: TARGETS,
+  modes: MODES,
+  quietWaitMs: 20_000,
+  log: (line) => console.error(line),
+};
+
+export interface TargetResult {
+  target: TargetName;
+  mode: Mode;
+  many: LoadResult;
+  one: SequentialResult;
+  /** CPU use during the measured 50-connection run. */
+  cpu?: CpuUsage;
+  profileFile?: string;
+  /** labgate only: RSS of the labgate process after the load of this mode. */
+  rss?: number;
+  rssIdle?: number;
+  /** labgate only: request-log rows written with status 200 for this mode, and the count the clients saw. */
+  logRows?: { written: number; expectedAtLeast: number; expectedAtMost: number; ok: boolean; avgOverheadMs?: number };
+}
+
+export interface GatewayReport {
+  options: Omit<GatewayBenchOptions, "log">;
+  layoutNote: string;
+  results: TargetResult[];
+  profileDir?: string;
+}
+
+interface Running {
+  url: string;
+  sut: ServerHandle;
+  /** Every process of this target (server under test, mock), plus the orchestrator. */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+async function startTarget(target: TargetName, opts: GatewayBenchOptions, pin: boolean): Promise<Running> {
+  const genCpu = pin ? "0" : undefined;
+  const sutCpu = pin ? "1" : undefined;
+  if (target === "direct") {
+    const mock = await startServer("mock", { cpus: sutCpu });
+    return { url: mock.url, sut: mock, pids: [process.pid, mock.pid], stop: () => mock.close() };
+  }
+  const mock = await startServer("mock", { cpus: genCpu });
+  try {
+    const sut = await startServer(target, { upstream: mock.url, cpus: sutCpu });
+    return {
+      url: sut.url,
+      sut,
+      pids: [process.pid, mock.pid, sut.pid],
+      stop: async () => {
+        await sut.close();
+        await mock.close();
+      },
+    };
+  } catch (err) {
+    await mock.close();
+    throw err;
+  }
+}
+
+export async function benchGateway(partial: Partial<GatewayBenchOptions> = {}): Promise<GatewayReport> {
+  const opts: GatewayBenchOptions = { ...DEFAULT_OPTIONS, ...partial };
+  const log = opts.log;
+  let pin = opts.layout === "pinned";
+  let layoutNote: string;
+  if (pin && !canPin()) {
+    pin = false;
+    layoutNote = "shared (taskset unavailable, nothing pinned): load generator, mock and server under test scheduled freely on all cores";
+  } else if (pin) {
+    pinProcess(process.pid, "0");
+    layoutNote = "pinned: server under test alone on CPU 1; load generator (this process) and the mock upstream on CPU 0 (direct: the mock is the server under test)";
+  } else {
+    layoutNote = "shared: load generator, mock and server under test each in its own process, scheduled freely on all cores";
+  }
+  if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
+  log(`gateway bench: layout ${layoutNote}`);
+
+  const results: TargetResult[] = [];
+  try {
+    for (const target of opts.targets) {
+      log(`gateway bench: starting ${target}`);
+      const running = await startTarget(target, opts, pin);
+      try {
+        const idle = target === "labgate" ? await running.sut.stats() : undefined;
+        for (const mode of opts.modes) {
+          const model = target === "labgate" ? BENCH_MODEL : "mock-model";
+          const body = requestBody(mode, model);
+          // Never measure a broken path: the answer must be complete and correct first.
+          const headers = await verifyAnswer(running.url, mode, body);
+          if (target === "labgate" && headers["x-routed-provider"] !== "mock") {
+            throw new Error(`labgate (${mode}): x-routed-provider is ${headers["x-routed-provider"]}, expected mock`);
+          }
+          // Other work on a shared machine disturbs everything: wait a little for it to calm down.
+          const quiet = await waitForQuiet(running.pids, { thresholdPct: NOISY_FOREIGN_PCT, maxWaitMs: opts.quietWaitMs });
+          if (quiet.waitedMs > 1000) log(`gateway bench: waited ${(quiet.waitedMs / 1000).toFixed(0)} s for the machine to calm down (other load ${quiet.foreignPct.toFixed(0)}% of a core)`);
+          const before = target === "labgate" ? await running.sut.stats() : undefined;
+          log(`gateway bench: ${target} ${mode}: ${opts.connections} connections, ${opts.warmupS}s warm-up + ${opts.durationS}s`);
+          let snap0 = cpuSnapshot(running.pids);
+          let cpu: CpuUsage | undefined;
+          const profileFile = opts.profileDir && target !== "direct" ? join(opts.profileDir, `${target}-${mode}.cpuprofile`) : undefined;
+          const many = await loadRun(running.url, body, {
+            connections: opts.connections,
+            warmupS: opts.warmupS,
+            durationS: opts.durationS,
+            beforeMeasure: async () => {
+              if (profileFile) await running.sut.profileStart();
+              snap0 = cpuSnapshot(running.pids);
+            },
+            afterMeasure: async () => {
+              cpu = cpuUsage(snap0, cpuSnapshot(running.pids), running.sut.pid);
+              if (profileFile) await running.sut.profileStop(profileFile);
+            },
+          });
+          if (cpu && cpu.foreignPct > NOISY_FOREIGN_PCT) {
+            log(`gateway bench: WARNING ${target} ${mode}: other processes on this machine used ${cpu.foreignPct.toFixed(0)}% of a core during the run; numbers are disturbed`);
+          }
+          log(`gateway bench: ${target} ${mode}: 1 connection, ${opts.seqMs} ms`);
+          const one = await sequentialRun(running.url, body, { warmupMs: opts.seqWarmupMs, durationMs: opts.seqMs, maxCount: opts.seqMaxCount });
+          const r: TargetResult = { target, mode, many, one, cpu, profileFile };
+          if (target === "labgate" && before?.logRows) {
+            const after = await running.sut.stats();
+            r.rss = after.rss;
+            r.rssIdle = idle?.rss;
+            const key = mode === "stream" ? "okStream" : "okJson";
+            const written = (after.logRows?.[key] ?? 0) - before.logRows[key];
+            // Every 200 a client saw must have a row; requests cut off when a run stops may add up to one per connection per run.
+            const expectedAtLeast = many.warmupOk + many.ok + one.count + one.warmupCount;
+            const expectedAtMost = expectedAtLeast + 2 * opts.connections;
+            const avgOverheadMs = mode === "stream" ? after.logRows?.avgOverheadStreamMs : after.logRows?.avgOverheadJsonMs;
+            r.logRows = { written, expectedAtLeast, expectedAtMost, ok: written >= expectedAtLeast && written <= expectedAtMost, avgOverheadMs };
+          }
+          results.push(r);
+        }
+      } finally {
+        await running.stop();
+      }
+    }
+  } finally {
+    if (pin) pinProcess(process.pid, "0-1023");
+  }
+  return { options: { ...opts, log: undefined } as unknown as Omit<GatewayBenchOptions, "log">, layoutNote, results, profileDir: opts.profileDir };
+}
+
+export interface ModeSummary {
+  mode: Mode;
+  rows: TargetResult[];
+  rpsRatio: number;
+  labgateAddedUs: number;
+  bareAddedUs: number;
+  ratioMet: boolean;
+  addedMet: boolean;
+  logOk: boolean;
+  clean: boolean;
+}
+
+export function summarize(report: GatewayReport, mode: Mode): ModeSummary | undefined {
+  const rows = report.results.filter((r) => r.mode === mode);
+  const by = (t: TargetName): TargetResult | undefined => rows.find((r) => r.target === t);
+  const direct = by("direct");
+  const bare = by("bare");
+  const lab = by("labgate");
+  if (rows.length === 0) return undefined;
+  const rpsRatio = lab && bare ? lab.many.rps / bare.many.rps : NaN;
+  const labgateAddedUs = lab && direct ? lab.one.p50Us - direct.one.p50Us : NaN;
+  const bareAddedUs = bare && direct ? bare.one.p50Us - direct.one.p50Us : NaN;
+  return {
+    mode,
+    rows,
+    rpsRatio,
+    labgateAddedUs,
+    bareAddedUs,
+    ratioMet: rpsRatio >= GOAL_RPS_RATIO,
+    addedMet: labgateAddedUs <= GOAL_ADDED_US,
+    logOk: lab?.logRows?.ok ?? false,
+    clean: rows.every((r) => r.many.errors === 0 && r.many.non2xx === 0),
+  };
+}
+
+export function formatGatewayReport(report: GatewayReport): string {
+  const out: string[] = [];
+  const o = report.options;
+  out.push(`Layout: ${report.layoutNote}.`);
+  out.push(
+    `Many connections: autocannon, ${o.connections} connections, ${o.warmupS} s warm-up + ${o.durationS} s measured. ` +
+      `One connection: sequential undici client, ${o.seqWarmupMs} ms warm-up + ${o.seqMs} ms, hrtime per request.`,
+  );
+  for (const mode of o.modes) {
+    const s = summarize(report, mode);
+    if (!s) continue;
+    const direct = s.rows.find((r) => r.target === "direct");
+    out.push("");
+    out.push(mode === "json" ? "== Non-streaming: POST /v1/chat/completions ==" : "== Streaming: POST /v1/chat/completions, stream: true (8 chunks + usage + [DONE]) ==");
+    out.push(
+      table(
+        [
+          "target",
+          `req/s @${o.connections}`,
+          `p50 @${o.connections} ms`,
+          `p99 @${o.connections} ms`,
+          "req/s @1",
+          "p50 @1 µs",
+          "p99 @1 µs",
+          "added p50 @1 µs",
+          "errors",
+          "CPU sut/bench/other %",
+          "sut CPU µs/req",
+          "RSS after load",
+        ],
+        s.rows.map((r) => [
+          r.target,
+          int(r.many.rps),
+          fixed(r.many.p50Ms, 0),
+          fixed(r.many.p99Ms, 0),
+          int(r.one.rps),
+          int(r.one.p50Us),
+          int(r.one.p99Us),
+          r.target === "direct" || !direct ? "–" : int(r.one.p50Us - direct.one.p50Us),
+          String(r.many.errors + r.many.non2xx),
+          r.cpu ? `${fixed(r.cpu.sutPct, 0)}/${fixed(r.cpu.benchPct, 0)}/${fixed(r.cpu.foreignPct, 0)}` : "–",
+          r.cpu ? int((r.cpu.sutPct / 100 / r.many.rps) * 1e6) : "–",
+          r.rss !== undefined ? `${mib(r.rss)} (idle ${r.rssIdle !== undefined ? mib(r.rssIdle) : "?"})` : "–",
+        ]),
+      ),
+    );
+    const lab = s.rows.find((r) => r.target === "labgate");
+    const checks: string[][] = [];
+    if (Number.isFinite(s.rpsRatio)) checks.push([`labgate / bare req/s @${o.connections}`, fixed(s.rpsRatio, 2), `>= ${GOAL_RPS_RATIO}`, verdict(s.ratioMet)]);
+    if (Number.isFinite(s.labgateAddedUs)) {
+      checks.push([
+        "labgate added p50 @1 (vs direct)",
+        `${int(s.labgateAddedUs)} µs`,
+        `<= ${GOAL_ADDED_US} µs (bare adds ${Number.isFinite(s.bareAddedUs) ? int(s.bareAddedUs) : "?"} µs)`,
+        verdict(s.addedMet),
+      ]);
+    }
+    if (lab?.logRows) {
+      const lr = lab.logRows;
+      checks.push(["request log rows (status 200)", int(lr.written), `${int(lr.expectedAtLeast)}..${int(lr.expectedAtMost)}`, lr.ok ? "ok" : "WRONG"]);
+      if (lr.avgOverheadMs !== undefined) checks.push(["labgate's own overhead_ms (avg, request log)", `${fixed(lr.avgOverheadMs * 1000, 0)} µs`, "informative", ""]);
+    }
+    checks.push(["answers verified before load; no errors under load", s.clean ? "yes" : "NO", "yes", s.clean ? "ok" : "WRONG"]);
+    const noisiest = Math.max(0, ...s.rows.map((r) => r.cpu?.foreignPct ?? 0));
+    checks.push([
+      "machine quiet (CPU of processes outside the bench)",
+      `${fixed(noisiest, 0)}% of a core`,
+      `< ${NOISY_FOREIGN_PCT}%`,
+      noisiest < NOISY_FOREIGN_PCT ? "ok" : "NOISY: rerun",
+    ]);
+    out.push("");
+    out.push(table(["goal", "measured", "target", "result"], checks));
+  }
+  return out.join("\n");
+}
+
+// Standalone: node bench/gateway.ts
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const report = await benchGateway({ layout: (process.env.BENCH_LAYOUT as "pinned" | "shared" | undefined) ?? DEFAULT_OPTIONS.layout, profileDir: process.env.BENCH_PROFILE });
+  console.log(formatGatewayReport(report));
+}
