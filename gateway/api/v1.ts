@@ -93,14 +93,28 @@ export const v1Routes =
     app.post("/embeddings", { schema: embeddingsSchema }, (request, reply) => handle("embeddings", deps, request, reply));
   };
 
-function listModels(deps: GatewayDeps): { id: string; object: "model"; created: number; owned_by: string }[] {
+interface ModelEntry {
+  id: string;
+  object: "model";
+  created: number;
+  owned_by: string;
+  [detail: string]: unknown;
+}
+
+/** Configured groups are labgate's; discovered models keep what their provider says of them. */
+function listModels(deps: GatewayDeps): ModelEntry[] {
   const created = Math.floor(deps.startedAt / 1000);
-  return deps.router.listGroups().map((g) => ({
-    id: g.name,
-    object: "model" as const,
-    created,
-    owned_by: g.discovered ? (g.deployments[0]?.provider.type ?? "labgate") : "labgate",
-  }));
+  return deps.router.listGroups().map((g) => {
+    if (!g.discovered) return { id: g.name, object: "model", created, owned_by: "labgate" };
+    const { id: _id, object: _object, ...details }: Record<string, unknown> = g.card ?? {};
+    return {
+      ...details,
+      id: g.name,
+      object: "model",
+      created: typeof details.created === "number" ? details.created : created,
+      owned_by: typeof details.owned_by === "string" ? details.owned_by : (g.deployments[0]?.provider.type ?? "labgate"),
+    };
+  });
 }
 
 interface Accounting {

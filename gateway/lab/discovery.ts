@@ -23,7 +23,7 @@ export function startDiscovery(router: Router, log: Logger, opts: { intervalMs?:
     if (!p?.adapter?.listModels || p.unavailableReason || !DISCOVERABLE.has(p.type)) return;
     try {
       const cards = await p.adapter.listModels(AbortSignal.timeout(Math.max(1000, intervalMs)));
-      router.setDiscoveredModels(name, cards.map((c) => ({ id: c.id, contextLength: c.context_length })));
+      router.setDiscoveredModels(name, cards);
       lastError.delete(name);
     } catch (err) {
       // A server that is down serves no models until it comes back.

@@ -4,7 +4,7 @@
 // wire format: adapters do that.
 import type { LabgateConfig, RouterConfig, StrategyName } from "../config/schema.ts";
 import { UpstreamError, fromNetworkError, type ErrorClass } from "../providers/errors.ts";
-import type { CallContext, CompletionResult, OpenAIBody, OpenAIChunk, Operation, ProviderAdapter, Usage } from "../providers/types.ts";
+import type { CallContext, CompletionResult, ModelCard, OpenAIBody, OpenAIChunk, Operation, ProviderAdapter, Usage } from "../providers/types.ts";
 import type { AttemptRecord } from "../store/request-log.ts";
 import { backoffDelay, sleep } from "./backoff.ts";
 import type { BreakerPermit, BreakerState } from "./circuit-breaker.ts";
@@ -18,6 +18,8 @@ export interface ModelGroup {
   fallbacks: string[];
   /** Discovered from a provider rather than written in the config. */
   discovered: boolean;
+  /** What the provider says about a discovered model (context length, file, architecture...). */
+  card?: ModelCard;
 }
 
 export interface RouteInfo {
@@ -161,7 +163,7 @@ export class Router {
    * Models a provider serves by itself (Ollama tags, GGUF files...) become groups
    * of one deployment, unless the config defines a group of that name.
    */
-  setDiscoveredModels(providerName: string, models: { id: string; contextLength?: number }[]): void {
+  setDiscoveredModels(providerName: string, models: ModelCard[]): void {
     const provider = this.providers.get(providerName);
     if (!provider) return;
     const keep = new Set(models.map((m) => m.id));
@@ -170,15 +172,19 @@ export class Router {
     }
     for (const m of models) {
       const existing = this.discovered.get(m.id);
-      if (existing && existing.deployments[0]?.provider === provider) continue;
+      if (existing && existing.deployments[0]?.provider === provider) {
+        existing.card = m; // details may change (a file rewritten, an error cleared)
+        continue;
+      }
       if (existing) continue; // first provider to claim a name keeps it
-      const config = { provider: providerName, model: m.id, tier: "local", ...(m.contextLength ? { context_length: m.contextLength } : {}) };
+      const config = { provider: providerName, model: m.id, tier: "local", ...(m.context_length ? { context_length: m.context_length } : {}) };
       this.discovered.set(m.id, {
         name: m.id,
         strategy: "priority",
         deployments: [this.makeDeployment(m.id, 0, config, provider)],
         fallbacks: [],
         discovered: true,
+        card: m,
       });
     }
   }

@@ -68,6 +68,8 @@ describe("embedded engine through the gateway", () => {
     const models = await client.models.list();
     const m = models.data.find((x) => x.id === "stories260K");
     expect(m).toMatchObject({ id: "stories260K", object: "model", owned_by: "embedded" });
+    // What the GGUF header says reaches the client too.
+    expect(m).toMatchObject({ architecture: "llama", n_ctx_train: 2048, context_length: expect.any(Number) });
     expect(models.data.map((x) => x.id)).toContain("broken");
   });
 
