@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BENCH_MODEL } from "./lib/labgate-target.ts";
-import { loadRun, requestBody, sequentialRun, verifyAnswer, type LoadResult, type Mode, type SequentialResult } from "./lib/load.ts";
+import { loadRun, mergeLoad, mergeSequential, requestBody, sequentialRun, verifyAnswer, type LoadResult, type Mode, type SequentialResult } from "./lib/load.ts";
 import { cpuSnapshot, cpuUsage, waitForQuiet, type CpuUsage } from "./lib/cpu.ts";
 import { canPin, pinProcess, startServer, type ServerHandle } from "./lib/spawn.ts";
 import { fixed, int, mib, table, verdict } from "./lib/table.ts";
@@ -38,6 +38,10 @@ export interface GatewayBenchOptions {
   profileDir?: string;
   targets: TargetName[];
   modes: Mode[];
+  /** Total of those waits over the whole run. */
+  quietBudgetMs: number;
+  /** The measured time is split into this many rounds; the targets take turns each round. */
+  rounds: number;
   /** Longest wait for other processes on the machine to calm down before each measurement. */
   quietWaitMs: number;
   log: (line: string) => void;
@@ -53,7 +57,9 @@ export const DEFAULT_OPTIONS: GatewayBenchOptions = {
   layout: "pinned",
   targets: TARGETS,
   modes: MODES,
-  quietWaitMs: 20_000,
+  quietWaitMs: 15_000,
+  quietBudgetMs: 45_000,
+  rounds: 2,
   log: (line) => console.error(line),
 };
 
@@ -65,6 +71,8 @@ export interface TargetResult {
   /** CPU use during the measured 50-connection run. */
   cpu?: CpuUsage;
   profileFile?: string;
+  /** Requests answered while the profile ran. */
+  profileRequests?: number;
   /** labgate only: RSS of the labgate process after the load of this mode. */
   rss?: number;
   rssIdle?: number;
@@ -80,36 +88,62 @@ export interface GatewayReport {
 }
 
 interface Running {
+  target: TargetName;
   url: string;
+  /** The process under test (for direct: the mock itself). */
   sut: ServerHandle;
-  /** Every process of this target (server under test, mock), plus the orchestrator. */
+}
+
+interface Fleet {
+  targets: Running[];
+  /** Every process of the bench (orchestrator, mocks, servers), for CPU accounting. */
   pids: number[];
   stop(): Promise<void>;
 }
 
-async function startTarget(target: TargetName, opts: GatewayBenchOptions, pin: boolean): Promise<Running> {
+/**
+ * Starts every target at once so the rounds can alternate between them:
+ * a mock as the "direct" target, and one upstream mock shared by bare and labgate.
+ */
+async function startFleet(targets: TargetName[], pin: boolean, log: (l: string) => void): Promise<Fleet> {
   const genCpu = pin ? "0" : undefined;
   const sutCpu = pin ? "1" : undefined;
-  if (target === "direct") {
-    const mock = await startServer("mock", { cpus: sutCpu });
-    return { url: mock.url, sut: mock, pids: [process.pid, mock.pid], stop: () => mock.close() };
-  }
-  const mock = await startServer("mock", { cpus: genCpu });
+  const handles: ServerHandle[] = [];
+  const stop = async (): Promise<void> => {
+    // Servers before the upstream mock they talk to.
+    for (const h of [...handles].reverse()) await h.close().catch(() => {});
+  };
   try {
-    const sut = await startServer(target, { upstream: mock.url, cpus: sutCpu });
-    return {
-      url: sut.url,
-      sut,
-      pids: [process.pid, mock.pid, sut.pid],
-      stop: async () => {
-        await sut.close();
-        await mock.close();
-      },
-    };
+    const running: Running[] = [];
+    let upstream: ServerHandle | undefined;
+    for (const target of targets) {
+      log(`gateway bench: starting ${target}`);
+      if (target === "direct") {
+        const mock = await startServer("mock", { cpus: sutCpu });
+        handles.push(mock);
+        running.push({ target, url: mock.url, sut: mock });
+        continue;
+      }
+      if (!upstream) {
+        upstream = await startServer("mock", { cpus: genCpu });
+        handles.unshift(upstream);
+      }
+      const sut = await startServer(target, { upstream: upstream.url, cpus: sutCpu });
+      handles.push(sut);
+      running.push({ target, url: sut.url, sut });
+    }
+    return { targets: running, pids: [process.pid, ...handles.map((h) => h.pid)], stop };
   } catch (err) {
-    await mock.close();
+    await stop();
     throw err;
   }
+}
+
+function combineCpu(parts: { cpu: CpuUsage; seconds: number }[]): CpuUsage | undefined {
+  const total = parts.reduce((a, p) => a + p.seconds, 0);
+  if (parts.length === 0 || total <= 0) return undefined;
+  const w = (f: (c: CpuUsage) => number): number => parts.reduce((a, p) => a + f(p.cpu) * p.seconds, 0) / total;
+  return { sutPct: w((c) => c.sutPct), benchPct: w((c) => c.benchPct), foreignPct: w((c) => c.foreignPct) };
 }
 
 export async function benchGateway(partial: Partial<GatewayBenchOptions> = {}): Promise<GatewayReport> {
@@ -119,77 +153,109 @@ export async function benchGateway(partial: Partial<GatewayBenchOptions> = {}): 
   let layoutNote: string;
   if (pin && !canPin()) {
     pin = false;
-    layoutNote = "shared (taskset unavailable, nothing pinned): load generator, mock and server under test scheduled freely on all cores";
+    layoutNote = "shared (taskset unavailable, nothing pinned): load generator, mocks and servers under test scheduled freely on all cores";
   } else if (pin) {
     pinProcess(process.pid, "0");
-    layoutNote = "pinned: server under test alone on CPU 1; load generator (this process) and the mock upstream on CPU 0 (direct: the mock is the server under test)";
+    layoutNote =
+      "pinned: the server under test on CPU 1 (only one is loaded at a time); load generator (this process) and the upstream mock on CPU 0; direct: a mock alone on CPU 1 is the server under test";
   } else {
-    layoutNote = "shared: load generator, mock and server under test each in its own process, scheduled freely on all cores";
+    layoutNote = "shared: load generator, mocks and servers under test each in its own process, scheduled freely on all cores";
   }
   if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
   log(`gateway bench: layout ${layoutNote}`);
+  const rounds = Math.max(1, Math.floor(opts.rounds));
+  // All the waiting for a quiet machine, over the whole run, is bounded too.
+  let quietBudgetMs = opts.quietBudgetMs;
 
   const results: TargetResult[] = [];
+  let fleet: Fleet | undefined;
   try {
-    for (const target of opts.targets) {
-      log(`gateway bench: starting ${target}`);
-      const running = await startTarget(target, opts, pin);
-      try {
-        const idle = target === "labgate" ? await running.sut.stats() : undefined;
-        for (const mode of opts.modes) {
-          const model = target === "labgate" ? BENCH_MODEL : "mock-model";
-          const body = requestBody(mode, model);
-          // Never measure a broken path: the answer must be complete and correct first.
-          const headers = await verifyAnswer(running.url, mode, body);
-          if (target === "labgate" && headers["x-routed-provider"] !== "mock") {
-            throw new Error(`labgate (${mode}): x-routed-provider is ${headers["x-routed-provider"]}, expected mock`);
-          }
+    fleet = await startFleet(opts.targets, pin, log);
+    const { pids } = fleet;
+    const labgate = fleet.targets.find((t) => t.target === "labgate");
+    const idle = labgate ? await labgate.sut.stats() : undefined;
+    for (const mode of opts.modes) {
+      const bodyFor = (t: Running): string => requestBody(mode, t.target === "labgate" ? BENCH_MODEL : "mock-model");
+      // Never measure a broken path: every answer must be complete and correct first.
+      for (const t of fleet.targets) {
+        const headers = await verifyAnswer(t.url, mode, bodyFor(t));
+        if (t.target === "labgate" && headers["x-routed-provider"] !== "mock") {
+          throw new Error(`labgate (${mode}): x-routed-provider is ${headers["x-routed-provider"]}, expected mock`);
+        }
+      }
+      const before = labgate ? await labgate.sut.stats() : undefined;
+      const many = new Map<TargetName, LoadResult[]>();
+      const cpuParts = new Map<TargetName, { cpu: CpuUsage; seconds: number }[]>();
+      const profiled = new Map<TargetName, { file: string; requests: number }>();
+      // Many connections: the targets take turns, round after round, so that drifts in machine load hit them alike.
+      for (let round = 0; round < rounds; round++) {
+        for (const t of fleet.targets) {
           // Other work on a shared machine disturbs everything: wait a little for it to calm down.
-          const quiet = await waitForQuiet(running.pids, { thresholdPct: NOISY_FOREIGN_PCT, maxWaitMs: opts.quietWaitMs });
+          const quiet = await waitForQuiet(pids, { thresholdPct: NOISY_FOREIGN_PCT, maxWaitMs: Math.min(opts.quietWaitMs, quietBudgetMs) });
+          quietBudgetMs = Math.max(0, quietBudgetMs - quiet.waitedMs);
           if (quiet.waitedMs > 1000) log(`gateway bench: waited ${(quiet.waitedMs / 1000).toFixed(0)} s for the machine to calm down (other load ${quiet.foreignPct.toFixed(0)}% of a core)`);
-          const before = target === "labgate" ? await running.sut.stats() : undefined;
-          log(`gateway bench: ${target} ${mode}: ${opts.connections} connections, ${opts.warmupS}s warm-up + ${opts.durationS}s`);
-          let snap0 = cpuSnapshot(running.pids);
-          let cpu: CpuUsage | undefined;
-          const profileFile = opts.profileDir && target !== "direct" ? join(opts.profileDir, `${target}-${mode}.cpuprofile`) : undefined;
-          const many = await loadRun(running.url, body, {
+          const warmupS = round === 0 ? opts.warmupS : Math.min(1, opts.warmupS);
+          const durationS = opts.durationS / rounds;
+          log(`gateway bench: ${mode} round ${round + 1}/${rounds}: ${t.target}, ${opts.connections} connections, ${warmupS}s warm-up + ${durationS}s`);
+          const profileFile = opts.profileDir && t.target !== "direct" ? join(opts.profileDir, `${t.target}-${mode}.cpuprofile`) : undefined;
+          let snap0 = cpuSnapshot(pids);
+          const r = await loadRun(t.url, bodyFor(t), {
             connections: opts.connections,
-            warmupS: opts.warmupS,
-            durationS: opts.durationS,
+            warmupS,
+            durationS,
             beforeMeasure: async () => {
-              if (profileFile) await running.sut.profileStart();
-              snap0 = cpuSnapshot(running.pids);
+              if (profileFile && round === 0) await t.sut.profileStart();
+              snap0 = cpuSnapshot(pids);
             },
             afterMeasure: async () => {
-              cpu = cpuUsage(snap0, cpuSnapshot(running.pids), running.sut.pid);
-              if (profileFile) await running.sut.profileStop(profileFile);
+              const cpu = cpuUsage(snap0, cpuSnapshot(pids), t.sut.pid);
+              (cpuParts.get(t.target) ?? cpuParts.set(t.target, []).get(t.target)!).push({ cpu, seconds: durationS });
+              if (cpu.foreignPct > NOISY_FOREIGN_PCT) {
+                log(`gateway bench: WARNING ${t.target} ${mode}: other processes used ${cpu.foreignPct.toFixed(0)}% of a core during the run; numbers are disturbed`);
+              }
+              if (profileFile && round === rounds - 1) await t.sut.profileStop(profileFile);
             },
           });
-          if (cpu && cpu.foreignPct > NOISY_FOREIGN_PCT) {
-            log(`gateway bench: WARNING ${target} ${mode}: other processes on this machine used ${cpu.foreignPct.toFixed(0)}% of a core during the run; numbers are disturbed`);
+          (many.get(t.target) ?? many.set(t.target, []).get(t.target)!).push(r);
+          if (profileFile) {
+            // Requests the profile window saw: the measured ones, plus the warm-ups of the later rounds.
+            const p = profiled.get(t.target) ?? { file: profileFile, requests: 0 };
+            p.requests += r.ok + (round > 0 ? r.warmupOk : 0);
+            profiled.set(t.target, p);
           }
-          log(`gateway bench: ${target} ${mode}: 1 connection, ${opts.seqMs} ms`);
-          const one = await sequentialRun(running.url, body, { warmupMs: opts.seqWarmupMs, durationMs: opts.seqMs, maxCount: opts.seqMaxCount });
-          const r: TargetResult = { target, mode, many, one, cpu, profileFile };
-          if (target === "labgate" && before?.logRows) {
-            const after = await running.sut.stats();
-            r.rss = after.rss;
-            r.rssIdle = idle?.rss;
-            const key = mode === "stream" ? "okStream" : "okJson";
-            const written = (after.logRows?.[key] ?? 0) - before.logRows[key];
-            // Every 200 a client saw must have a row; requests cut off when a run stops may add up to one per connection per run.
-            const expectedAtLeast = many.warmupOk + many.ok + one.count + one.warmupCount;
-            const expectedAtMost = expectedAtLeast + 2 * opts.connections;
-            const avgOverheadMs = mode === "stream" ? after.logRows?.avgOverheadStreamMs : after.logRows?.avgOverheadJsonMs;
-            r.logRows = { written, expectedAtLeast, expectedAtMost, ok: written >= expectedAtLeast && written <= expectedAtMost, avgOverheadMs };
-          }
-          results.push(r);
         }
-      } finally {
-        await running.stop();
+      }
+      // One connection, also in turns.
+      const one = new Map<TargetName, SequentialResult[]>();
+      for (let round = 0; round < rounds; round++) {
+        for (const t of fleet.targets) {
+          log(`gateway bench: ${mode} round ${round + 1}/${rounds}: ${t.target}, 1 connection, ${Math.round(opts.seqMs / rounds)} ms`);
+          const r = await sequentialRun(t.url, bodyFor(t), { warmupMs: opts.seqWarmupMs, durationMs: opts.seqMs / rounds, maxCount: opts.seqMaxCount });
+          (one.get(t.target) ?? one.set(t.target, []).get(t.target)!).push(r);
+        }
+      }
+      for (const t of fleet.targets) {
+        const m = mergeLoad(many.get(t.target)!);
+        const o = mergeSequential(one.get(t.target)!);
+        const prof = profiled.get(t.target);
+        const r: TargetResult = { target: t.target, mode, many: m, one: o, cpu: combineCpu(cpuParts.get(t.target) ?? []), profileFile: prof?.file, profileRequests: prof?.requests };
+        if (t.target === "labgate" && before?.logRows) {
+          const after = await t.sut.stats();
+          r.rss = after.rss;
+          r.rssIdle = idle?.rss;
+          const key = mode === "stream" ? "okStream" : "okJson";
+          const written = (after.logRows?.[key] ?? 0) - before.logRows[key];
+          // Every 200 a client saw must have a row; a request cut off when a run stops may add one per connection per run.
+          const expectedAtLeast = m.warmupOk + m.ok + o.count + o.warmupCount;
+          const expectedAtMost = expectedAtLeast + 2 * rounds * opts.connections;
+          const avgOverheadMs = mode === "stream" ? after.logRows?.avgOverheadStreamMs : after.logRows?.avgOverheadJsonMs;
+          r.logRows = { written, expectedAtLeast, expectedAtMost, ok: written >= expectedAtLeast && written <= expectedAtMost, avgOverheadMs };
+        }
+        results.push(r);
       }
     }
   } finally {
+    await fleet?.stop();
     if (pin) pinProcess(process.pid, "0-1023");
   }
   return { options: { ...opts, log: undefined } as unknown as Omit<GatewayBenchOptions, "log">, layoutNote, results, profileDir: opts.profileDir };
@@ -235,8 +301,9 @@ export function formatGatewayReport(report: GatewayReport): string {
   const o = report.options;
   out.push(`Layout: ${report.layoutNote}.`);
   out.push(
-    `Many connections: autocannon, ${o.connections} connections, ${o.warmupS} s warm-up + ${o.durationS} s measured. ` +
-      `One connection: sequential undici client, ${o.seqWarmupMs} ms warm-up + ${o.seqMs} ms, hrtime per request.`,
+    `Many connections: autocannon, ${o.connections} connections, ${o.durationS} s measured per target in ${o.rounds} round(s) taken in turns ` +
+      `(${o.warmupS} s warm-up before the first, 1 s before the others; p50/p99 are the mean of the rounds). ` +
+      `One connection: sequential undici client, ${o.seqMs} ms per target in the same rounds, hrtime per request.`,
   );
   for (const mode of o.modes) {
     const s = summarize(report, mode);

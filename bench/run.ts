@@ -3,8 +3,9 @@
 //   2. gateway: direct mock vs bare pass-through vs labgate, non-streaming and streaming (bench/gateway.ts)
 //   3. embedded engine (bench/embedded.ts, when present)
 // Environment knobs (all optional):
-//   BENCH_QUICK=1          short runs (1 s warm-up, 3 s load, 1.5 s one-connection) for a smoke test
+//   BENCH_QUICK=1          short runs (1 s warm-up, 4 s load, 2 s one-connection) for a smoke test
 //   BENCH_DURATION=<s>     measured seconds at 50 connections (default 10)
+//   BENCH_ROUNDS=<n>       split the measured time into n rounds, targets taking turns (default 2)
 //   BENCH_LAYOUT=pinned|shared   CPU layout of the gateway bench (default pinned, see bench/README.md)
 //   BENCH_PROFILE=<dir>    run labgate with --cpu-prof, profile written to <dir>
 //   BENCH_ONLY=route,gateway,embedded   run a subset
@@ -59,7 +60,8 @@ if (only.has("gateway")) {
     layout: env.BENCH_LAYOUT === "shared" ? "shared" : "pinned",
     profileDir: env.BENCH_PROFILE || undefined,
   };
-  if (quick) Object.assign(opts, { warmupS: 1, durationS: 3, seqWarmupMs: 300, seqMs: 1500 });
+  if (quick) Object.assign(opts, { warmupS: 1, durationS: 4, seqWarmupMs: 300, seqMs: 2000, quietBudgetMs: 5000 });
+  if (env.BENCH_ROUNDS) opts.rounds = Math.max(1, Math.min(10, Number(env.BENCH_ROUNDS) || 2));
   if (env.BENCH_TARGETS) opts.targets = TARGETS.filter((t) => env.BENCH_TARGETS!.split(",").includes(t));
   if (env.BENCH_MODES) opts.modes = MODES.filter((m) => env.BENCH_MODES!.split(",").includes(m));
   if (env.BENCH_DURATION) opts.durationS = Math.max(1, Math.min(60, Number(env.BENCH_DURATION) || 10));
@@ -74,7 +76,7 @@ if (only.has("gateway")) {
       if (!r.profileFile || !existsSync(r.profileFile)) continue;
       console.log("");
       console.log(`CPU profile of ${r.target}, ${r.mode}, measured ${raw.gateway.options.connections}-connection run:`);
-      console.log(profileSummary(r.profileFile, 20, { requests: r.many.ok }));
+      console.log(profileSummary(r.profileFile, 20, { requests: r.profileRequests }));
     }
   } catch (err) {
     failed = true;

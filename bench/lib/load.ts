@@ -65,6 +65,24 @@ export interface LoadResult {
   non2xx: number;
   /** 2xx responses during the warm-up (not measured, but served). */
   warmupOk: number;
+  /** Measured seconds. */
+  durationS: number;
+}
+
+/** Combines measured rounds: req/s over the summed time; p50/p99 are the mean of the rounds' values. */
+export function mergeLoad(rounds: LoadResult[]): LoadResult {
+  const sum = (f: (r: LoadResult) => number): number => rounds.reduce((a, r) => a + f(r), 0);
+  const durationS = sum((r) => r.durationS);
+  return {
+    rps: sum((r) => r.ok) / durationS,
+    p50Ms: sum((r) => r.p50Ms) / rounds.length,
+    p99Ms: sum((r) => r.p99Ms) / rounds.length,
+    ok: sum((r) => r.ok),
+    errors: sum((r) => r.errors),
+    non2xx: sum((r) => r.non2xx),
+    warmupOk: sum((r) => r.warmupOk),
+    durationS,
+  };
 }
 
 /** Many connections with autocannon: warm-up, then the measured run. */
@@ -91,6 +109,7 @@ export async function loadRun(
     errors: r.errors,
     non2xx: r.non2xx,
     warmupOk,
+    durationS: r.duration,
   };
 }
 
@@ -101,6 +120,33 @@ export interface SequentialResult {
   p50Us: number;
   p99Us: number;
   meanUs: number;
+  /** Measured seconds. */
+  elapsedS: number;
+  /** Every timed request, µs. */
+  samples: Float64Array;
+}
+
+/** Combines measured rounds of the one-connection client: percentiles over all samples. */
+export function mergeSequential(rounds: SequentialResult[]): SequentialResult {
+  const n = rounds.reduce((a, r) => a + r.samples.length, 0);
+  const all = new Float64Array(n);
+  let off = 0;
+  for (const r of rounds) {
+    all.set(r.samples, off);
+    off += r.samples.length;
+  }
+  all.sort();
+  const elapsedS = rounds.reduce((a, r) => a + r.elapsedS, 0);
+  return {
+    warmupCount: rounds.reduce((a, r) => a + r.warmupCount, 0),
+    count: n,
+    rps: n / elapsedS,
+    p50Us: quantile(all, 0.5),
+    p99Us: quantile(all, 0.99),
+    meanUs: all.reduce((a, b) => a + b, 0) / n,
+    elapsedS,
+    samples: all,
+  };
 }
 
 /**
@@ -137,6 +183,8 @@ export async function sequentialRun(baseUrl: string, body: string, opts: { warmu
       p50Us: quantile(sorted, 0.5),
       p99Us: quantile(sorted, 0.99),
       meanUs: samples.reduce((a, b) => a + b, 0) / samples.length,
+      elapsedS,
+      samples: sorted,
     };
   } finally {
     await client.close();
