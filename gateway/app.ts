@@ -97,8 +97,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const router = new Router(config, runtimes, {
     observer: {
-      onAttempt: (d, errorClass) => metrics.attempts.inc({ provider: d.provider.name, outcome: errorClass ?? "ok" }),
-      onTtfb: (d, ms) => metrics.ttfb.observe({ provider: d.provider.name }, ms / 1000),
+      onAttempt: (d, errorClass) => metrics.child.attempts(d.provider.name, errorClass ?? "ok").inc(),
+      onTtfb: (d, ms) => metrics.child.ttfb(d.provider.name).observe(ms / 1000),
       onBreakerChange: (d, from, to) => log.warn({ deployment: d.id, provider: d.provider.name, from, to }, "circuit breaker changed state"),
       onFallbackResult: (model, success) => metrics.fallbacks.inc({ model, result: success ? "success" : "failure" }),
     },

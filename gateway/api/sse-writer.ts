@@ -1,6 +1,7 @@
 // Writes an OpenAI-style SSE stream to the client, respecting back-pressure:
 // when the client reads slowly we wait for 'drain' instead of buffering.
 import type { ServerResponse } from "node:http";
+import { RAW_JSON, type OpenAIChunk } from "../providers/types.ts";
 
 export class SseWriter {
   private readonly res: ServerResponse;
@@ -16,15 +17,16 @@ export class SseWriter {
       "x-accel-buffering": "no",
       ...headers,
     });
-    res.flushHeaders();
+    // No flushHeaders(): the headers leave with the first event (one write, not two);
+    // the keep-alive path sends a comment at once, which carries them.
   }
 
   get closed(): boolean {
     return this.res.destroyed || this.res.writableEnded;
   }
 
-  data(obj: unknown): Promise<void> {
-    return this.write(`data: ${JSON.stringify(obj)}\n\n`);
+  data(obj: OpenAIChunk): Promise<void> {
+    return this.write(`data: ${obj[RAW_JSON] ?? JSON.stringify(obj)}\n\n`);
   }
 
   comment(text: string): void {

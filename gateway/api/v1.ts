@@ -1,12 +1,12 @@
 // The OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings.
 // Request schemas sit next to their routes; delivery (JSON or SSE) and accounting are shared.
-import { randomUUID } from "node:crypto";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { UpstreamError } from "../providers/errors.ts";
 import { readUsage } from "../providers/openai-compatible/mapping.ts";
 import type { OpenAIBody, OpenAIChunk, Operation, Usage } from "../providers/types.ts";
 import { RouteFailure, type RoutedResponse, type RouteInfo } from "../router/router.ts";
 import { costOf } from "../store/cost.ts";
+import { uuidv7 } from "../store/ids.ts";
 import type { AttemptRecord } from "../store/request-log.ts";
 import { authenticate } from "./auth.ts";
 import type { GatewayDeps } from "./deps.ts";
@@ -69,6 +69,8 @@ const embeddingsSchema = {
 declare module "fastify" {
   interface FastifyRequest {
     tenant: string;
+    /** performance.now() when the request reached labgate (for the overhead figure). */
+    arrivedAt: number;
   }
 }
 
@@ -76,7 +78,9 @@ export const v1Routes =
   (deps: GatewayDeps): FastifyPluginAsync =>
   async (app) => {
     app.decorateRequest("tenant", "anonymous");
+    app.decorateRequest("arrivedAt", 0);
     app.addHook("onRequest", async (request) => {
+      request.arrivedAt = performance.now();
       request.tenant = authenticate(request, deps.masterKey);
     });
 
@@ -129,9 +133,9 @@ interface Accounting {
 
 async function handle(operation: Operation, deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const acc: Accounting = {
-    id: randomUUID(),
+    id: uuidv7(),
     ts: Date.now(),
-    started: performance.now(),
+    started: request.arrivedAt || performance.now(),
     operation,
     model: (request.body as OpenAIBody).model,
     stream: operation !== "embeddings" && (request.body as OpenAIBody).stream === true,
@@ -178,7 +182,9 @@ async function handle(operation: Operation, deps: GatewayDeps, request: FastifyR
     const overheadMs = performance.now() - acc.started - routed.upstreamWaitMs;
     reply.headers(routeHeaders(routed, overheadMs, acc.id, debug));
     account(deps, acc, routed, { status: 200, usage: routed.usage, ttfbMs: routed.ttfbMs, overheadMs, errorClass: null });
-    reply.send(routed.body);
+    // The upstream's own bytes when it spoke OpenAI already: no second serialisation.
+    if (routed.raw !== undefined) reply.type("application/json; charset=utf-8").send(routed.raw);
+    else reply.send(routed.body);
     return;
   }
 
@@ -273,7 +279,9 @@ function failRequest(err: unknown, acc: Accounting, deps: GatewayDeps, reply: Fa
     overheadMs: null,
     attempts: f.attempts,
   });
-  deps.metrics.requests.inc({ model: acc.model, provider: "none", status: String(status) });
+  // A model nobody serves is user input: keep it out of the metric labels.
+  const model = f.errorClass === "model_not_found" ? "(unknown)" : acc.model;
+  deps.metrics.child.requests(model, "none", String(status)).inc();
   if (clientGone || reply.raw.headersSent) return;
   const headers: Record<string, string> = { "x-request-id": acc.id };
   if (f.retryAfterMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(f.retryAfterMs / 1000)));
@@ -304,14 +312,14 @@ function account(
     attempts: route.attempts,
   });
   const m = deps.metrics;
-  m.requests.inc({ model: acc.model, provider, status: String(r.status) });
-  m.duration.observe({ model: acc.model, provider }, (performance.now() - acc.started) / 1000);
+  m.child.requests(acc.model, provider, String(r.status)).inc();
+  m.child.duration(acc.model, provider).observe((performance.now() - acc.started) / 1000);
   m.overhead.observe(Math.max(0, r.overheadMs) / 1000);
   if (r.usage) {
-    m.tokens.inc({ provider, direction: "prompt" }, r.usage.prompt_tokens);
-    m.tokens.inc({ provider, direction: "completion" }, r.usage.completion_tokens);
+    m.child.tokens(provider, "prompt").inc(r.usage.prompt_tokens);
+    m.child.tokens(provider, "completion").inc(r.usage.completion_tokens);
   }
-  if (cost) m.cost.inc({ provider }, cost);
+  if (cost) m.child.cost(provider).inc(cost);
 }
 
 function logRow(

@@ -52,6 +52,11 @@ export async function send(call: JsonCall): Promise<Dispatcher.ResponseData> {
 }
 
 export async function sendJson(call: JsonCall): Promise<Record<string, unknown>> {
+  return (await sendJsonText(call)).body;
+}
+
+/** The parsed answer and its exact text (so a pass-through can send the bytes it got). */
+export async function sendJsonText(call: JsonCall): Promise<{ body: Record<string, unknown>; text: string }> {
   const res = await send(call);
   let text: string;
   try {
@@ -60,7 +65,7 @@ export async function sendJson(call: JsonCall): Promise<Record<string, unknown>>
     throw fromNetworkError(err, call.signal);
   }
   try {
-    return JSON.parse(text) as Record<string, unknown>;
+    return { body: JSON.parse(text) as Record<string, unknown>, text };
   } catch {
     throw new UpstreamError("malformed", `upstream sent invalid JSON: ${text.slice(0, 120)}`);
   }

@@ -11,28 +11,38 @@ export async function* parseSse(body: AsyncIterable<Uint8Array | string>): Async
   let buffer = "";
   for await (const piece of body) {
     buffer += typeof piece === "string" ? piece : decoder.decode(piece, { stream: true });
-    let boundary: number;
-    while ((boundary = findBoundary(buffer)) >= 0) {
-      const raw = buffer.slice(0, boundary);
-      buffer = buffer.slice(boundary).replace(/^(\r?\n){2}|^\r\r/, "");
-      const ev = parseEvent(raw);
+    // Scan by index and cut the buffer once per network read, not once per event.
+    let pos = 0;
+    for (;;) {
+      const end = findBoundary(buffer, pos);
+      if (end < 0) break;
+      const ev = parseEvent(buffer.slice(pos, end));
+      pos = end + boundaryLength(buffer, end);
       if (ev) yield ev;
     }
+    if (pos > 0) buffer = buffer.slice(pos);
   }
   buffer += decoder.decode();
   const ev = parseEvent(buffer);
   if (ev) yield ev;
 }
 
-function findBoundary(s: string): number {
-  const a = s.indexOf("\n\n");
-  const b = s.indexOf("\r\n\r\n");
+/** Index of the next blank line (event boundary) at or after `from`, or -1. */
+function findBoundary(s: string, from: number): number {
+  const a = s.indexOf("\n\n", from);
+  const b = s.indexOf("\r\n\r\n", from);
   if (a < 0) return b;
   if (b < 0) return a;
   return Math.min(a, b);
 }
 
+function boundaryLength(s: string, at: number): number {
+  return s.startsWith("\r\n\r\n", at) ? 4 : 2;
+}
+
 function parseEvent(raw: string): SseEvent | undefined {
+  // The common case from OpenAI-compatible servers: one `data:` line.
+  if (raw.startsWith("data: ") && raw.indexOf("\n") < 0) return { event: undefined, data: raw.slice(6) };
   let event: string | undefined;
   const data: string[] = [];
   for (const line of raw.split(/\r?\n/)) {

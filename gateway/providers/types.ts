@@ -11,12 +11,26 @@ export interface Usage {
   total_tokens: number;
 }
 
+/**
+ * Where an adapter may keep a chunk's upstream JSON text when it forwards the
+ * upstream's bytes unchanged: the API layer then writes that text instead of
+ * serialising the object again. Such chunks are only parsed when they can carry
+ * usage or an error.
+ */
+export const RAW_JSON: unique symbol = Symbol("labgate.rawJson");
+
 /** One OpenAI streaming chunk object (chat.completion.chunk or text_completion). */
-export type OpenAIChunk = Record<string, unknown>;
+export type OpenAIChunk = Record<string, unknown> & { [RAW_JSON]?: string };
 
 /** What an adapter gives back for chat and completions. */
 export type CompletionResult =
-  | { kind: "json"; body: Record<string, unknown>; usage: Usage | null }
+  | {
+      kind: "json";
+      body: Record<string, unknown>;
+      usage: Usage | null;
+      /** The upstream's JSON text when `body` is exactly it (sent as is, not re-serialised). */
+      raw?: string;
+    }
   | {
       kind: "stream";
       /**

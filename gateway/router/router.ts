@@ -43,7 +43,7 @@ export interface StreamOutcome {
 }
 
 export type RoutedResponse =
-  | (RouteInfo & { kind: "json"; body: Record<string, unknown>; usage: Usage | null; ttfbMs: number })
+  | (RouteInfo & { kind: "json"; body: Record<string, unknown>; usage: Usage | null; ttfbMs: number; raw?: string })
   | (RouteInfo & {
       kind: "stream";
       /** The first chunk (already received); undefined for an empty stream. */
@@ -450,7 +450,7 @@ export class Router {
       record(null);
       return {
         ok: true,
-        response: { kind: "json", deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + ttfbMs, body: result.body, usage: result.usage, ttfbMs },
+        response: { kind: "json", deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + ttfbMs, body: result.body, usage: result.usage, ttfbMs, raw: result.raw },
       };
     }
 
@@ -500,9 +500,8 @@ export class Router {
       this.observer.onTtfb?.(d, ttfb);
       return ttfb;
     };
-    const rest = withIdleTimeout(iterator, timeoutMs, ac);
-
     if (first === "early") {
+      const rest = withIdleTimeout(iterator, timeoutMs, ac);
       const rec = record(null);
       const routeInfo: RouteInfo = { deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + (performance.now() - started) };
       req.onEarlyCommit?.(routeInfo);
@@ -523,6 +522,8 @@ export class Router {
     }
     const ttfbMs = onFirst();
     record(null);
+    // The first chunk came, so the upstream iterator is known: read it directly.
+    const rest = withIdleTimeout(await iteratorPromise, timeoutMs, ac);
     return {
       ok: true,
       response: {
@@ -562,18 +563,27 @@ function describeSkips(skips: Map<string, string>): string {
  * attempt timeout fails instead of hanging, and errors carry their class.
  */
 function withIdleTimeout(it: AsyncIterator<OpenAIChunk>, idleMs: number, ac: AbortController): AsyncIterator<OpenAIChunk> {
+  // One timer for the whole stream, pushed back at each read (not one per chunk).
+  let timer: NodeJS.Timeout | undefined;
+  const stop = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
   return {
     async next() {
-      const timer = setTimeout(() => ac.abort(new UpstreamError("timeout", `stream idle for ${idleMs} ms`)), idleMs);
+      if (timer) timer.refresh();
+      else timer = setTimeout(() => ac.abort(new UpstreamError("timeout", `stream idle for ${idleMs} ms`)), idleMs);
       try {
-        return await it.next();
+        const r = await it.next();
+        if (r.done) stop();
+        return r;
       } catch (err) {
+        stop();
         throw ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(err, ac.signal);
-      } finally {
-        clearTimeout(timer);
       }
     },
     async return() {
+      stop();
       ac.abort(new UpstreamError("cancelled", "stream closed"));
       try {
         await it.return?.();

@@ -55,19 +55,34 @@ export class RequestLog {
     this.batchSize = opts.batchSize ?? 500;
     this.flushIntervalMs = opts.flushIntervalMs ?? 100;
     this.onError = opts.onError ?? (() => {});
-    this.insert = db.prepare(`INSERT OR REPLACE INTO request_log
+    // Positional parameters: binding named ones costs an object walk per row.
+    this.insert = db.prepare(`INSERT INTO request_log
       (id, ts, tenant, operation, public_model, provider, upstream_model, fallback_depth, is_overflow, stream,
        status, error_class, prompt_tokens, completion_tokens, cost_usd, ttfb_ms, total_ms, overhead_ms, attempts)
-      VALUES (@id, @ts, @tenant, @operation, @public_model, @provider, @upstream_model, @fallback_depth, @is_overflow, @stream,
-       @status, @error_class, @prompt_tokens, @completion_tokens, @cost_usd, @ttfb_ms, @total_ms, @overhead_ms, @attempts)`);
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.insertMany = db.transaction((rows: RequestLogRow[]) => {
       for (const r of rows) {
-        this.insert.run({
-          ...r,
-          is_overflow: r.is_overflow ? 1 : 0,
-          stream: r.stream ? 1 : 0,
-          attempts: JSON.stringify(r.attempts),
-        });
+        this.insert.run(
+          r.id,
+          r.ts,
+          r.tenant,
+          r.operation,
+          r.public_model,
+          r.provider,
+          r.upstream_model,
+          r.fallback_depth,
+          r.is_overflow ? 1 : 0,
+          r.stream ? 1 : 0,
+          r.status,
+          r.error_class,
+          r.prompt_tokens,
+          r.completion_tokens,
+          r.cost_usd,
+          r.ttfb_ms,
+          r.total_ms,
+          r.overhead_ms,
+          JSON.stringify(r.attempts),
+        );
       }
     });
   }

@@ -13,11 +13,35 @@ export interface GatewayMetrics {
   breakerState: Gauge<"deployment" | "provider">;
   inFlight: Gauge<"provider">;
   overhead: Histogram;
+  /** Cached labelled children for the request path. */
+  child: {
+    requests(model: string, provider: string, status: string): { inc(n?: number): void };
+    duration(model: string, provider: string): { observe(v: number): void };
+    ttfb(provider: string): { observe(v: number): void };
+    tokens(provider: string, direction: string): { inc(n?: number): void };
+    cost(provider: string): { inc(n?: number): void };
+    attempts(provider: string, outcome: string): { inc(n?: number): void };
+  };
 }
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): GatewayMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: "labgate_process_" });
+  const m = createFamilies(registry);
+  return {
+    ...m,
+    child: {
+      requests: labelledChildren((model, provider, status) => m.requests.labels(model!, provider!, status!)),
+      duration: labelledChildren((model, provider) => m.duration.labels(model!, provider!)),
+      ttfb: labelledChildren((provider) => m.ttfb.labels(provider!)),
+      tokens: labelledChildren((provider, direction) => m.tokens.labels(provider!, direction!)),
+      cost: labelledChildren((provider) => m.cost.labels(provider!)),
+      attempts: labelledChildren((provider, outcome) => m.attempts.labels(provider!, outcome!)),
+    },
+  };
+}
+
+function createFamilies(registry: Registry): Omit<GatewayMetrics, "child"> {
   const r = [registry];
   return {
     registry,
@@ -48,5 +72,22 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): GatewayM
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
       registers: r,
     }),
+  };
+}
+
+/**
+ * Memoises a metric's labelled children: prom-client hashes a label object on
+ * every call otherwise, which shows up on the request path.
+ */
+export function labelledChildren<C>(make: (...labels: string[]) => C): (...labels: string[]) => C {
+  const cache = new Map<string, C>();
+  return (...labels) => {
+    const key = labels.join("\u0000");
+    let child = cache.get(key);
+    if (child === undefined) {
+      child = make(...labels);
+      cache.set(key, child);
+    }
+    return child;
   };
 }

@@ -3,9 +3,9 @@
 // its own URLs and auth header.
 import type { Agent } from "undici";
 import { UpstreamError, fromNetworkError } from "../errors.ts";
-import { createAgent, joinUrl, send, sendJson } from "../http.ts";
+import { createAgent, joinUrl, send, sendJson, sendJsonText } from "../http.ts";
 import { parseSse } from "../sse.ts";
-import type { CallContext, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter } from "../types.ts";
+import { RAW_JSON, type CallContext, type CompletionResult, type HealthResult, type ModelCard, type OpenAIBody, type OpenAIChunk, type ProviderAdapter } from "../types.ts";
 import { readUsage, upstreamBody } from "./mapping.ts";
 
 export type OpenAIPath = "chat/completions" | "completions" | "embeddings" | "models";
@@ -76,9 +76,9 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       dispatcher: this.agent,
     };
     if (!stream) {
-      const json = await sendJson(call);
+      const { body: json, text } = await sendJsonText(call);
       if (json.error) throw new UpstreamError("server_error", `upstream error: ${JSON.stringify(json.error).slice(0, 200)}`);
-      return { kind: "json", body: json, usage: readUsage(json) };
+      return { kind: "json", body: json, usage: readUsage(json), raw: text };
     }
     const res = await send(call);
     return { kind: "stream", chunks: openAIChunks(res.body, ctx.signal) };
@@ -114,23 +114,36 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   }
 }
 
-/** OpenAI SSE -> chunk objects. An `error` event mid-stream becomes a thrown UpstreamError. */
+/**
+ * OpenAI SSE -> chunk objects. Chunks that cannot carry usage or an error are not
+ * parsed: their JSON text rides along (RAW_JSON) and is forwarded as is.
+ * An `error` payload mid-stream becomes a thrown UpstreamError.
+ */
 export async function* openAIChunks(body: AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void }, signal: AbortSignal): AsyncGenerator<OpenAIChunk> {
   let sawDone = false;
   try {
     for await (const ev of parseSse(body)) {
+      // Read to the end of the body even after [DONE]: breaking out would destroy
+      // a finished body (an AbortError with a stack trace per stream).
+      if (sawDone) continue;
       if (ev.data === "[DONE]") {
         sawDone = true;
-        break;
+        continue;
       }
       if (ev.data === "") continue;
+      if (!ev.data.includes('"usage"') && !ev.data.includes('"error"')) {
+        // Cheap shape check instead of a parse: catches cut or non-JSON payloads.
+        if (ev.data.charCodeAt(0) !== 123 /* { */ || ev.data.charCodeAt(ev.data.length - 1) !== 125 /* } */) throw new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${ev.data.slice(0, 120)}`);
+        yield { [RAW_JSON]: ev.data };
+        continue;
+      }
       let chunk: OpenAIChunk;
       try {
         chunk = JSON.parse(ev.data) as OpenAIChunk;
       } catch {
         throw new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${ev.data.slice(0, 120)}`);
       }
-      if (chunk.error !== undefined) {
+      if (chunk.error !== undefined && chunk.error !== null) {
         const e = chunk.error as { message?: string };
         throw new UpstreamError("server_error", `upstream stream error: ${e?.message ?? JSON.stringify(chunk.error)}`);
       }
