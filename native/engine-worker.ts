@@ -50,8 +50,11 @@ class EngineError extends Error {
   }
 }
 
+/** Set while a simulated failure winds down: the worker then answers nothing, like a dead one. */
+let muted = false;
+
 function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(msg, transfer);
+  if (!muted) port.postMessage(msg, transfer);
 }
 
 // ---------------------------------------------------------------------------
@@ -618,8 +621,27 @@ port.on("message", (msg: ToWorker) => {
     case "unload":
       void unloadMatching(msg.id, msg.path);
       break;
+    case "shutdown":
+      void shutdown(msg.crash === true);
+      break;
   }
 });
+
+async function shutdown(crash: boolean): Promise<void> {
+  muted = crash;
+  for (const ac of aborts.values()) ac.abort();
+  await Promise.allSettled([...entries.values()].map((e) => unload(e)));
+  const l = llama ?? (await llamaInit?.catch(() => null));
+  await l?.dispose().catch(() => {});
+  if (crash) {
+    // Surfaces as the worker's 'error' then 'exit' events, like a real failure.
+    setImmediate(() => {
+      throw new Error("embedded engine worker stopped (simulated failure)");
+    });
+    return;
+  }
+  port.close();
+}
 
 // A stray rejection must not take the engine (and every in-flight request) down.
 process.on("unhandledRejection", (reason) => {

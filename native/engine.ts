@@ -67,6 +67,8 @@ export interface EngineStatus {
 type Handler = (msg: FromWorker) => void;
 
 const DEATH_PREFIX = "embedded engine stopped unexpectedly";
+/** How long a worker may take to free its models before it is terminated. */
+const SHUTDOWN_GRACE_MS = 5_000;
 /** After llama.cpp failed to start, requests fail fast for this long before it is tried again. */
 const START_RETRY_MS = 10_000;
 
@@ -206,10 +208,10 @@ export class EmbeddedEngine {
     return [...this.gates].map(([path, g]) => ({ path, active: g.active, waiting: g.waiting }));
   }
 
-  /** Stop the worker now: in-flight requests fail, the next request starts a new one. */
+  /** Lose the worker as if it had failed: in-flight requests fail, the next request starts a new one. */
   async stopWorker(): Promise<void> {
     const w = this.worker;
-    if (w) await w.terminate();
+    if (w) await this.endWorker(w, true);
   }
 
   async close(): Promise<void> {
@@ -221,7 +223,21 @@ export class EmbeddedEngine {
     this.worker = null;
     this.starting = null;
     this.failPending(err.message);
-    if (w) await w.terminate();
+    if (w) await this.endWorker(w, false);
+  }
+
+  /**
+   * Ends a worker after it has freed its native resources. terminate() alone,
+   * with llama.cpp contexts alive, can abort the whole process; it is only the
+   * fallback for a worker that does not finish in time.
+   */
+  private async endWorker(worker: Worker, crash: boolean): Promise<void> {
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    worker.ref();
+    this.post(worker, { op: "shutdown", id: this.nextId++, crash });
+    const timer = setTimeout(() => void worker.terminate().catch(() => {}), SHUTDOWN_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
   }
 
   // -------------------------------------------------------------------------
@@ -290,7 +306,7 @@ export class EmbeddedEngine {
           this.starting = null;
           this.ready = false;
         }
-        await worker.terminate().catch(() => {});
+        await this.endWorker(worker, false).catch(() => {});
         throw e;
       });
     this.starting = starting;

@@ -67,7 +67,14 @@ export type ToWorker =
   | { op: "embed"; id: number; model: ModelSpec; inputs: (string | number[])[] }
   | { op: "abort"; id: number }
   | { op: "status"; id: number }
-  | { op: "unload"; id: number; path?: string };
+  | { op: "unload"; id: number; path?: string }
+  /**
+   * Stop generating, free every model and llama.cpp itself, then end the thread.
+   * Ending a worker with live native contexts (worker.terminate()) can abort the
+   * whole process, so this always comes first. `crash` ends it with an error
+   * instead (how tests make the engine lose its worker).
+   */
+  | { op: "shutdown"; id: number; crash?: boolean };
 
 export interface LoadedModelStatus {
   path: string;
