@@ -67,6 +67,27 @@ export interface EngineStatus {
 type Handler = (msg: FromWorker) => void;
 
 const DEATH_PREFIX = "embedded engine stopped unexpectedly";
+const NEVER_ABORTS = new AbortController().signal;
+
+/** The promise's outcome, or a cancellation as soon as the signal aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(cancelled(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(cancelled(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
 /** How long a worker may take to free its models before it is terminated. */
 const SHUTDOWN_GRACE_MS = 5_000;
 /** After llama.cpp failed to start, requests fail fast for this long before it is tried again. */
@@ -80,6 +101,8 @@ export class EmbeddedEngine {
   private readonly gates = new Map<string, SlotGate>();
   private nextId = 1;
   private closed = false;
+  /** Workers that have ended (so nobody waits for their 'exit' again). */
+  private readonly exited = new WeakSet<Worker>();
   private gpu: string | false | null = null;
   private lastError: string | null = null;
   private restarts = 0;
@@ -96,7 +119,7 @@ export class EmbeddedEngine {
     const release = await this.admit(req.model, req.maxQueue, signal);
     let worker: Worker;
     try {
-      worker = await this.ensureWorker();
+      worker = await untilAborted(this.ensureWorker(), signal);
     } catch (err) {
       release();
       throw err;
@@ -171,14 +194,20 @@ export class EmbeddedEngine {
 
   async embed(model: ModelSpec, inputs: (string | number[])[], maxQueue: number, signal: AbortSignal): Promise<EmbedResult> {
     const release = await this.admit(model, maxQueue, signal);
+    let worker: Worker;
     try {
-      const worker = await this.ensureWorker();
-      const msg = await this.request(worker, (id) => ({ op: "embed", id, model, inputs }), signal);
-      if (msg.type === "embeddings") return { vectors: msg.vectors, promptTokens: msg.promptTokens };
-      throw toError(msg);
-    } finally {
+      worker = await untilAborted(this.ensureWorker(), signal);
+    } catch (err) {
       release();
+      throw err;
     }
+    // The worker cannot stop an embedding half-way: the slot stays taken until it
+    // answers (or dies), even when the caller has gone.
+    const exchange = this.request(worker, (id) => ({ op: "embed", id, model, inputs }), NEVER_ABORTS);
+    void exchange.then(release, release);
+    const msg = await untilAborted(exchange, signal);
+    if (msg.type === "embeddings") return { vectors: msg.vectors, promptTokens: msg.promptTokens };
+    throw toError(msg);
   }
 
   /** Loaded models and worker state. Never starts the worker. */
@@ -232,6 +261,7 @@ export class EmbeddedEngine {
    * fallback for a worker that does not finish in time.
    */
   private async endWorker(worker: Worker, crash: boolean): Promise<void> {
+    if (this.exited.has(worker)) return; // 'exit' is emitted once: waiting for it again would hang
     const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
     worker.ref();
     this.post(worker, { op: "shutdown", id: this.nextId++, crash });
@@ -278,6 +308,7 @@ export class EmbeddedEngine {
       exitReason = err instanceof Error ? err.message : String(err);
     });
     worker.on("exit", (code) => {
+      this.exited.add(worker);
       if (this.worker !== worker) return;
       this.worker = null;
       this.starting = null;
@@ -306,7 +337,7 @@ export class EmbeddedEngine {
           this.starting = null;
           this.ready = false;
         }
-        await this.endWorker(worker, false).catch(() => {});
+        void this.endWorker(worker, false).catch(() => {});
         throw e;
       });
     this.starting = starting;

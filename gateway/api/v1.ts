@@ -195,7 +195,8 @@ async function handle(operation: Operation, deps: GatewayDeps, request: FastifyR
   const overheadMs = sse.overheadMs;
   let usage: Usage | null = null;
   const forward = async (chunk: OpenAIChunk): Promise<void> => {
-    if (chunk.usage) {
+    // OpenAI itself puts "usage": null on every chunk once usage is asked for.
+    if ("usage" in chunk) {
       usage = readUsage(chunk) ?? usage;
       if (!includeUsage) {
         if (Array.isArray(chunk.choices) && chunk.choices.length === 0) return;

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Router } from "../router/router.ts";
 
 const DISCOVERABLE = new Set(["ollama", "llamacpp", "vllm", "embedded"]);
+const DROP_AFTER_FAILURES = 3;
 
 export interface Discovery {
   /** The first round (bounded in time, so a dead server never delays the start). */
@@ -17,17 +18,23 @@ export function startDiscovery(router: Router, log: Logger, opts: { intervalMs?:
   const intervalMs = opts.intervalMs ?? 2000;
   let running: Promise<void> | undefined;
   const lastError = new Map<string, string>();
+  const failuresInARow = new Map<string, number>();
 
   const refreshOne = async (name: string): Promise<void> => {
     const p = router.providers.get(name);
     if (!p?.adapter?.listModels || p.unavailableReason || !DISCOVERABLE.has(p.type)) return;
     try {
-      const cards = await p.adapter.listModels(AbortSignal.timeout(Math.max(1000, intervalMs)));
+      // A busy server (Ollama loading a model) can take seconds to list its models.
+      const cards = await p.adapter.listModels(AbortSignal.timeout(Math.max(5000, intervalMs)));
       router.setDiscoveredModels(name, cards);
       lastError.delete(name);
+      failuresInARow.delete(name);
     } catch (err) {
-      // A server that is down serves no models until it comes back.
-      router.setDiscoveredModels(name, []);
+      // One slow or failed round keeps the models (and their breaker and latency
+      // state); a server that stays unreachable serves none until it comes back.
+      const n = (failuresInARow.get(name) ?? 0) + 1;
+      failuresInARow.set(name, n);
+      if (n >= DROP_AFTER_FAILURES) router.setDiscoveredModels(name, []);
       const msg = (err as Error).message;
       if (lastError.get(name) !== msg) log.debug({ provider: name, err: msg }, "model discovery failed");
       lastError.set(name, msg);

@@ -563,16 +563,23 @@ function describeSkips(skips: Map<string, string>): string {
  * attempt timeout fails instead of hanging, and errors carry their class.
  */
 function withIdleTimeout(it: AsyncIterator<OpenAIChunk>, idleMs: number, ac: AbortController): AsyncIterator<OpenAIChunk> {
-  // One timer for the whole stream, pushed back at each read (not one per chunk).
+  // One timer for the whole stream (not one per chunk). It only counts time spent
+  // waiting on the upstream: while the client is slow to read, it re-arms instead.
   let timer: NodeJS.Timeout | undefined;
+  let waiting = false;
   const stop = (): void => {
     if (timer) clearTimeout(timer);
     timer = undefined;
   };
+  const onIdle = (): void => {
+    if (waiting) ac.abort(new UpstreamError("timeout", `stream idle for ${idleMs} ms`));
+    else timer?.refresh();
+  };
   return {
     async next() {
       if (timer) timer.refresh();
-      else timer = setTimeout(() => ac.abort(new UpstreamError("timeout", `stream idle for ${idleMs} ms`)), idleMs);
+      else timer = setTimeout(onIdle, idleMs).unref();
+      waiting = true;
       try {
         const r = await it.next();
         if (r.done) stop();
@@ -580,6 +587,8 @@ function withIdleTimeout(it: AsyncIterator<OpenAIChunk>, idleMs: number, ac: Abo
       } catch (err) {
         stop();
         throw ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(err, ac.signal);
+      } finally {
+        waiting = false;
       }
     },
     async return() {

@@ -37,6 +37,8 @@ export interface RequestLogOptions {
   batchSize?: number;
   /** Flush at least this often while rows are waiting. */
   flushIntervalMs?: number;
+  /** Rows kept in memory while the database refuses writes; the oldest go first beyond it. */
+  maxQueued?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -49,12 +51,18 @@ export class RequestLog {
   private readonly batchSize: number;
   private readonly flushIntervalMs: number;
   private readonly onError: (err: unknown) => void;
+  private readonly maxQueued: number;
+  /** The last write failed: retry from the timer only, not from each request. */
+  private failing = false;
+  /** Rows given up because the database kept failing. */
+  dropped = 0;
 
   constructor(db: Db, opts: RequestLogOptions = {}) {
     this.db = db;
     this.batchSize = opts.batchSize ?? 500;
     this.flushIntervalMs = opts.flushIntervalMs ?? 100;
     this.onError = opts.onError ?? (() => {});
+    this.maxQueued = opts.maxQueued ?? 100_000;
     // Positional parameters: binding named ones costs an object walk per row.
     this.insert = db.prepare(`INSERT INTO request_log
       (id, ts, tenant, operation, public_model, provider, upstream_model, fallback_depth, is_overflow, stream,
@@ -90,11 +98,22 @@ export class RequestLog {
   /** Queue a row; it reaches the disk within flushIntervalMs. */
   append(row: RequestLogRow): void {
     this.queue.push(row);
-    if (this.queue.length >= this.batchSize) this.flush();
-    else if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), this.flushIntervalMs);
-      this.timer.unref();
+    if (this.queue.length > this.maxQueued) {
+      const excess = this.queue.length - this.maxQueued;
+      this.queue.splice(0, excess);
+      this.dropped += excess;
     }
+    if (this.queue.length >= this.batchSize && !this.failing) this.flush();
+    else this.schedule();
+  }
+
+  private schedule(delayMs = this.flushIntervalMs): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flush();
+    }, delayMs);
+    this.timer.unref();
   }
 
   /** Write every queued row now, in one transaction. */
@@ -108,10 +127,14 @@ export class RequestLog {
     this.queue = [];
     try {
       this.insertMany(rows);
+      this.failing = false;
     } catch (err) {
-      // Keep the rows for the next flush rather than losing them.
+      // Keep the rows for a later try rather than losing them, and back off:
+      // a full disk or a locked file must not cost every request a failed write.
       this.queue = rows.concat(this.queue);
-      this.onError(err);
+      if (!this.failing) this.onError(err);
+      this.failing = true;
+      this.schedule(Math.max(1000, this.flushIntervalMs));
     }
   }
 

@@ -3,7 +3,7 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeAnthropic, type FakeAnthropic } from "../fixtures/fake-anthropic.ts";
-import { startFakeOllama, type FakeOllama } from "../fixtures/fake-ollama.ts";
+import { replies, startFakeOllama, type FakeOllama } from "../fixtures/fake-ollama.ts";
 import { startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
 import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
 
@@ -95,6 +95,27 @@ describe("ollama behind the gateway", () => {
     expect(ids).toEqual(expect.arrayContaining(["llama3.1:latest", "deepseek-r1:latest", "llama3.2:latest"]));
     const discovered = (await client.models.list()).data.find((m) => m.id === "deepseek-r1:latest");
     expect(discovered!.owned_by).toBe("ollama");
+  });
+});
+
+describe("ollama model discovery", () => {
+  it("one failed listing keeps the discovered models; a server that stays down loses them, and they return with it", async () => {
+    const o = await startFakeOllama();
+    const g = await startGateway(`providers: {ollama: {type: ollama, base_url: "${o.url}"}}`, { discoveryIntervalMs: 100 });
+    const ids = async () => ((await (await fetch(g.v1 + "/models")).json()) as { data: { id: string }[] }).data.map((m) => m.id);
+    try {
+      expect(await ids()).toContain("deepseek-r1:latest");
+      o.enqueue("tags", replies.error(500, "busy loading a model"));
+      await expect.poll(() => o.requestsTo("tags").length > 2, { timeout: 3000 }).toBe(true);
+      expect(await ids()).toContain("deepseek-r1:latest");
+      o.setReply("tags", replies.error(500, "down"));
+      await expect.poll(ids, { timeout: 3000 }).not.toContain("deepseek-r1:latest");
+      o.setReply("tags", undefined);
+      await expect.poll(ids, { timeout: 3000 }).toContain("deepseek-r1:latest");
+    } finally {
+      await g.close();
+      await o.close();
+    }
   });
 });
 

@@ -124,6 +124,33 @@ describe("OpenAI client against labgate", () => {
     expect(row.cost_usd).toBeCloseTo((4 * 2 + 5 * 6) / 1e6, 12);
   });
 
+  it("OpenAI's own stream shape (usage: null on every chunk) reaches a client that did not ask for usage without it", async () => {
+    const cloud = await startFakeOpenAI({ name: "cloud", flavour: "openai" });
+    const g = await startGateway(
+      `
+providers: {openai: {type: openai, base_url: "${cloud.v1}", api_key: env:OPENAI_API_KEY}}
+models: {gpt: {deployments: [{provider: openai, model: gpt-4o-mini, price: {input_per_1m: 1, output_per_1m: 1}}]}}
+`,
+      { env: { OPENAI_API_KEY: "sk-test" } },
+    );
+    try {
+      const res = await fetch(g.v1 + "/chat/completions", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt", stream: true, messages: [{ role: "user", content: "a b c" }] }),
+      });
+      const text = await res.text();
+      expect(text).toContain("Hello");
+      expect(text).not.toContain('"usage"');
+      expect(cloud.requests.at(-1)!.headers.authorization).toBe("Bearer sk-test");
+      g.gateway.requestLog.flush();
+      expect(g.gateway.requestLog.recent(1)[0]).toMatchObject({ prompt_tokens: 3, completion_tokens: 5, cost_usd: 8 / 1e6 });
+    } finally {
+      await g.close();
+      await cloud.close();
+    }
+  });
+
   it("completions, both modes (usage on llama-server's finish chunk is handled)", async () => {
     const c = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 3 });
     expect(c.choices[0]!.text).toBe("Hello from the");

@@ -81,6 +81,22 @@ describe("SQLite store", () => {
     db.close();
   });
 
+  it("while the database refuses writes, rows wait in a bounded queue, retried from the timer, and land once it recovers", async () => {
+    const db = openDatabase(tempDb());
+    db.exec("CREATE TRIGGER refuse BEFORE INSERT ON request_log BEGIN SELECT RAISE(ABORT, 'disk full'); END;");
+    const errors: unknown[] = [];
+    const log = new RequestLog(db, { batchSize: 10, flushIntervalMs: 20, maxQueued: 50, onError: (e) => errors.push(e) });
+    for (let i = 0; i < 80; i++) log.append(row(i));
+    expect(errors).toHaveLength(1); // reported once, not once per request
+    expect(log.pending).toBe(50);
+    expect(log.dropped).toBe(30);
+    db.exec("DROP TRIGGER refuse");
+    await expect.poll(() => log.pending, { timeout: 3000 }).toBe(0);
+    expect(log.recent(100).map((r) => r.id)).toContain("r79");
+    expect(log.get("r0")).toBeUndefined(); // the oldest were the ones given up
+    db.close();
+  });
+
   it("remembers provider toggles", () => {
     const file = tempDb();
     const db = openDatabase(file);

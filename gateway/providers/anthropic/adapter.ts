@@ -132,7 +132,10 @@ export async function* anthropicChunks(
   let complete = false;
   try {
     for await (const ev of parseSse(body)) {
-      if (ev.data === "") continue;
+      // After message_stop, read on to the body's end rather than breaking out:
+      // breaking destroys a finished body (an AbortError per stream, and the
+      // keep-alive connection is lost).
+      if (translator.stopped || ev.data === "") continue;
       let data: Record<string, unknown>;
       try {
         data = JSON.parse(ev.data) as Record<string, unknown>;
@@ -141,7 +144,6 @@ export async function* anthropicChunks(
       }
       const type = ev.event ?? (typeof data.type === "string" ? data.type : "");
       for (const chunk of translator.push(type, data)) yield chunk;
-      if (translator.stopped) break;
     }
     if (signal.aborted) throw fromNetworkError(signal.reason, signal);
     for (const chunk of translator.end()) yield chunk;

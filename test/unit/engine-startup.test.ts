@@ -1,0 +1,44 @@
+// The engine when its worker cannot even start: requests fail clearly and at once,
+// never hang holding their queue slot.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { EmbeddedEngine } from "../../native/engine.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "labgate-engine-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const spec = { path: join(dir, "m.gguf"), file: "m.gguf", version: "1", parallel: 1, threads: 1, idleTtlMs: 60_000 };
+const request = { model: spec, prompt: { kind: "text" as const, text: "Once" }, params: { temperature: 0, stop: [], maxTokens: 4, stream: false }, maxQueue: 4 };
+
+describe("embedded engine start-up", () => {
+  it("a worker that dies before it is ready fails each request promptly and frees the slot", async () => {
+    const script = join(dir, "dies.mjs");
+    writeFileSync(script, "process.exit(3);\n");
+    const engine = new EmbeddedEngine({ gpu: false, workerUrl: pathToFileURL(script) });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        await expect(engine.generate(request, AbortSignal.timeout(10_000))).rejects.toMatchObject({ errorClass: "unavailable" });
+        expect(performance.now() - t0).toBeLessThan(5_000);
+      }
+      expect(engine.queues().every((q) => q.active === 0 && q.waiting === 0)).toBe(true);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("a worker that never answers still lets a caller give up (its signal)", async () => {
+    const script = join(dir, "silent.mjs");
+    writeFileSync(script, "setInterval(() => {}, 1000);\n");
+    const engine = new EmbeddedEngine({ gpu: false, workerUrl: pathToFileURL(script) });
+    try {
+      await expect(engine.generate(request, AbortSignal.timeout(300))).rejects.toBeDefined();
+      expect(engine.queues().every((q) => q.active === 0)).toBe(true);
+    } finally {
+      await engine.close();
+    }
+  });
+});
