@@ -68,11 +68,6 @@ export class GgufCatalog {
     this.names = opts.names ?? {};
   }
 
-  /** The result of the last scan, if any. */
-  get lastScan(): ScanResult | null {
-    return this.last;
-  }
-
   /** Scans the folder; concurrent callers share one scan. */
   scan(): Promise<ScanResult> {
     this.inFlight ??= this.doScan().finally(() => {

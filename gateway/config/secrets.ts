@@ -23,10 +23,3 @@ export function createSecretResolver(env: NodeJS.ProcessEnv = process.env): Secr
     },
   };
 }
-
-/** Replace anything that looks like a bearer token or key in text meant for logs. */
-export function redact(text: string, secrets: Iterable<string>): string {
-  let out = text;
-  for (const s of secrets) if (s.length >= 4) out = out.split(s).join("[REDACTED]");
-  return out;
-}

@@ -3,6 +3,7 @@
 // No I/O here: the adapter sends, this module only reshapes.
 import { UpstreamError, classifyHttpError } from "../errors.ts";
 import type { ModelCard, OpenAIBody, OpenAIChunk, Usage } from "../types.ts";
+import { badRequest, isRecord, parseToolArguments } from "../mapping-helpers.ts";
 
 type Json = Record<string, unknown>;
 
@@ -19,20 +20,14 @@ export interface AnthropicMessage {
   content: string | Json[];
 }
 
-function bad(message: string): UpstreamError {
-  return new UpstreamError("bad_request", message);
-}
 
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** The text of an OpenAI content value (string or parts), for places that only take text (system). */
 function textOf(content: unknown): string {
   if (typeof content === "string") return content;
   if (Array.isArray(content)) {
     return content
-      .map((p) => (isObject(p) && typeof p.text === "string" ? p.text : ""))
+      .map((p) => (isRecord(p) && typeof p.text === "string" ? p.text : ""))
       .filter((t) => t !== "")
       .join("\n");
   }
@@ -49,21 +44,21 @@ export function sourceFromUrl(url: string): Json {
     return { type: "base64", media_type: mediaType, data };
   }
   if (/^https?:\/\//i.test(url)) return { type: "url", url };
-  throw bad(`unsupported image URL for anthropic (need data: or http(s):): ${url.slice(0, 40)}`);
+  throw badRequest(`unsupported image URL for anthropic (need data: or http(s):): ${url.slice(0, 40)}`);
 }
 
 /** OpenAI message content (string or parts) -> Anthropic content blocks. Empty text is dropped (Anthropic rejects it). */
 export function contentBlocks(content: unknown): Json[] {
   if (content == null) return [];
   if (typeof content === "string") return content === "" ? [] : [{ type: "text", text: content }];
-  if (!Array.isArray(content)) throw bad("message content must be a string or an array of parts");
+  if (!Array.isArray(content)) throw badRequest("message content must be a string or an array of parts");
   const out: Json[] = [];
   for (const part of content) {
     if (typeof part === "string") {
       if (part !== "") out.push({ type: "text", text: part });
       continue;
     }
-    if (!isObject(part)) throw bad("message content parts must be objects");
+    if (!isRecord(part)) throw badRequest("message content parts must be objects");
     switch (part.type) {
       case "text":
       case "input_text":
@@ -74,42 +69,28 @@ export function contentBlocks(content: unknown): Json[] {
         break;
       case "image_url": {
         const iu = part.image_url;
-        const url = typeof iu === "string" ? iu : isObject(iu) && typeof iu.url === "string" ? iu.url : undefined;
-        if (!url) throw bad("image_url part without a url");
+        const url = typeof iu === "string" ? iu : isRecord(iu) && typeof iu.url === "string" ? iu.url : undefined;
+        if (!url) throw badRequest("image_url part without a url");
         out.push({ type: "image", source: sourceFromUrl(url) });
         break;
       }
       case "file": {
-        const f = isObject(part.file) ? part.file : {};
-        if (typeof f.file_data !== "string") throw bad("file parts need file_data (a data: URL) for anthropic");
+        const f = isRecord(part.file) ? part.file : {};
+        if (typeof f.file_data !== "string") throw badRequest("file parts need file_data (a data: URL) for anthropic");
         out.push({ type: "document", source: sourceFromUrl(f.file_data) });
         break;
       }
       default:
-        throw bad(`unsupported content part for anthropic: ${String(part.type)}`);
+        throw badRequest(`unsupported content part for anthropic: ${String(part.type)}`);
     }
   }
   return out;
 }
 
-/** OpenAI tool_call arguments (a JSON string) -> the object Anthropic wants as tool_use.input. */
-function parseArguments(args: unknown, name: string): Json {
-  if (isObject(args)) return args;
-  if (args == null || args === "") return {};
-  if (typeof args !== "string") throw bad(`tool call ${name}: arguments must be a JSON string`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(args);
-  } catch {
-    throw bad(`tool call ${name}: arguments are not valid JSON`);
-  }
-  if (!isObject(parsed)) throw bad(`tool call ${name}: arguments must be a JSON object`);
-  return parsed;
-}
 
 function toolResultBlock(m: Json): Json {
   const id = m.tool_call_id;
-  if (typeof id !== "string" || id === "") throw bad("tool message without tool_call_id");
+  if (typeof id !== "string" || id === "") throw badRequest("tool message without tool_call_id");
   const block: Json = { type: "tool_result", tool_use_id: id };
   if (typeof m.content === "string") {
     if (m.content !== "") block.content = m.content;
@@ -126,11 +107,11 @@ function toolResultBlock(m: Json): Json {
  * user tool_result blocks; consecutive same-role messages are merged.
  */
 export function toAnthropicMessages(messages: unknown): { system: string | undefined; messages: AnthropicMessage[] } {
-  if (!Array.isArray(messages)) throw bad("messages must be an array");
+  if (!Array.isArray(messages)) throw badRequest("messages must be an array");
   const system: string[] = [];
   const merged: { role: "user" | "assistant"; blocks: Json[] }[] = [];
   for (const raw of messages) {
-    if (!isObject(raw)) throw bad("each message must be an object");
+    if (!isRecord(raw)) throw badRequest("each message must be an object");
     const role = raw.role;
     let target: "user" | "assistant";
     let blocks: Json[];
@@ -146,9 +127,9 @@ export function toAnthropicMessages(messages: unknown): { system: string | undef
       blocks = contentBlocks(raw.content);
       const calls = Array.isArray(raw.tool_calls) ? raw.tool_calls : [];
       for (const c of calls) {
-        if (!isObject(c) || !isObject(c.function)) throw bad("assistant tool_calls entries need a function");
+        if (!isRecord(c) || !isRecord(c.function)) throw badRequest("assistant tool_calls entries need a function");
         const name = String(c.function.name ?? "");
-        blocks.push({ type: "tool_use", id: String(c.id ?? ""), name, input: parseArguments(c.function.arguments, name) });
+        blocks.push({ type: "tool_use", id: String(c.id ?? ""), name, input: parseToolArguments(c.function.arguments, name) });
       }
     } else if (role === "tool") {
       target = "user";
@@ -158,7 +139,7 @@ export function toAnthropicMessages(messages: unknown): { system: string | undef
       target = "user";
       blocks = contentBlocks(raw.content);
     } else {
-      throw bad(`unsupported message role for anthropic: ${String(role)}`);
+      throw badRequest(`unsupported message role for anthropic: ${String(role)}`);
     }
     if (blocks.length === 0) continue;
     const last = merged[merged.length - 1];
@@ -179,16 +160,16 @@ export function toAnthropicMessages(messages: unknown): { system: string | undef
 export function toAnthropicTools(body: OpenAIBody): Json[] | undefined {
   const out: Json[] = [];
   const fromFn = (fn: unknown) => {
-    if (!isObject(fn) || typeof fn.name !== "string") throw bad("function tools need a name");
+    if (!isRecord(fn) || typeof fn.name !== "string") throw badRequest("function tools need a name");
     const tool: Json = { name: fn.name };
     if (typeof fn.description === "string") tool.description = fn.description;
-    tool.input_schema = isObject(fn.parameters) ? fn.parameters : { type: "object", properties: {} };
+    tool.input_schema = isRecord(fn.parameters) ? fn.parameters : { type: "object", properties: {} };
     out.push(tool);
   };
   if (Array.isArray(body.tools)) {
     for (const t of body.tools) {
-      if (!isObject(t) || (t.type !== undefined && t.type !== "function")) {
-        throw bad(`unsupported tool type for anthropic: ${isObject(t) ? String(t.type) : typeof t}`);
+      if (!isRecord(t) || (t.type !== undefined && t.type !== "function")) {
+        throw badRequest(`unsupported tool type for anthropic: ${isRecord(t) ? String(t.type) : typeof t}`);
       }
       fromFn(t.function);
     }
@@ -205,12 +186,12 @@ export function toAnthropicToolChoice(body: OpenAIBody): Json | undefined {
   if (choice === "auto") out = { type: "auto" };
   else if (choice === "none") out = { type: "none" };
   else if (choice === "required" || choice === "any") out = { type: "any" };
-  else if (isObject(choice)) {
-    const fn = isObject(choice.function) ? choice.function : choice; // {type:"function",function:{name}} or legacy {name}
-    if (typeof fn.name !== "string") throw bad("tool_choice names no function");
+  else if (isRecord(choice)) {
+    const fn = isRecord(choice.function) ? choice.function : choice; // {type:"function",function:{name}} or legacy {name}
+    if (typeof fn.name !== "string") throw badRequest("tool_choice names no function");
     out = { type: "tool", name: fn.name };
   } else if (choice !== undefined && choice !== null) {
-    throw bad(`unsupported tool_choice: ${String(choice)}`);
+    throw badRequest(`unsupported tool_choice: ${String(choice)}`);
   }
   if (body.parallel_tool_calls === false) {
     out ??= { type: "auto" };
@@ -222,7 +203,7 @@ export function toAnthropicToolChoice(body: OpenAIBody): Json | undefined {
 function maxTokens(body: OpenAIBody): number {
   const v = body.max_completion_tokens ?? body.max_tokens;
   if (v == null) return DEFAULT_MAX_TOKENS;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw bad("max_tokens must be a positive integer");
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw badRequest("max_tokens must be a positive integer");
   return v;
 }
 
@@ -258,11 +239,11 @@ export function completionToMessagesRequest(body: OpenAIBody, upstreamModel: str
   let prompt = body.prompt;
   if (Array.isArray(prompt)) {
     if (prompt.length !== 1 || typeof prompt[0] !== "string") {
-      throw bad("anthropic takes exactly one text prompt per completions request");
+      throw badRequest("anthropic takes exactly one text prompt per completions request");
     }
     prompt = prompt[0];
   }
-  if (typeof prompt !== "string" || prompt === "") throw bad("prompt must be a non-empty string");
+  if (typeof prompt !== "string" || prompt === "") throw badRequest("prompt must be a non-empty string");
   const out: Json = { model: upstreamModel, messages: [{ role: "user", content: prompt }] };
   commonParams(body, out);
   if (stream) out.stream = true;
@@ -275,7 +256,7 @@ export function completionToMessagesRequest(body: OpenAIBody, upstreamModel: str
 
 /** Anthropic usage -> OpenAI usage. Cache reads and writes are input tokens too. */
 export function readAnthropicUsage(u: unknown): Usage | null {
-  if (!isObject(u)) return null;
+  if (!isRecord(u)) return null;
   const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
   const prompt = n(u.input_tokens) + n(u.cache_creation_input_tokens) + n(u.cache_read_input_tokens);
   const completion = n(u.output_tokens);
@@ -303,7 +284,7 @@ function nowSeconds(): number {
 function assertMessage(msg: Json): Json[] {
   if (msg.type === "error") throw anthropicError(msg.error);
   if (!Array.isArray(msg.content)) throw new UpstreamError("malformed", "upstream answer is not an Anthropic message (no content array)");
-  return msg.content.filter(isObject);
+  return msg.content.filter(isRecord);
 }
 
 /** An Anthropic Message -> OpenAI chat.completion. */
@@ -369,7 +350,7 @@ const STATUS_BY_ERROR_TYPE: Record<string, number> = {
 
 /** An Anthropic `error` object (from an `error` stream event or a 200 error body) -> UpstreamError. */
 export function anthropicError(error: unknown): UpstreamError {
-  const e = isObject(error) ? error : {};
+  const e = isRecord(error) ? error : {};
   const type = typeof e.type === "string" ? e.type : "api_error";
   const message = typeof e.message === "string" ? e.message : type;
   const status = STATUS_BY_ERROR_TYPE[type] ?? 500;
@@ -423,7 +404,7 @@ export function createStreamTranslator(kind: "chat" | "text"): StreamTranslator 
     return chunk(undefined, { usage: u });
   };
   const mergeUsage = (u: unknown) => {
-    if (!isObject(u)) return;
+    if (!isRecord(u)) return;
     for (const k of ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]) {
       if (typeof u[k] === "number") usageIn[k] = u[k];
     }
@@ -437,7 +418,7 @@ export function createStreamTranslator(kind: "chat" | "text"): StreamTranslator 
     push(type, data) {
       switch (type) {
         case "message_start": {
-          const m = isObject(data.message) ? data.message : {};
+          const m = isRecord(data.message) ? data.message : {};
           id = String(m.id ?? id);
           model = String(m.model ?? model);
           usageIn = {};
@@ -446,7 +427,7 @@ export function createStreamTranslator(kind: "chat" | "text"): StreamTranslator 
           return kind === "chat" ? [chunk(chatChoice({ role: "assistant", content: "" }))] : [];
         }
         case "content_block_start": {
-          const b = isObject(data.content_block) ? data.content_block : {};
+          const b = isRecord(data.content_block) ? data.content_block : {};
           const index = typeof data.index === "number" ? data.index : -1;
           if (b.type === "tool_use" && kind === "chat") {
             const toolIndex = toolIndexByBlock.size;
@@ -465,7 +446,7 @@ export function createStreamTranslator(kind: "chat" | "text"): StreamTranslator 
           return [];
         }
         case "content_block_delta": {
-          const d = isObject(data.delta) ? data.delta : {};
+          const d = isRecord(data.delta) ? data.delta : {};
           if (d.type === "text_delta" && typeof d.text === "string" && d.text !== "") {
             return [chunk(kind === "chat" ? chatChoice({ content: d.text }) : textChoice(d.text))];
           }
@@ -478,7 +459,7 @@ export function createStreamTranslator(kind: "chat" | "text"): StreamTranslator 
         }
         case "message_delta": {
           mergeUsage(data.usage);
-          const d = isObject(data.delta) ? data.delta : {};
+          const d = isRecord(data.delta) ? data.delta : {};
           if (d.stop_reason != null && finish === undefined) {
             finish = finishReason(d.stop_reason);
             return [chunk(kind === "chat" ? chatChoice({}, finish) : textChoice("", finish))];
@@ -508,7 +489,7 @@ export function createStreamTranslator(kind: "chat" | "text"): StreamTranslator 
 
 /** One page of GET /v1/models -> ModelCards. */
 export function toModelCards(json: Json): ModelCard[] {
-  const data = Array.isArray(json.data) ? json.data.filter(isObject) : [];
+  const data = Array.isArray(json.data) ? json.data.filter(isRecord) : [];
   return data
     .filter((m) => typeof m.id === "string")
     .map((m) => {

@@ -10,7 +10,6 @@ import type { ProviderConfig } from "../../config/schema.ts";
 import { UpstreamError } from "../errors.ts";
 import type { CallContext, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
 import {
-  base64Vector,
   chatChunk,
   chatMessages,
   completionChunk,
@@ -23,6 +22,7 @@ import {
   usageChunk,
   type ChunkMeta,
 } from "./mapping.ts";
+import { embeddingToBase64 } from "../mapping-helpers.ts";
 
 export interface EmbeddedOptions {
   name: string;
@@ -100,7 +100,7 @@ export class EmbeddedAdapter implements ProviderAdapter {
     return {
       body: {
         object: "list",
-        data: res.vectors.map((v, index) => ({ object: "embedding", index, embedding: format === "base64" ? base64Vector(v) : Array.from(v) })),
+        data: res.vectors.map((v, index) => ({ object: "embedding", index, embedding: format === "base64" ? embeddingToBase64(v) : Array.from(v) })),
         model: ctx.upstreamModel,
         usage: { prompt_tokens: u.prompt_tokens, total_tokens: u.total_tokens },
       },

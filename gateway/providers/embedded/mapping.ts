@@ -194,6 +194,3 @@ export function usageChunk(meta: ChunkMeta, object: string, u: Usage): OpenAIChu
 }
 
 /** Float32 vector -> OpenAI's base64 encoding (little-endian float32 bytes). */
-export function base64Vector(v: Float32Array): string {
-  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64");
-}

@@ -14,8 +14,8 @@ import type {
   Tool,
   ToolCall,
 } from "ollama";
-import { UpstreamError } from "../errors.ts";
 import type { ModelCard, OpenAIBody, OpenAIChunk, Usage } from "../types.ts";
+import { badRequest, embeddingToBase64, isRecord, parseToolArguments } from "../mapping-helpers.ts";
 
 type Json = Record<string, unknown>;
 
@@ -30,17 +30,11 @@ export interface ResponseMeta {
   newToolCallId: () => string;
 }
 
-function isRecord(v: unknown): v is Json {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
 
 function num(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) ? v : undefined;
 }
 
-function badRequest(message: string): UpstreamError {
-  return new UpstreamError("bad_request", message);
-}
 
 // ---------------------------------------------------------------------------
 // OpenAI request -> Ollama request
@@ -107,19 +101,6 @@ export function splitContent(content: unknown): { text: string; images: Uint8Arr
   return { text: texts.join("\n"), images };
 }
 
-function parseArguments(args: unknown, name: string): Record<string, unknown> {
-  if (isRecord(args)) return args;
-  if (args == null || args === "") return {};
-  if (typeof args !== "string") throw badRequest(`tool call ${name}: arguments must be a JSON string`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(args);
-  } catch {
-    throw badRequest(`tool call ${name}: arguments are not valid JSON`);
-  }
-  if (!isRecord(parsed)) throw badRequest(`tool call ${name}: arguments must be a JSON object`);
-  return parsed;
-}
 
 /** OpenAI messages -> Ollama messages (developer -> system, tool_calls with object arguments, tool_call_id -> tool_name). */
 export function toOllamaMessages(messages: unknown): Message[] {
@@ -138,7 +119,7 @@ export function toOllamaMessages(messages: unknown): Message[] {
         const fn = isRecord(tc) && isRecord(tc.function) ? tc.function : undefined;
         if (!fn || typeof fn.name !== "string") throw badRequest("assistant tool_calls need function.name");
         if (isRecord(tc) && typeof tc.id === "string") toolNames.set(tc.id, fn.name);
-        return { function: { name: fn.name, arguments: parseArguments(fn.arguments, fn.name) } };
+        return { function: { name: fn.name, arguments: parseToolArguments(fn.arguments, fn.name) } };
       });
     }
     if (role === "tool") {
@@ -276,11 +257,6 @@ export function toTextCompletion(res: GenerateResponse, meta: ResponseMeta): { b
 }
 
 /** Float vector -> OpenAI's base64 form (little-endian float32), which the OpenAI SDKs ask for by default. */
-export function embeddingToBase64(vector: number[]): string {
-  const f32 = Float32Array.from(vector);
-  return Buffer.from(f32.buffer, f32.byteOffset, f32.byteLength).toString("base64");
-}
-
 export function toEmbeddingList(res: EmbedResponse, model: string, encodingFormat: unknown): { body: Json; usage: Usage | null } {
   const vectors = Array.isArray(res.embeddings) ? res.embeddings : [];
   const base64 = encodingFormat === "base64";
