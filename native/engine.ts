@@ -116,14 +116,7 @@ export class EmbeddedEngine {
 
   /** Generate text. Resolves once the model is loaded and the prompt fits the context. */
   async generate(req: GenerateRequest, signal: AbortSignal): Promise<Generation> {
-    const release = await this.admit(req.model, req.maxQueue, signal);
-    let worker: Worker;
-    try {
-      worker = await untilAborted(this.ensureWorker(), signal);
-    } catch (err) {
-      release();
-      throw err;
-    }
+    const { release, worker } = await this.admitAndStart(req.model, req.maxQueue, signal);
     if (signal.aborted) {
       release();
       throw cancelled(signal);
@@ -193,14 +186,7 @@ export class EmbeddedEngine {
   }
 
   async embed(model: ModelSpec, inputs: (string | number[])[], maxQueue: number, signal: AbortSignal): Promise<EmbedResult> {
-    const release = await this.admit(model, maxQueue, signal);
-    let worker: Worker;
-    try {
-      worker = await untilAborted(this.ensureWorker(), signal);
-    } catch (err) {
-      release();
-      throw err;
-    }
+    const { release, worker } = await this.admitAndStart(model, maxQueue, signal);
     // The worker cannot stop an embedding half-way: the slot stays taken until it
     // answers (or dies), even when the caller has gone.
     const exchange = this.request(worker, (id) => ({ op: "embed", id, model, inputs }), NEVER_ABORTS);
@@ -271,6 +257,17 @@ export class EmbeddedEngine {
   }
 
   // -------------------------------------------------------------------------
+
+  /** A slot for this model and a running worker; the slot is given back if the worker cannot be had. */
+  private async admitAndStart(model: ModelSpec, maxQueue: number, signal: AbortSignal): Promise<{ release: () => void; worker: Worker }> {
+    const release = await this.admit(model, maxQueue, signal);
+    try {
+      return { release, worker: await untilAborted(this.ensureWorker(), signal) };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
 
   private async admit(model: ModelSpec, maxQueue: number, signal: AbortSignal): Promise<() => void> {
     if (this.closed) throw new EngineError("unavailable", "embedded engine is shut down");

@@ -287,13 +287,18 @@ function assertMessage(msg: Json): Json[] {
   return msg.content.filter(isRecord);
 }
 
-/** An Anthropic Message -> OpenAI chat.completion. */
-export function toChatCompletion(msg: Json): { body: Json; usage: Usage | null } {
-  const blocks = assertMessage(msg);
-  const text = blocks
+/** The text blocks of a message, joined. */
+function joinedText(blocks: Json[]): string {
+  return blocks
     .filter((b) => b.type === "text" && typeof b.text === "string")
     .map((b) => b.text as string)
     .join("");
+}
+
+/** An Anthropic Message -> OpenAI chat.completion. */
+export function toChatCompletion(msg: Json): { body: Json; usage: Usage | null } {
+  const blocks = assertMessage(msg);
+  const text = joinedText(blocks);
   const toolCalls = blocks
     .filter((b) => b.type === "tool_use")
     .map((b) => ({ id: String(b.id ?? ""), type: "function", function: { name: String(b.name ?? ""), arguments: JSON.stringify(b.input ?? {}) } }));
@@ -314,10 +319,7 @@ export function toChatCompletion(msg: Json): { body: Json; usage: Usage | null }
 /** An Anthropic Message -> OpenAI text_completion. */
 export function toTextCompletion(msg: Json): { body: Json; usage: Usage | null } {
   const blocks = assertMessage(msg);
-  const text = blocks
-    .filter((b) => b.type === "text" && typeof b.text === "string")
-    .map((b) => b.text as string)
-    .join("");
+  const text = joinedText(blocks);
   const usage = readAnthropicUsage(msg.usage);
   const body: Json = {
     id: String(msg.id ?? ""),
