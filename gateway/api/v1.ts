@@ -132,16 +132,16 @@ interface Accounting {
 }
 
 async function handle(operation: Operation, deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const body = request.body as OpenAIBody;
   const acc: Accounting = {
     id: uuidv7(),
     ts: Date.now(),
     started: request.arrivedAt || performance.now(),
     operation,
-    model: (request.body as OpenAIBody).model,
-    stream: operation !== "embeddings" && (request.body as OpenAIBody).stream === true,
+    model: body.model,
+    stream: operation !== "embeddings" && body.stream === true,
     tenant: request.tenant,
   };
-  const body = request.body as OpenAIBody;
   const includeUsage = acc.stream && (body.stream_options as { include_usage?: boolean } | null | undefined)?.include_usage === true;
   const debug = request.headers["x-debug-mode"] === "true";
 

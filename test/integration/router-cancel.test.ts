@@ -1,29 +1,21 @@
 // A client that goes away cancels the upstream request and frees the
 // deployment; a slow first byte with no first-byte timeout keeps the client's
 // connection warm (early commit + keep-alive) and still ends cleanly.
-import { afterEach, describe, expect, it } from "vitest";
-import { startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
-import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
+import { describe, expect, it } from "vitest";
+import type { FakeOpenAI, FakeOpenAIOptions } from "../fixtures/fake-openai.ts";
+import type { TestGateway } from "../fixtures/gateway.ts";
+import { useLab } from "../fixtures/lab.ts";
 import type { RequestLogRow } from "../../gateway/store/request-log.ts";
 
-const fakes: FakeOpenAI[] = [];
-const gateways: TestGateway[] = [];
-afterEach(async () => {
-  await Promise.all(gateways.splice(0).map((g) => g.close()));
-  await Promise.all(fakes.splice(0).map((f) => f.close()));
-});
+const lab = useLab();
 
-async function setup(fakeOpts: Parameters<typeof startFakeOpenAI>[0], extra: Record<string, unknown> = {}): Promise<{ up: FakeOpenAI; gw: TestGateway }> {
-  const up = await startFakeOpenAI(fakeOpts);
-  fakes.push(up);
-  const gw = await startGateway(
-    JSON.stringify({
-      providers: { up: { type: "openai-compatible", base_url: up.v1 } },
-      models: { m: { deployments: [{ provider: "up", model: "x" }] } },
-      ...extra,
-    }),
-  );
-  gateways.push(gw);
+async function setup(fakeOpts: FakeOpenAIOptions, extra: Record<string, unknown> = {}): Promise<{ up: FakeOpenAI; gw: TestGateway }> {
+  const up = await lab.fake(fakeOpts);
+  const gw = await lab.gateway({
+    providers: { up: { type: "openai-compatible", base_url: up.v1 } },
+    models: { m: { deployments: [{ provider: "up", model: "x" }] } },
+    ...extra,
+  });
   return { up, gw };
 }
 

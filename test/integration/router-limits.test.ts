@@ -1,9 +1,10 @@
 // Overflow to the cloud, retries with Retry-After, and rpm / max_in_flight
 // limits, through a real gateway in front of loopback upstreams.
 import OpenAI from "openai";
-import { afterEach, describe, expect, it } from "vitest";
-import { startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
-import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
+import { describe, expect, it } from "vitest";
+import type { FakeOpenAIOptions } from "../fixtures/fake-openai.ts";
+import type { TestGateway } from "../fixtures/gateway.ts";
+import { useLab } from "../fixtures/lab.ts";
 
 interface Answer {
   status: number;
@@ -37,25 +38,10 @@ async function storedRow(gw: TestGateway, id: string | null): Promise<{ is_overf
   throw new Error(`no log row for ${id}`);
 }
 
-const fakes: FakeOpenAI[] = [];
-const gateways: TestGateway[] = [];
-async function fake(opts: Parameters<typeof startFakeOpenAI>[0] = {}): Promise<FakeOpenAI> {
-  const f = await startFakeOpenAI(opts);
-  fakes.push(f);
-  return f;
-}
-async function gateway(config: unknown): Promise<TestGateway> {
-  const gw = await startGateway(JSON.stringify(config), { env: { OPENAI_API_KEY: "sk-test" } });
-  gateways.push(gw);
-  return gw;
-}
-afterEach(async () => {
-  await Promise.all(gateways.splice(0).map((g) => g.close()));
-  await Promise.all(fakes.splice(0).map((f) => f.close()));
-});
+const { fake, gateway } = useLab({ env: { OPENAI_API_KEY: "sk-test" } });
 
 describe("cloud overflow", () => {
-  async function lab(localOpts: Parameters<typeof startFakeOpenAI>[0], deployment: Record<string, unknown> = {}) {
+  async function lab(localOpts: FakeOpenAIOptions, deployment: Record<string, unknown> = {}) {
     const local = await fake({ name: "llama", reply: ["local"], ...localOpts });
     const cloud = await fake({ name: "gpt", reply: ["cloud"] });
     const gw = await gateway({

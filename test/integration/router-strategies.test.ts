@@ -1,8 +1,9 @@
 // Routing strategies through a real gateway and real loopback upstreams: the
 // traffic each upstream actually receives.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
 import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
+import { useLab } from "../fixtures/lab.ts";
 
 async function chat(gw: TestGateway, model: string, opts: { stream?: boolean } = {}): Promise<{ status: number; provider: string | null; fallback: string | null; body: string }> {
   const res = await fetch(`${gw.v1}/chat/completions`, {
@@ -31,22 +32,7 @@ async function load(gw: TestGateway, model: string, n: number, concurrency: numb
 }
 
 const openai = (f: FakeOpenAI) => ({ type: "openai-compatible", base_url: f.v1 });
-const fakes: FakeOpenAI[] = [];
-const gateways: TestGateway[] = [];
-async function fake(opts: Parameters<typeof startFakeOpenAI>[0] = {}): Promise<FakeOpenAI> {
-  const f = await startFakeOpenAI(opts);
-  fakes.push(f);
-  return f;
-}
-async function gateway(config: unknown): Promise<TestGateway> {
-  const gw = await startGateway(JSON.stringify(config));
-  gateways.push(gw);
-  return gw;
-}
-afterEach(async () => {
-  await Promise.all(gateways.splice(0).map((g) => g.close()));
-  await Promise.all(fakes.splice(0).map((f) => f.close()));
-});
+const { fake, gateway } = useLab();
 
 describe("weighted", () => {
   let gw: TestGateway;

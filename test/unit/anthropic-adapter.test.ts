@@ -7,6 +7,7 @@ import { toAnthropicMessages, toMessagesRequest } from "../../gateway/providers/
 import { UpstreamError } from "../../gateway/providers/errors.ts";
 import type { CallContext, CompletionResult, OpenAIChunk, ProviderAdapter } from "../../gateway/providers/types.ts";
 import { startFakeAnthropic, type FakeAnswer, type FakeAnthropic } from "../fixtures/fake-anthropic.ts";
+import { rejection } from "../fixtures/upstream-errors.ts";
 
 const KEY = "sk-ant-test-key";
 const MODEL = "claude-sonnet-4-20250514";
@@ -52,15 +53,6 @@ async function collectUntilError(r: CompletionResult): Promise<{ chunks: OpenAIC
   throw new Error(`the stream did not fail (${chunks.length} chunks)`);
 }
 
-async function rejection(p: Promise<unknown>): Promise<UpstreamError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(UpstreamError);
-    return err as UpstreamError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 const choice = (c: OpenAIChunk) => (c.choices as Record<string, any>[])[0];
 const contentOf = (chunks: OpenAIChunk[]) =>

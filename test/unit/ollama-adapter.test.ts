@@ -10,6 +10,7 @@ import { createOllamaAdapter } from "../../gateway/providers/ollama/adapter.ts";
 import { ChatStreamMapper } from "../../gateway/providers/ollama/mapping.ts";
 import type { CallContext, CompletionResult, OpenAIChunk, ProviderAdapter } from "../../gateway/providers/types.ts";
 import { hold, ndjsonLines, protocolJson, replies, startFakeOllama, type FakeOllama } from "../fixtures/fake-ollama.ts";
+import { rejection } from "../fixtures/upstream-errors.ts";
 
 let fake: FakeOllama;
 let adapter: ProviderAdapter;
@@ -51,15 +52,6 @@ async function collectUntilError(result: CompletionResult): Promise<{ chunks: Op
   throw new Error(`stream ended without an error after ${chunks.length} chunks`);
 }
 
-async function rejection(p: Promise<unknown>): Promise<UpstreamError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(UpstreamError);
-    return err as UpstreamError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** Resolves to "stuck" if `p` has not settled after `ms` (a hang detector, not a speed assertion). */
 function orStuck<T>(p: Promise<T>, ms = 5_000): Promise<T | "stuck"> {
