@@ -25,31 +25,39 @@ export class SseWriter {
     return this.res.destroyed || this.res.writableEnded;
   }
 
-  data(obj: OpenAIChunk): Promise<void> {
-    return this.write(`data: ${obj[RAW_JSON] ?? JSON.stringify(obj)}\n\n`);
+  /** The chunks of one batch as one write (an empty batch writes nothing). */
+  data(batch: readonly OpenAIChunk[]): Promise<void> {
+    let text = "";
+    for (const obj of batch) text += `data: ${obj[RAW_JSON] ?? JSON.stringify(obj)}\n\n`;
+    return text === "" ? Promise.resolve() : this.write(text);
   }
 
   comment(text: string): void {
     if (!this.closed) this.res.write(`: ${text}\n\n`);
   }
 
-  async done(): Promise<void> {
-    await this.write("data: [DONE]\n\n");
-    this.res.end();
+  /** The end marker and the end of the response in one go (a few bytes: no need to wait for drain). */
+  done(): Promise<void> {
+    return this.end("data: [DONE]\n\n");
   }
 
   /** An error event the OpenAI SDKs surface as an exception, then the end of the stream. */
-  async error(body: unknown): Promise<void> {
-    await this.write(`data: ${JSON.stringify(body)}\n\n`);
-    this.res.end();
+  error(body: unknown): Promise<void> {
+    return this.end(`data: ${JSON.stringify(body)}\n\n`);
   }
 
   destroy(): void {
     if (!this.res.destroyed) this.res.destroy();
   }
 
+  private end(text: string): Promise<void> {
+    if (this.closed) return Promise.reject(clientClosed());
+    this.res.end(text);
+    return Promise.resolve();
+  }
+
   private write(text: string): Promise<void> {
-    if (this.closed) return Promise.reject(Object.assign(new Error("client closed the stream"), { code: "ECONNRESET" }));
+    if (this.closed) return Promise.reject(clientClosed());
     if (this.res.write(text)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const onDrain = (): void => {
@@ -58,10 +66,14 @@ export class SseWriter {
       };
       const onClose = (): void => {
         this.res.off("drain", onDrain);
-        reject(Object.assign(new Error("client closed the stream"), { code: "ECONNRESET" }));
+        reject(clientClosed());
       };
       this.res.once("drain", onDrain);
       this.res.once("close", onClose);
     });
   }
+}
+
+function clientClosed(): Error {
+  return Object.assign(new Error("client closed the stream"), { code: "ECONNRESET" });
 }

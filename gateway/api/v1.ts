@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { UpstreamError } from "../providers/errors.ts";
 import { readUsage } from "../providers/openai-compatible/mapping.ts";
-import type { OpenAIBody, OpenAIChunk, Operation, Usage } from "../providers/types.ts";
+import type { ChunkBatch, OpenAIBody, Operation, Usage } from "../providers/types.ts";
 import { RouteFailure, type RoutedResponse, type RouteInfo } from "../router/router.ts";
 import { costOf } from "../store/cost.ts";
 import { uuidv7 } from "../store/ids.ts";
@@ -194,17 +194,24 @@ async function handle(operation: Operation, deps: GatewayDeps, request: FastifyR
   if (!sse) sse = startSse(reply, routed, acc, deps, debug);
   const overheadMs = sse.overheadMs;
   let usage: Usage | null = null;
-  const forward = async (chunk: OpenAIChunk): Promise<void> => {
-    // OpenAI itself puts "usage": null on every chunk once usage is asked for.
-    if ("usage" in chunk) {
-      usage = readUsage(chunk) ?? usage;
-      if (!includeUsage) {
-        if (Array.isArray(chunk.choices) && chunk.choices.length === 0) return;
-        chunk = { ...chunk };
-        delete chunk.usage;
+  /** The chunks as the client should see them: usage read, and kept only when asked for. */
+  const forClient = (batch: ChunkBatch): ChunkBatch => {
+    let out: ChunkBatch | undefined;
+    for (let i = 0; i < batch.length; i++) {
+      let chunk = batch[i]!;
+      // OpenAI itself puts "usage": null on every chunk once usage is asked for.
+      if ("usage" in chunk) {
+        usage = readUsage(chunk) ?? usage;
+        if (!includeUsage) {
+          out ??= batch.slice(0, i);
+          if (Array.isArray(chunk.choices) && chunk.choices.length === 0) continue;
+          chunk = { ...chunk };
+          delete chunk.usage;
+        }
       }
+      out?.push(chunk);
     }
-    await sse!.data(chunk);
+    return out ?? batch;
   };
   try {
     if (routed.firstPending) {
@@ -213,11 +220,11 @@ async function handle(operation: Operation, deps: GatewayDeps, request: FastifyR
       ttfbMs = performance.now() - acc.started;
       first = r.done ? undefined : r.value;
     }
-    if (first) await forward(first);
+    if (first) await sse.data(forClient(first));
     for (;;) {
       const next = await routed.rest.next();
       if (next.done) break;
-      await forward(next.value);
+      await sse.data(forClient(next.value));
     }
     await sse.done();
     routed.finish({ usage });

@@ -5,39 +5,57 @@ export interface SseEvent {
   data: string;
 }
 
-/** Parses an SSE byte stream into events as they arrive (no buffering of the whole body). */
-export async function* parseSse(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
-  const decoder = new TextDecoder();
-  let buffer = "";
+/**
+ * Parses an SSE byte stream as it arrives, one batch of events per network read:
+ * events that arrived together are handled (and later written to the client)
+ * together, instead of paying an async hop and a socket write for each one.
+ * Empty reads (an event cut in the middle) yield nothing.
+ */
+export async function* parseSseBatches(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent[]> {
+  const parser = new SseParser();
   for await (const piece of body) {
-    buffer += typeof piece === "string" ? piece : decoder.decode(piece, { stream: true });
-    // Scan by index and cut the buffer once per network read, not once per event.
+    const events = parser.push(piece);
+    if (events.length > 0) yield events;
+  }
+  const last = parser.end();
+  if (last.length > 0) yield last;
+}
+
+/** Incremental SSE parser: feed it reads, get back the events they complete. */
+export class SseParser {
+  private readonly decoder = new TextDecoder();
+  private buffer = "";
+
+  push(piece: Uint8Array | string): SseEvent[] {
+    this.buffer += typeof piece === "string" ? piece : this.decoder.decode(piece, { stream: true });
+    const events: SseEvent[] = [];
+    // Scan by index and cut the buffer once per read, not once per event.
+    // Both separators are looked up again only once the cut passes them: no
+    // rescanning of the whole read for each event.
+    const buffer = this.buffer;
     let pos = 0;
+    let lf = buffer.indexOf("\n\n");
+    let crlf = buffer.indexOf("\r\n\r\n");
     for (;;) {
-      const end = findBoundary(buffer, pos);
+      if (lf >= 0 && lf < pos) lf = buffer.indexOf("\n\n", pos);
+      if (crlf >= 0 && crlf < pos) crlf = buffer.indexOf("\r\n\r\n", pos);
+      const end = lf < 0 ? crlf : crlf < 0 ? lf : Math.min(lf, crlf);
       if (end < 0) break;
       const ev = parseEvent(buffer.slice(pos, end));
-      pos = end + boundaryLength(buffer, end);
-      if (ev) yield ev;
+      pos = end + (end === crlf ? 4 : 2);
+      if (ev) events.push(ev);
     }
-    if (pos > 0) buffer = buffer.slice(pos);
+    if (pos > 0) this.buffer = buffer.slice(pos);
+    return events;
   }
-  buffer += decoder.decode();
-  const ev = parseEvent(buffer);
-  if (ev) yield ev;
-}
 
-/** Index of the next blank line (event boundary) at or after `from`, or -1. */
-function findBoundary(s: string, from: number): number {
-  const a = s.indexOf("\n\n", from);
-  const b = s.indexOf("\r\n\r\n", from);
-  if (a < 0) return b;
-  if (b < 0) return a;
-  return Math.min(a, b);
-}
-
-function boundaryLength(s: string, at: number): number {
-  return s.startsWith("\r\n\r\n", at) ? 4 : 2;
+  /** The body ended: whatever is left is the last event (servers may omit the final blank line). */
+  end(): SseEvent[] {
+    const rest = this.buffer + this.decoder.decode();
+    this.buffer = "";
+    const ev = parseEvent(rest);
+    return ev ? [ev] : [];
+  }
 }
 
 function parseEvent(raw: string): SseEvent | undefined {

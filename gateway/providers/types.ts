@@ -22,6 +22,9 @@ export const RAW_JSON: unique symbol = Symbol("labgate.rawJson");
 /** One OpenAI streaming chunk object (chat.completion.chunk or text_completion). */
 export type OpenAIChunk = Record<string, unknown> & { [RAW_JSON]?: string };
 
+/** Chunks that arrived together and are forwarded together. Never empty. */
+export type ChunkBatch = OpenAIChunk[];
+
 /** What an adapter gives back for chat and completions. */
 export type CompletionResult =
   | {
@@ -34,11 +37,15 @@ export type CompletionResult =
   | {
       kind: "stream";
       /**
-       * OpenAI chunks in upstream order. Usage chunks (`choices: []` + `usage`) are
-       * yielded as well; the API layer decides whether the client asked for them.
-       * Iteration must stop promptly when the call's signal aborts.
+       * OpenAI chunks in upstream order, in batches of the chunks that arrived
+       * together (one upstream read, one Ollama line, one engine step). Each batch
+       * reaches the client in one write; a batch is never empty. Usage chunks
+       * (`choices: []` + `usage`) are included; the API layer decides whether the
+       * client asked for them. Iteration must stop promptly when the call's signal
+       * aborts, and should end as soon as the answer is complete (not when the
+       * upstream connection gets round to closing the body).
        */
-      chunks: AsyncIterable<OpenAIChunk>;
+      batches: AsyncIterable<ChunkBatch>;
     };
 
 export interface CallContext {

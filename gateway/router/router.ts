@@ -4,7 +4,7 @@
 // wire format: adapters do that.
 import type { LabgateConfig, RouterConfig, StrategyName } from "../config/schema.ts";
 import { UpstreamError, fromNetworkError, type ErrorClass } from "../providers/errors.ts";
-import type { CallContext, CompletionResult, ModelCard, OpenAIBody, OpenAIChunk, Operation, ProviderAdapter, Usage } from "../providers/types.ts";
+import type { CallContext, ChunkBatch, CompletionResult, ModelCard, OpenAIBody, Operation, ProviderAdapter, Usage } from "../providers/types.ts";
 import type { AttemptRecord } from "../store/request-log.ts";
 import { backoffDelay, sleep } from "./backoff.ts";
 import type { BreakerPermit, BreakerState } from "./circuit-breaker.ts";
@@ -46,16 +46,16 @@ export type RoutedResponse =
   | (RouteInfo & { kind: "json"; body: Record<string, unknown>; usage: Usage | null; ttfbMs: number; raw?: string })
   | (RouteInfo & {
       kind: "stream";
-      /** The first chunk (already received); undefined for an empty stream. */
-      first: OpenAIChunk | undefined;
-      /** The remaining chunks; errors after the first chunk surface here. */
-      rest: AsyncIterator<OpenAIChunk>;
-      /** ms to the first chunk (undefined if the router committed early and it has not come yet). */
+      /** The first batch of chunks (already received); undefined for an empty stream. */
+      first: ChunkBatch | undefined;
+      /** The remaining batches; errors after the first batch surface here. */
+      rest: AsyncIterator<ChunkBatch>;
+      /** ms to the first batch (undefined if the router committed early and it has not come yet). */
       ttfbMs: number | undefined;
       /** Must be called exactly once when the stream ends, however it ends. */
       finish(outcome: StreamOutcome): void;
-      /** Resolves to the first chunk when the router committed early (keep-alive). */
-      firstPending?: Promise<IteratorResult<OpenAIChunk>>;
+      /** Resolves to the first batch when the router committed early (keep-alive). */
+      firstPending?: Promise<IteratorResult<ChunkBatch>>;
     });
 
 export interface RouteRequest {
@@ -459,11 +459,11 @@ export class Router {
     // keep-alive race covers the upstream call as well as the first chunk.
     const iteratorPromise = call().then((result) => {
       if (result.kind !== "stream") throw new UpstreamError("malformed", "adapter answered JSON to a stream request");
-      return result.chunks[Symbol.asyncIterator]();
+      return result.batches[Symbol.asyncIterator]();
     });
     const firstPromise = iteratorPromise.then((it) => it.next());
     firstPromise.catch(() => {}); // observed below; avoid an unhandled rejection after an early commit
-    const iterator: AsyncIterator<OpenAIChunk> = {
+    const iterator: AsyncIterator<ChunkBatch> = {
       next: async () => (await iteratorPromise).next(),
       return: async () => {
         const it = await iteratorPromise.catch(() => undefined);
@@ -477,7 +477,7 @@ export class Router {
         keepAliveTimer = setTimeout(() => resolve("early"), req.keepAliveMs);
       }
     });
-    let first: IteratorResult<OpenAIChunk> | "early";
+    let first: IteratorResult<ChunkBatch> | "early";
     try {
       first = await Promise.race([firstPromise, earlyCommit]);
     } catch (err) {
@@ -562,7 +562,7 @@ function describeSkips(skips: Map<string, string>): string {
  * Wraps a chunk iterator so a stream that goes silent for longer than the
  * attempt timeout fails instead of hanging, and errors carry their class.
  */
-function withIdleTimeout(it: AsyncIterator<OpenAIChunk>, idleMs: number, ac: AbortController): AsyncIterator<OpenAIChunk> {
+function withIdleTimeout(it: AsyncIterator<ChunkBatch>, idleMs: number, ac: AbortController): AsyncIterator<ChunkBatch> {
   // One timer for the whole stream (not one per chunk). It only counts time spent
   // waiting on the upstream: while the client is slow to read, it re-arms instead.
   let timer: NodeJS.Timeout | undefined;

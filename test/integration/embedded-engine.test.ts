@@ -10,6 +10,7 @@ import type { ProviderConfig } from "../../gateway/config/schema.ts";
 import { EmbeddedAdapter } from "../../gateway/providers/embedded/adapter.ts";
 import { UpstreamError } from "../../gateway/providers/errors.ts";
 import type { CallContext, CompletionResult, OpenAIBody, OpenAIChunk } from "../../gateway/providers/types.ts";
+import { flatChunks } from "../fixtures/streams.ts";
 
 const MODEL = new URL("../../../shared/models/stories260K.gguf", import.meta.url);
 const dirs: string[] = [];
@@ -36,7 +37,7 @@ function ctx(model = "stories260K", signal = new AbortController().signal): Call
 async function chunksOf(r: CompletionResult): Promise<OpenAIChunk[]> {
   if (r.kind !== "stream") throw new Error("expected a stream");
   const out: OpenAIChunk[] = [];
-  for await (const c of r.chunks) out.push(c);
+  for await (const c of flatChunks(r)) out.push(c);
   return out;
 }
 
@@ -205,7 +206,7 @@ describe("embedded engine concurrency and resources", () => {
     if (r.kind !== "stream") throw new Error("expected stream");
     let n = 0;
     const err = await (async () => {
-      for await (const _ of r.chunks) {
+      for await (const _ of flatChunks(r)) {
         if (++n === 5) ac.abort();
       }
     })().then(
@@ -230,7 +231,7 @@ describe("embedded engine concurrency and resources", () => {
     const one = adapter(dir, { parallel: 1, max_queue: 0 });
     const r = await one.completions({ model: "stories260K", prompt: "Once", max_tokens: 1800, ignore_eos: true, stream: true }, ctx());
     if (r.kind !== "stream") throw new Error("expected stream");
-    for await (const _ of r.chunks) break;
+    for await (const _ of flatChunks(r)) break;
     await expect.poll(() => one.engine.queues()[0]?.active, { timeout: 5000 }).toBe(0);
   });
 
@@ -239,7 +240,7 @@ describe("embedded engine concurrency and resources", () => {
     const r = await w.completions({ model: "stories260K", prompt: "Once", max_tokens: 1800, ignore_eos: true, stream: true }, ctx());
     if (r.kind !== "stream") throw new Error("expected stream");
     const reading = (async () => {
-      for await (const _ of r.chunks) {
+      for await (const _ of flatChunks(r)) {
         /* drain */
       }
     })();

@@ -204,6 +204,31 @@ describe("streaming is real", () => {
     expect(arrivals[1]! - arrivals[0]!).toBeGreaterThan(200);
   });
 
+  it("the answer ends at [DONE] even when the upstream keeps its response open after it", async () => {
+    const lingering = await startFakeOpenAI({ name: "lingering", holdAfterDoneMs: 3000 });
+    const gw2 = await startGateway(`
+providers: {lab: {type: llamacpp, base_url: "${lingering.url}"}}
+models: {m: {deployments: [{provider: lab, model: x}]}}
+`);
+    try {
+      const c = new OpenAI({ baseURL: gw2.v1, apiKey: "unused", maxRetries: 0 });
+      const stream = await c.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }], stream: true });
+      let text = "";
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+      expect(text).toBe("Hello from the fake upstream.");
+      // The client has its whole answer while the upstream is still holding on.
+      expect(lingering.lingering).toBe(1);
+      // labgate reads the rest quietly instead of cutting the connection.
+      await expect.poll(() => lingering.lingering, { timeout: 6000 }).toBe(0);
+      expect(lingering.abortedStreams).toBe(0);
+      gw2.gateway.requestLog.flush();
+      expect(gw2.gateway.requestLog.recent(1)[0]).toMatchObject({ status: 200, completion_tokens: 5 });
+    } finally {
+      await gw2.close();
+      await lingering.close();
+    }
+  });
+
   it("a client that disconnects mid-stream cancels the upstream request", async () => {
     const before = slow.abortedStreams;
     const ac = new AbortController();

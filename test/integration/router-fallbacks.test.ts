@@ -404,6 +404,28 @@ describe("failure after the first byte", () => {
     });
   }
 
+  it("chunks that arrive in the same read as a mid-stream error still reach the client, then the error", async () => {
+    const fast = await startFakeOpenAI({ name: "fast", reply: ["one", " two", " three", " four"] });
+    const gw2 = await startGateway(JSON.stringify({ providers: { pf: { type: "openai-compatible", base_url: fast.v1 } }, models: { m: { deployments: [{ provider: "pf", model: "f" }] } } }));
+    try {
+      fast.faultNext({ kind: "stream_error", afterChunks: 2 });
+      const client = new OpenAI({ baseURL: gw2.v1, apiKey: "unused", maxRetries: 0 });
+      const stream = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "count" }], stream: true });
+      let received = "";
+      const caught = await (async () => {
+        for await (const chunk of stream) received += chunk.choices[0]?.delta?.content ?? "";
+      })().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(caught).toBeInstanceOf(OpenAI.APIError);
+      expect(received).toBe("one two"); // everything the upstream sent before its error
+    } finally {
+      await gw2.close();
+      await fast.close();
+    }
+  });
+
   it("the same stream without a fault completes normally", async () => {
     const client = new OpenAI({ baseURL: gw.v1, apiKey: "unused", maxRetries: 0 });
     const stream = await client.chat.completions.create({ model: "chat", messages: [{ role: "user", content: "count" }], stream: true });

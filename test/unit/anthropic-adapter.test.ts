@@ -8,6 +8,7 @@ import { UpstreamError } from "../../gateway/providers/errors.ts";
 import type { CallContext, CompletionResult, OpenAIChunk, ProviderAdapter } from "../../gateway/providers/types.ts";
 import { startFakeAnthropic, type FakeAnswer, type FakeAnthropic } from "../fixtures/fake-anthropic.ts";
 import { rejection } from "../fixtures/upstream-errors.ts";
+import { flatChunks } from "../fixtures/streams.ts";
 
 const KEY = "sk-ant-test-key";
 const MODEL = "claude-sonnet-4-20250514";
@@ -37,7 +38,7 @@ function json(r: CompletionResult) {
 async function collect(r: CompletionResult): Promise<OpenAIChunk[]> {
   if (r.kind !== "stream") throw new Error(`expected a stream, got ${r.kind}`);
   const out: OpenAIChunk[] = [];
-  for await (const c of r.chunks) out.push(c);
+  for await (const c of flatChunks(r)) out.push(c);
   return out;
 }
 
@@ -46,7 +47,7 @@ async function collectUntilError(r: CompletionResult): Promise<{ chunks: OpenAIC
   if (r.kind !== "stream") throw new Error("expected a stream");
   const chunks: OpenAIChunk[] = [];
   try {
-    for await (const c of r.chunks) chunks.push(c);
+    for await (const c of flatChunks(r)) chunks.push(c);
   } catch (error) {
     return { chunks, error };
   }
@@ -324,7 +325,7 @@ describe("anthropic adapter: answers", () => {
     fake.pauseMs = 200;
     const r = await adapter.chat({ model: "x", messages: [{ role: "user", content: "Hello" }], stream: true }, ctx());
     if (r.kind !== "stream") throw new Error("expected a stream");
-    const it = r.chunks[Symbol.asyncIterator]();
+    const it = flatChunks(r)[Symbol.asyncIterator]();
     const first = await it.next();
     expect(choice(first.value!).delta.role).toBe("assistant");
     expect(fake.requests[0].finished).toBe(false);
@@ -561,7 +562,7 @@ describe("anthropic adapter: cancellation", () => {
     const ac = new AbortController();
     const r = await adapter.chat({ model: "x", messages: [{ role: "user", content: "Hello" }], stream: true }, ctx(ac.signal));
     if (r.kind !== "stream") throw new Error("expected a stream");
-    const it = r.chunks[Symbol.asyncIterator]();
+    const it = flatChunks(r)[Symbol.asyncIterator]();
     await it.next(); // the role chunk: the upstream is now mid-answer, pausing
     const pending = it.next();
     ac.abort();
@@ -584,7 +585,7 @@ describe("anthropic adapter: cancellation", () => {
     fake.pauseMs = 5_000;
     const r = await adapter.chat({ model: "x", messages: [{ role: "user", content: "Hello" }], stream: true }, ctx());
     if (r.kind !== "stream") throw new Error("expected a stream");
-    for await (const _ of r.chunks) break;
+    for await (const _ of flatChunks(r)) break;
     expect(await fake.requests[0].closed).toEqual({ early: true });
   });
 });

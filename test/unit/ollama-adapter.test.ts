@@ -11,6 +11,7 @@ import { ChatStreamMapper } from "../../gateway/providers/ollama/mapping.ts";
 import type { CallContext, CompletionResult, OpenAIChunk, ProviderAdapter } from "../../gateway/providers/types.ts";
 import { hold, ndjsonLines, protocolJson, replies, startFakeOllama, type FakeOllama } from "../fixtures/fake-ollama.ts";
 import { rejection } from "../fixtures/upstream-errors.ts";
+import { flatChunks } from "../fixtures/streams.ts";
 
 let fake: FakeOllama;
 let adapter: ProviderAdapter;
@@ -31,7 +32,7 @@ function ctx(upstreamModel = "llama3.2", signal: AbortSignal = new AbortControll
 
 function streamOf(result: CompletionResult): AsyncIterable<OpenAIChunk> {
   if (result.kind !== "stream") throw new Error(`expected a stream, got ${result.kind}`);
-  return result.chunks;
+  return flatChunks(result);
 }
 
 async function collect(result: CompletionResult): Promise<OpenAIChunk[]> {

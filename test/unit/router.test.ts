@@ -557,9 +557,9 @@ describe("retry passes", () => {
 });
 
 describe("streams", () => {
-  async function* slowChunks(firstDelayMs: number, signal: AbortSignal, who: string): AsyncGenerator<Record<string, unknown>> {
+  async function* slowChunks(firstDelayMs: number, signal: AbortSignal, who: string): AsyncGenerator<Record<string, unknown>[]> {
     await wait(firstDelayMs, signal);
-    yield { id: who, object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: who } }] };
+    yield [{ id: who, object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: who } }] }];
   }
   const streamRoute = (router: Router, model: string) =>
     router.route({ operation: "chat", model, body: { model, messages: [{ role: "user", content: "hi" }], stream: true }, stream: true, signal: new AbortController().signal });
@@ -575,16 +575,16 @@ describe("streams", () => {
       {
         a: async (_n, ctx) => {
           aSignal = ctx.signal;
-          return { kind: "stream", chunks: slowChunks(5000, ctx.signal, "a") };
+          return { kind: "stream", batches: slowChunks(5000, ctx.signal, "a") };
         },
-        b: async (_n, ctx) => ({ kind: "stream", chunks: slowChunks(1, ctx.signal, "b") }),
+        b: async (_n, ctx) => ({ kind: "stream", batches: slowChunks(1, ctx.signal, "b") }),
       },
     );
     const t0 = performance.now();
     const r = await streamRoute(router, "m");
     expect(performance.now() - t0).toBeLessThan(1000);
     if (r.kind !== "stream") throw new Error("expected a stream");
-    expect(r.first?.id).toBe("b");
+    expect(r.first?.[0]?.id).toBe("b");
     expect(r.attempts.map((a) => [a.provider, a.error_class])).toEqual([
       ["a", "first_byte_timeout"],
       ["b", null],
@@ -595,11 +595,11 @@ describe("streams", () => {
   });
 
   it("an error after the first chunk reaches the caller from `rest`, and finish() releases the deployment with a failure", async () => {
-    async function* broken(): AsyncGenerator<Record<string, unknown>> {
-      yield { id: "x", choices: [{ index: 0, delta: { content: "partial" } }] };
+    async function* broken(): AsyncGenerator<Record<string, unknown>[]> {
+      yield [{ id: "x", choices: [{ index: 0, delta: { content: "partial" } }] }];
       throw new UpstreamError("reset", "dropped");
     }
-    const { router } = build({ providers: providers("a"), models: { m: { deployments: [{ provider: "a", model: "a" }] } } }, { a: async () => ({ kind: "stream", chunks: broken() }) });
+    const { router } = build({ providers: providers("a"), models: { m: { deployments: [{ provider: "a", model: "a" }] } } }, { a: async () => ({ kind: "stream", batches: broken() }) });
     const r = await streamRoute(router, "m");
     if (r.kind !== "stream") throw new Error("expected a stream");
     expect(r.first).toBeDefined();

@@ -5,8 +5,8 @@
 import type { Agent } from "undici";
 import { UpstreamError, fromNetworkError } from "../errors.ts";
 import { createAgent, joinUrl, send, sendJson } from "../http.ts";
-import { parseSse } from "../sse.ts";
-import type { CallContext, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter } from "../types.ts";
+import { parseSseBatches, type SseEvent } from "../sse.ts";
+import type { CallContext, ChunkBatch, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter } from "../types.ts";
 import {
   ANTHROPIC_VERSION,
   completionToMessagesRequest,
@@ -84,7 +84,7 @@ class AnthropicAdapter implements ProviderAdapter {
       return { kind: "json", body, usage };
     }
     const res = await send(call).catch(reclassify);
-    return { kind: "stream", chunks: anthropicChunks(res.body, kind, ctx.signal) };
+    return { kind: "stream", batches: anthropicBatches(res.body, kind, ctx.signal) };
   }
 
   async health(signal: AbortSignal): Promise<HealthResult> {
@@ -118,39 +118,56 @@ class AnthropicAdapter implements ProviderAdapter {
 }
 
 /**
- * Anthropic event stream -> OpenAI chunks, yielded as each event arrives.
+ * Anthropic event stream -> OpenAI chunks, one batch per upstream read.
  * An `error` event, a dropped connection or a stream that ends before the answer
  * is complete is thrown as an UpstreamError; the upstream body is released on
  * every way out (including the consumer stopping early).
  */
-export async function* anthropicChunks(
+export async function* anthropicBatches(
   body: AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void },
   kind: "chat" | "text",
   signal: AbortSignal,
-): AsyncGenerator<OpenAIChunk> {
+): AsyncGenerator<ChunkBatch> {
   const translator = createStreamTranslator(kind);
   let complete = false;
   try {
-    for await (const ev of parseSse(body)) {
-      // After message_stop, read on to the body's end rather than breaking out:
-      // breaking destroys a finished body (an AbortError per stream, and the
-      // keep-alive connection is lost).
-      if (translator.stopped || ev.data === "") continue;
-      let data: Record<string, unknown>;
-      try {
-        data = JSON.parse(ev.data) as Record<string, unknown>;
-      } catch {
-        throw new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${ev.data.slice(0, 120)}`);
+    for await (const events of parseSseBatches(body)) {
+      const batch: ChunkBatch = [];
+      let fault: unknown;
+      for (const ev of events) {
+        // After message_stop, read on to the body's end rather than breaking out:
+        // breaking destroys a finished body (an AbortError per stream, and the
+        // keep-alive connection is lost).
+        if (translator.stopped || ev.data === "") continue;
+        try {
+          batch.push(...translateEvent(translator, ev));
+        } catch (err) {
+          fault = err;
+          break;
+        }
       }
-      const type = ev.event ?? (typeof data.type === "string" ? data.type : "");
-      for (const chunk of translator.push(type, data)) yield chunk;
+      // What came before a fault in the same read still reaches the client.
+      if (batch.length > 0) yield batch;
+      if (fault !== undefined) throw fault;
     }
     if (signal.aborted) throw fromNetworkError(signal.reason, signal);
-    for (const chunk of translator.end()) yield chunk;
+    const last = translator.end();
+    if (last.length > 0) yield last;
     complete = true;
   } catch (err) {
     throw err instanceof UpstreamError ? err : fromNetworkError(err, signal);
   } finally {
     if (!complete) body.destroy?.();
   }
+}
+
+function translateEvent(translator: ReturnType<typeof createStreamTranslator>, ev: SseEvent): OpenAIChunk[] {
+  let data: Record<string, unknown>;
+  try {
+    data = JSON.parse(ev.data) as Record<string, unknown>;
+  } catch {
+    throw new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${ev.data.slice(0, 120)}`);
+  }
+  const type = ev.event ?? (typeof data.type === "string" ? data.type : "");
+  return translator.push(type, data);
 }

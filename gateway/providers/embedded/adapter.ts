@@ -8,7 +8,7 @@ import { GgufCatalog, type GgufModel } from "../../../native/gguf.ts";
 import { DEFAULT_CONTEXT_CAP, type Prompt, type SamplingParams } from "../../../native/protocol.ts";
 import type { ProviderConfig } from "../../config/schema.ts";
 import { UpstreamError } from "../errors.ts";
-import type { CallContext, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
+import type { CallContext, ChunkBatch, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
 import {
   chatChunk,
   chatMessages,
@@ -234,23 +234,26 @@ export class EmbeddedAdapter implements ProviderAdapter {
             };
       return { kind: "json", body: out, usage: u };
     }
-    return { kind: "stream", chunks: streamChunks(op, gen, meta, echo) };
+    return { kind: "stream", batches: streamBatches(op, gen, meta, echo) };
   }
 }
 
-async function* streamChunks(op: "chat" | "completions", gen: Generation, meta: ChunkMeta, echo: string): AsyncGenerator<OpenAIChunk> {
+/** One batch per piece of text the engine sends (it already groups tokens that come close together). */
+async function* streamBatches(op: "chat" | "completions", gen: Generation, meta: ChunkMeta, echo: string): AsyncGenerator<ChunkBatch> {
   let finished = false;
   try {
-    if (op === "chat") yield chatChunk(meta, { role: "assistant", content: "" }, null);
-    else if (echo) yield completionChunk(meta, echo, null);
+    if (op === "chat") yield [chatChunk(meta, { role: "assistant", content: "" }, null)];
+    else if (echo) yield [completionChunk(meta, echo, null)];
     for await (const text of gen.text) {
-      yield op === "chat" ? chatChunk(meta, { content: text }, null) : completionChunk(meta, text, null);
+      yield [op === "chat" ? chatChunk(meta, { content: text }, null) : completionChunk(meta, text, null)];
     }
     const r = await gen.result;
     const finish = openAIFinish(r.finishReason);
-    yield op === "chat" ? chatChunk(meta, {}, finish) : completionChunk(meta, "", finish);
     finished = true;
-    yield usageChunk(meta, op === "chat" ? "chat.completion.chunk" : "text_completion", usage(r.promptTokens, r.completionTokens));
+    yield [
+      op === "chat" ? chatChunk(meta, {}, finish) : completionChunk(meta, "", finish),
+      usageChunk(meta, op === "chat" ? "chat.completion.chunk" : "text_completion", usage(r.promptTokens, r.completionTokens)),
+    ];
   } catch (err) {
     throw toUpstream(err);
   } finally {

@@ -13,7 +13,7 @@ import { Ollama, type AbortableAsyncIterator, type ChatResponse, type Fetch, typ
 import { fetch as undiciFetch, type Agent, type RequestInit as UndiciRequestInit } from "undici";
 import { UpstreamError, classifyHttpError, fromNetworkError, parseRetryAfter } from "../errors.ts";
 import { createAgent } from "../http.ts";
-import type { CallContext, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
+import type { CallContext, ChunkBatch, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
 import {
   ChatStreamMapper,
   CompletionStreamMapper,
@@ -100,7 +100,7 @@ export class OllamaAdapter implements ProviderAdapter {
     }
     const upstream = await guard(ctx.signal, state, () => client.chat({ ...request, stream: true }));
     const mapper = new ChatStreamMapper(meta);
-    return { kind: "stream", chunks: mapStream(upstream, (m) => mapper.push(m), ctx.signal) };
+    return { kind: "stream", batches: mapStream(upstream, (m) => mapper.push(m), ctx.signal) };
   }
 
   async completions(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
@@ -116,7 +116,7 @@ export class OllamaAdapter implements ProviderAdapter {
     }
     const upstream = await guard(ctx.signal, state, () => client.generate({ ...request, stream: true }));
     const mapper = new CompletionStreamMapper(meta);
-    return { kind: "stream", chunks: mapStream(upstream, (m) => mapper.push(m), ctx.signal) };
+    return { kind: "stream", batches: mapStream(upstream, (m) => mapper.push(m), ctx.signal) };
   }
 
   async embeddings(body: OpenAIBody, ctx: CallContext): Promise<{ body: Record<string, unknown>; usage: Usage | null }> {
@@ -200,14 +200,15 @@ function checkBody(res: unknown): void {
 }
 
 /**
- * Maps the client's stream object by object, as they arrive. Leaving early (the
- * consumer stops, or an error) aborts the upstream request.
+ * Maps the client's stream object by object, as they arrive: the chunks of one
+ * Ollama object make one batch. Leaving early (the consumer stops, or an error)
+ * aborts the upstream request.
  */
 async function* mapStream<T extends object>(
   upstream: AbortableAsyncIterator<T>,
   map: (msg: T) => OpenAIChunk[],
   signal: AbortSignal,
-): AsyncGenerator<OpenAIChunk> {
+): AsyncGenerator<ChunkBatch> {
   try {
     for await (const msg of upstream) {
       let chunks: OpenAIChunk[];
@@ -216,7 +217,7 @@ async function* mapStream<T extends object>(
       } catch (err) {
         throw new UpstreamError("malformed", `Ollama sent an unexpected stream object: ${(err as Error).message}`);
       }
-      for (const c of chunks) yield c;
+      if (chunks.length > 0) yield chunks;
     }
   } catch (err) {
     throw toUpstreamError(err, signal);

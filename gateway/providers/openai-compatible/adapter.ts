@@ -4,8 +4,8 @@
 import type { Agent } from "undici";
 import { UpstreamError, fromNetworkError } from "../errors.ts";
 import { createAgent, joinUrl, send, sendJson, sendJsonText } from "../http.ts";
-import { parseSse } from "../sse.ts";
-import { RAW_JSON, type CallContext, type CompletionResult, type HealthResult, type ModelCard, type OpenAIBody, type OpenAIChunk, type ProviderAdapter } from "../types.ts";
+import { SseParser } from "../sse.ts";
+import { RAW_JSON, type CallContext, type ChunkBatch, type CompletionResult, type HealthResult, type ModelCard, type OpenAIBody, type OpenAIChunk, type ProviderAdapter } from "../types.ts";
 import { readUsage, upstreamBody } from "./mapping.ts";
 
 export type OpenAIPath = "chat/completions" | "completions" | "embeddings" | "models";
@@ -81,7 +81,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       return { kind: "json", body: json, usage: readUsage(json), raw: text };
     }
     const res = await send(call);
-    return { kind: "stream", chunks: openAIChunks(res.body, ctx.signal) };
+    return { kind: "stream", batches: openAIBatches(res.body, ctx.signal) };
   }
 
   async health(signal: AbortSignal): Promise<HealthResult> {
@@ -115,43 +115,89 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
 }
 
 /**
- * OpenAI SSE -> chunk objects. Chunks that cannot carry usage or an error are not
- * parsed: their JSON text rides along (RAW_JSON) and is forwarded as is.
- * An `error` payload mid-stream becomes a thrown UpstreamError.
+ * OpenAI SSE -> batches of chunk objects, one batch per upstream read. Chunks
+ * that cannot carry usage or an error are not parsed: their JSON text rides along
+ * (RAW_JSON) and is forwarded as is. An `error` payload mid-stream becomes a
+ * thrown UpstreamError.
+ *
+ * The stream ends at `data: [DONE]`, in the same tick as the events before it, so
+ * the client gets the end of its answer in the same write. The rest of the upstream
+ * body (usually just the chunked-encoding terminator) is read in the background:
+ * destroying it instead would cost an AbortError and the keep-alive connection.
  */
-export async function* openAIChunks(body: AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void }, signal: AbortSignal): AsyncGenerator<OpenAIChunk> {
+export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): AsyncGenerator<ChunkBatch> {
+  const parser = new SseParser();
+  const reader = body[Symbol.asyncIterator]();
   let sawDone = false;
+  let bodyEnded = false;
   try {
-    for await (const ev of parseSse(body)) {
-      // Read to the end of the body even after [DONE]: breaking out would destroy
-      // a finished body (an AbortError with a stack trace per stream).
-      if (sawDone) continue;
-      if (ev.data === "[DONE]") {
-        sawDone = true;
-        continue;
+    while (!sawDone && !bodyEnded) {
+      const read = await reader.next();
+      bodyEnded = read.done === true;
+      const events = bodyEnded ? parser.end() : parser.push(read.value as Uint8Array);
+      const batch: ChunkBatch = [];
+      let fault: UpstreamError | undefined;
+      for (const ev of events) {
+        if (ev.data === "[DONE]") {
+          sawDone = true;
+          break;
+        }
+        try {
+          const chunk = toChunk(ev.data);
+          if (chunk) batch.push(chunk);
+        } catch (err) {
+          fault = err as UpstreamError;
+          break;
+        }
       }
-      if (ev.data === "") continue;
-      if (!ev.data.includes('"usage"') && !ev.data.includes('"error"')) {
-        // Cheap shape check instead of a parse: catches cut or non-JSON payloads.
-        if (ev.data.charCodeAt(0) !== 123 /* { */ || ev.data.charCodeAt(ev.data.length - 1) !== 125 /* } */) throw new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${ev.data.slice(0, 120)}`);
-        yield { [RAW_JSON]: ev.data };
-        continue;
-      }
-      let chunk: OpenAIChunk;
-      try {
-        chunk = JSON.parse(ev.data) as OpenAIChunk;
-      } catch {
-        throw new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${ev.data.slice(0, 120)}`);
-      }
-      if (chunk.error !== undefined && chunk.error !== null) {
-        const e = chunk.error as { message?: string };
-        throw new UpstreamError("server_error", `upstream stream error: ${e?.message ?? JSON.stringify(chunk.error)}`);
-      }
-      yield chunk;
+      // What came before a fault in the same read still reaches the client.
+      if (batch.length > 0) yield batch;
+      if (fault) throw fault;
     }
   } catch (err) {
     throw err instanceof UpstreamError ? err : fromNetworkError(err, signal);
   } finally {
-    if (!sawDone) body.destroy?.();
+    if (bodyEnded) {
+      // nothing left to release
+    } else if (sawDone) readRestInBackground(reader, body);
+    else body.destroy?.(); // the reader left early or the stream failed: drop the connection
   }
+}
+
+type UpstreamBody = AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void };
+
+function toChunk(data: string): OpenAIChunk | undefined {
+  if (data === "") return undefined;
+  if (!data.includes('"usage"') && !data.includes('"error"')) {
+    // Cheap shape check instead of a parse: catches cut or non-JSON payloads.
+    if (data.charCodeAt(0) !== 123 /* { */ || data.charCodeAt(data.length - 1) !== 125 /* } */) throw malformed(data);
+    return { [RAW_JSON]: data };
+  }
+  let chunk: OpenAIChunk;
+  try {
+    chunk = JSON.parse(data) as OpenAIChunk;
+  } catch {
+    throw malformed(data);
+  }
+  if (chunk.error !== undefined && chunk.error !== null) {
+    const e = chunk.error as { message?: string };
+    throw new UpstreamError("server_error", `upstream stream error: ${e?.message ?? JSON.stringify(chunk.error)}`);
+  }
+  return chunk;
+}
+
+function malformed(data: string): UpstreamError {
+  return new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${data.slice(0, 120)}`);
+}
+
+/** Reads what follows [DONE] without looking at it; a server that keeps talking gets cut off. */
+function readRestInBackground(reader: AsyncIterator<Uint8Array>, body: UpstreamBody, readsLeft = 16): void {
+  reader.next().then(
+    (r) => {
+      if (r.done) return;
+      if (readsLeft <= 1) body.destroy?.();
+      else readRestInBackground(reader, body, readsLeft - 1);
+    },
+    () => {}, // the connection went away after the answer was complete: nothing lost
+  );
 }
