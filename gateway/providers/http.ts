@@ -1,6 +1,7 @@
 // HTTP plumbing shared by the adapters that speak HTTP through undici:
 // one keep-alive connection pool per provider, and upstream errors turned into UpstreamError.
-import { Agent, request, type Dispatcher } from "undici";
+import { Agent, type Dispatcher } from "undici";
+import { exchange, type UpstreamResponse } from "./exchange.ts";
 import { UpstreamError, classifyHttpError, fromNetworkError, parseRetryAfter } from "./errors.ts";
 
 export function createAgent(): Agent {
@@ -24,10 +25,11 @@ export interface JsonCall {
 }
 
 /** Sends a request and returns the response if 2xx; throws an UpstreamError otherwise. */
-export async function send(call: JsonCall): Promise<Dispatcher.ResponseData> {
-  let res: Dispatcher.ResponseData;
+export async function send(call: JsonCall): Promise<UpstreamResponse> {
+  let res: UpstreamResponse;
   try {
-    res = await request(call.url, {
+    res = await exchange({
+      url: call.url,
       method: call.method ?? "POST",
       headers: call.body === undefined ? call.headers : { "content-type": "application/json", ...call.headers },
       body: call.body === undefined ? undefined : JSON.stringify(call.body),

@@ -4,6 +4,7 @@
 import type { Agent } from "undici";
 import { UpstreamError, fromNetworkError } from "../errors.ts";
 import { createAgent, joinUrl, send, sendJson, sendJsonText } from "../http.ts";
+import type { UpstreamBody } from "../exchange.ts";
 import { SseParser } from "../sse.ts";
 import { RAW_JSON, type CallContext, type ChunkBatch, type CompletionResult, type HealthResult, type ModelCard, type OpenAIBody, type OpenAIChunk, type ProviderAdapter } from "../types.ts";
 import { readUsage, upstreamBody } from "./mapping.ts";
@@ -122,19 +123,20 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
  *
  * The stream ends at `data: [DONE]`, in the same tick as the events before it, so
  * the client gets the end of its answer in the same write. The rest of the upstream
- * body (usually just the chunked-encoding terminator) is read in the background:
- * destroying it instead would cost an AbortError and the keep-alive connection.
+ * body (usually just the chunked-encoding terminator) goes by unread, which keeps
+ * the connection reusable; aborting instead would close it.
  */
 export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): AsyncGenerator<ChunkBatch> {
   const parser = new SseParser();
-  const reader = body[Symbol.asyncIterator]();
   let sawDone = false;
   let bodyEnded = false;
   try {
     while (!sawDone && !bodyEnded) {
-      const read = await reader.next();
+      const read = await body.next();
       bodyEnded = read.done === true;
       const events = bodyEnded ? parser.end() : parser.push(read.value as Uint8Array);
+      // Most reads carry plain token chunks: one search over the whole read says so.
+      const mayNeedParsing = parser.lastText.includes('"usage"') || parser.lastText.includes('"error"');
       const batch: ChunkBatch = [];
       let fault: UpstreamError | undefined;
       for (const ev of events) {
@@ -143,7 +145,7 @@ export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): A
           break;
         }
         try {
-          const chunk = toChunk(ev.data);
+          const chunk = toChunk(ev.data, mayNeedParsing);
           if (chunk) batch.push(chunk);
         } catch (err) {
           fault = err as UpstreamError;
@@ -159,16 +161,14 @@ export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): A
   } finally {
     if (bodyEnded) {
       // nothing left to release
-    } else if (sawDone) readRestInBackground(reader, body);
-    else body.destroy?.(); // the reader left early or the stream failed: drop the connection
+    } else if (sawDone) body.dump();
+    else body.destroy(); // the reader left early or the stream failed: drop the connection
   }
 }
 
-type UpstreamBody = AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void };
-
-function toChunk(data: string): OpenAIChunk | undefined {
+function toChunk(data: string, mayNeedParsing: boolean): OpenAIChunk | undefined {
   if (data === "") return undefined;
-  if (!data.includes('"usage"') && !data.includes('"error"')) {
+  if (!mayNeedParsing || (!data.includes('"usage"') && !data.includes('"error"'))) {
     // Cheap shape check instead of a parse: catches cut or non-JSON payloads.
     if (data.charCodeAt(0) !== 123 /* { */ || data.charCodeAt(data.length - 1) !== 125 /* } */) throw malformed(data);
     return { [RAW_JSON]: data };
@@ -188,16 +188,4 @@ function toChunk(data: string): OpenAIChunk | undefined {
 
 function malformed(data: string): UpstreamError {
   return new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${data.slice(0, 120)}`);
-}
-
-/** Reads what follows [DONE] without looking at it; a server that keeps talking gets cut off. */
-function readRestInBackground(reader: AsyncIterator<Uint8Array>, body: UpstreamBody, readsLeft = 16): void {
-  reader.next().then(
-    (r) => {
-      if (r.done) return;
-      if (readsLeft <= 1) body.destroy?.();
-      else readRestInBackground(reader, body, readsLeft - 1);
-    },
-    () => {}, // the connection went away after the answer was complete: nothing lost
-  );
 }
