@@ -49,7 +49,10 @@ export interface GatewayBenchOptions {
 
 export const DEFAULT_OPTIONS: GatewayBenchOptions = {
   connections: 50,
-  warmupS: 2,
+  // A Node server's JIT needs several seconds of load before it settles (labgate
+  // measured 300+ µs of CPU per request in its first 5 s, ~200 after 10 s); a
+  // gateway runs for hours, so the measurement starts once every target is warm.
+  warmupS: 10,
   durationS: 10,
   seqWarmupMs: 500,
   seqMs: 3000,
@@ -59,7 +62,7 @@ export const DEFAULT_OPTIONS: GatewayBenchOptions = {
   modes: MODES,
   quietWaitMs: 15_000,
   quietBudgetMs: 45_000,
-  rounds: 2,
+  rounds: 4,
   log: (line) => console.error(line),
 };
 

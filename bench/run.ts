@@ -5,7 +5,7 @@
 // Environment knobs (all optional):
 //   BENCH_QUICK=1          short runs (1 s warm-up, 4 s load, 2 s one-connection) for a smoke test
 //   BENCH_DURATION=<s>     measured seconds at 50 connections (default 10)
-//   BENCH_ROUNDS=<n>       split the measured time into n rounds, targets taking turns (default 2)
+//   BENCH_ROUNDS=<n>       split the measured time into n rounds, targets taking turns (default 4)
 //   BENCH_LAYOUT=pinned|shared   CPU layout of the gateway bench (default pinned, see bench/README.md)
 //   BENCH_PROFILE=<dir>    run labgate with --cpu-prof, profile written to <dir>
 //   BENCH_ONLY=route,gateway,embedded   run a subset
@@ -61,7 +61,7 @@ if (only.has("gateway")) {
     profileDir: env.BENCH_PROFILE || undefined,
   };
   if (quick) Object.assign(opts, { warmupS: 1, durationS: 4, seqWarmupMs: 300, seqMs: 2000, quietBudgetMs: 5000 });
-  if (env.BENCH_ROUNDS) opts.rounds = Math.max(1, Math.min(10, Number(env.BENCH_ROUNDS) || 2));
+  if (env.BENCH_ROUNDS) opts.rounds = Math.max(1, Math.min(10, Number(env.BENCH_ROUNDS) || 4));
   if (env.BENCH_TARGETS) opts.targets = TARGETS.filter((t) => env.BENCH_TARGETS!.split(",").includes(t));
   if (env.BENCH_MODES) opts.modes = MODES.filter((m) => env.BENCH_MODES!.split(",").includes(m));
   if (env.BENCH_DURATION) opts.durationS = Math.max(1, Math.min(60, Number(env.BENCH_DURATION) || 10));

@@ -31,6 +31,11 @@ export class SseParser {
   /** The raw text of the events the last push() or end() completed: one place to search them all at once. */
   lastText = "";
 
+  /** Part of an event is waiting for the rest of it (the network cut it). */
+  get hasPartialEvent(): boolean {
+    return this.buffer.length > 0;
+  }
+
   push(piece: Uint8Array | string): SseEvent[] {
     this.buffer += typeof piece === "string" ? piece : this.decoder.write(piece as Buffer);
     const events: SseEvent[] = [];

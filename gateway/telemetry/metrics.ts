@@ -27,25 +27,95 @@ export interface GatewayMetrics {
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): GatewayMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: "labgate_process_" });
-  const m = createFamilies(registry);
+  const requests = new CounterCells();
+  const tokens = new CounterCells();
+  const cost = new CounterCells();
+  const attempts = new CounterCells();
+  const m = createFamilies(registry, { requests, tokens, cost, attempts });
   return {
     ...m,
     child: {
-      requests: labelledChildren((model, provider, status) => m.requests.labels(model!, provider!, status!)),
-      duration: labelledChildren((model, provider) => m.duration.labels(model!, provider!)),
-      ttfb: labelledChildren((provider) => m.ttfb.labels(provider!)),
-      tokens: labelledChildren((provider, direction) => m.tokens.labels(provider!, direction!)),
-      cost: labelledChildren((provider) => m.cost.labels(provider!)),
-      attempts: labelledChildren((provider, outcome) => m.attempts.labels(provider!, outcome!)),
+      requests: (model, provider, status) => requests.cell(model, provider, status),
+      duration: labelledChildren((model, provider) => m.duration.labels(model, provider)),
+      ttfb: labelledChildren((provider) => m.ttfb.labels(provider)),
+      tokens: (provider, direction) => tokens.cell(provider, direction),
+      cost: (provider) => cost.cell(provider),
+      attempts: (provider, outcome) => attempts.cell(provider, outcome),
     },
   };
 }
 
-function createFamilies(registry: Registry): Omit<GatewayMetrics, "child"> {
+/** One labelled counter value, added to in place on the request path. */
+class CounterCell {
+  value = 0;
+  readonly labels: string[];
+  constructor(labels: string[]) {
+    this.labels = labels;
+  }
+  inc(n = 1): void {
+    this.value += n;
+  }
+}
+
+/**
+ * The values of a labelled counter, kept as plain numbers: prom-client hashes and
+ * validates the label set on every inc() (even on a child), which showed up on
+ * the request path. prom-client reads the totals when /metrics is scraped.
+ */
+class CounterCells {
+  private readonly root = new Map<string, unknown>();
+  readonly all: CounterCell[] = [];
+
+  cell(a: string, b?: string, c?: string): CounterCell {
+    const labels = c !== undefined ? [a, b!, c] : b !== undefined ? [a, b] : [a];
+    let level = this.root;
+    for (let i = 0; i < labels.length - 1; i++) {
+      let next = level.get(labels[i]!) as Map<string, unknown> | undefined;
+      if (!next) level.set(labels[i]!, (next = new Map()));
+      level = next;
+    }
+    const last = labels[labels.length - 1]!;
+    let cell = level.get(last) as CounterCell | undefined;
+    if (!cell) {
+      cell = new CounterCell(labels);
+      level.set(last, cell);
+      this.all.push(cell);
+    }
+    return cell;
+  }
+
+  /** Copies the totals into prom-client's counter (called at scrape time). */
+  export<L extends string>(counter: Counter<L>, labelNames: readonly L[]): void {
+    counter.reset();
+    for (const cell of this.all) {
+      if (cell.value === 0) continue;
+      const labels = {} as Record<L, string>;
+      labelNames.forEach((name, i) => (labels[name] = cell.labels[i]!));
+      counter.inc(labels, cell.value);
+    }
+  }
+}
+
+interface CounterSources {
+  requests: CounterCells;
+  tokens: CounterCells;
+  cost: CounterCells;
+  attempts: CounterCells;
+}
+
+function createFamilies(registry: Registry, cells: CounterSources): Omit<GatewayMetrics, "child"> {
   const r = [registry];
   return {
     registry,
-    requests: new Counter({ name: "labgate_requests_total", help: "Requests answered, by public model, provider and HTTP status", labelNames: ["model", "provider", "status"], registers: r }),
+    requests: new Counter({
+      name: "labgate_requests_total",
+      help: "Requests answered, by public model, provider and HTTP status",
+      labelNames: ["model", "provider", "status"],
+      registers: r,
+      collect() {
+        cells.requests.export(this, ["model", "provider", "status"]);
+      },
+    }),
     duration: new Histogram({
       name: "labgate_request_duration_seconds",
       help: "Whole request time",
@@ -60,9 +130,33 @@ function createFamilies(registry: Registry): Omit<GatewayMetrics, "child"> {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: r,
     }),
-    tokens: new Counter({ name: "labgate_tokens_total", help: "Tokens by provider and direction (prompt|completion)", labelNames: ["provider", "direction"], registers: r }),
-    cost: new Counter({ name: "labgate_cost_usd_total", help: "Spend in USD by provider", labelNames: ["provider"], registers: r }),
-    attempts: new Counter({ name: "labgate_upstream_attempts_total", help: "Upstream attempts by outcome (ok or error class)", labelNames: ["provider", "outcome"], registers: r }),
+    tokens: new Counter({
+      name: "labgate_tokens_total",
+      help: "Tokens by provider and direction (prompt|completion)",
+      labelNames: ["provider", "direction"],
+      registers: r,
+      collect() {
+        cells.tokens.export(this, ["provider", "direction"]);
+      },
+    }),
+    cost: new Counter({
+      name: "labgate_cost_usd_total",
+      help: "Spend in USD by provider",
+      labelNames: ["provider"],
+      registers: r,
+      collect() {
+        cells.cost.export(this, ["provider"]);
+      },
+    }),
+    attempts: new Counter({
+      name: "labgate_upstream_attempts_total",
+      help: "Upstream attempts by outcome (ok or error class)",
+      labelNames: ["provider", "outcome"],
+      registers: r,
+      collect() {
+        cells.attempts.export(this, ["provider", "outcome"]);
+      },
+    }),
     fallbacks: new Counter({ name: "labgate_fallbacks_total", help: "Requests that needed a fallback, by result (success|failure)", labelNames: ["model", "result"], registers: r }),
     breakerState: new Gauge({ name: "labgate_circuit_breaker_state", help: "0 closed, 1 half-open, 2 open", labelNames: ["deployment", "provider"], registers: r }),
     inFlight: new Gauge({ name: "labgate_in_flight_requests", help: "Requests being served, by provider", labelNames: ["provider"], registers: r }),
@@ -76,17 +170,19 @@ function createFamilies(registry: Registry): Omit<GatewayMetrics, "child"> {
 }
 
 /**
- * Memoises a metric's labelled children: prom-client hashes a label object on
- * every call otherwise, which shows up on the request path.
+ * Memoises a histogram's labelled children (one or two labels) in nested maps,
+ * so the request path neither joins label strings nor has prom-client look the
+ * label set up again.
  */
-export function labelledChildren<C>(make: (...labels: string[]) => C): (...labels: string[]) => C {
-  const cache = new Map<string, C>();
-  return (...labels) => {
-    const key = labels.join("\u0000");
-    let child = cache.get(key);
+export function labelledChildren<C>(make: (a: string, b: string) => C): (a: string, b?: string) => C {
+  const cache = new Map<string, Map<string, C>>();
+  return (a, b = "") => {
+    let inner = cache.get(a);
+    if (!inner) cache.set(a, (inner = new Map()));
+    let child = inner.get(b);
     if (child === undefined) {
-      child = make(...labels);
-      cache.set(key, child);
+      child = make(a, b);
+      inner.set(b, child);
     }
     return child;
   };

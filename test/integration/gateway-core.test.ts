@@ -308,6 +308,34 @@ router: {retries: 0}
   });
 });
 
+describe("metrics", () => {
+  /** The value of one sample in Prometheus text, 0 when absent. */
+  const sample = (text: string, name: string, labels: string): number => {
+    const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}} `));
+    return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : 0;
+  };
+  it("/metrics counts requests, tokens, spend and attempts as they happen", async () => {
+    const before = await (await fetch(`${gw.url}/metrics`)).text();
+    await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "one two three" }] });
+    const stream = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "one two three" }], stream: true });
+    for await (const _ of stream) {
+      // read to the end
+    }
+    await post("/chat/completions", { model: "no-such-model", messages: [{ role: "user", content: "x" }] });
+    const after = await (await fetch(`${gw.url}/metrics`)).text();
+    const delta = (name: string, labels: string) => sample(after, name, labels) - sample(before, name, labels);
+    expect(delta("labgate_requests_total", 'model="tiny",provider="lab",status="200"')).toBe(2);
+    expect(delta("labgate_requests_total", 'model="(unknown)",provider="none",status="404"')).toBe(1);
+    // The fake upstream counts 3 prompt words and answers 5 words, each time.
+    expect(delta("labgate_tokens_total", 'provider="lab",direction="prompt"')).toBe(6);
+    expect(delta("labgate_tokens_total", 'provider="lab",direction="completion"')).toBe(10);
+    // price: 2 $/1M prompt, 6 $/1M completion
+    expect(delta("labgate_cost_usd_total", 'provider="lab"')).toBeCloseTo((6 * 2 + 10 * 6) / 1e6, 12);
+    expect(delta("labgate_upstream_attempts_total", 'provider="lab",outcome="ok"')).toBe(2);
+    expect(after).toMatch(/^labgate_request_duration_seconds_count\{model="tiny",provider="lab"\} \d+$/m);
+  });
+});
+
 describe("health", () => {
   it("/health says the gateway is up; /health/:provider probes that provider now", async () => {
     expect((await fetch(gw.url + "/health")).status).toBe(200);

@@ -134,9 +134,14 @@ export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): A
     while (!sawDone && !bodyEnded) {
       const read = await body.next();
       bodyEnded = read.done === true;
-      const events = bodyEnded ? parser.end() : parser.push(read.value as Uint8Array);
-      // Most reads carry plain token chunks: one search over the whole read says so.
-      const mayNeedParsing = parser.lastText.includes('"usage"') || parser.lastText.includes('"error"');
+      const carried = parser.hasPartialEvent;
+      const events = bodyEnded ? parser.end() : parser.push(read.value);
+      // Most reads carry plain token chunks: one search over the whole read says so,
+      // in the bytes (native) unless an event began in an earlier read.
+      const mayNeedParsing =
+        carried || bodyEnded
+          ? parser.lastText.includes('"usage"') || parser.lastText.includes('"error"')
+          : read.value.indexOf(USAGE_KEY) >= 0 || read.value.indexOf(ERROR_KEY) >= 0;
       const batch: ChunkBatch = [];
       let fault: UpstreamError | undefined;
       for (const ev of events) {
@@ -165,6 +170,9 @@ export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): A
     else body.destroy(); // the reader left early or the stream failed: drop the connection
   }
 }
+
+const USAGE_KEY = Buffer.from('"usage"');
+const ERROR_KEY = Buffer.from('"error"');
 
 function toChunk(data: string, mayNeedParsing: boolean): OpenAIChunk | undefined {
   if (data === "") return undefined;
