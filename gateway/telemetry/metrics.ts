@@ -67,21 +67,24 @@ class CounterCells {
   readonly all: CounterCell[] = [];
 
   cell(a: string, b?: string, c?: string): CounterCell {
-    const labels = c !== undefined ? [a, b!, c] : b !== undefined ? [a, b] : [a];
+    // Walk the nested maps with the labels as given: no array per call on the request path.
     let level = this.root;
-    for (let i = 0; i < labels.length - 1; i++) {
-      let next = level.get(labels[i]!) as Map<string, unknown> | undefined;
-      if (!next) level.set(labels[i]!, (next = new Map()));
-      level = next;
-    }
-    const last = labels[labels.length - 1]!;
+    if (b !== undefined) level = this.child(level, a);
+    if (c !== undefined) level = this.child(level, b!);
+    const last = c ?? b ?? a;
     let cell = level.get(last) as CounterCell | undefined;
     if (!cell) {
-      cell = new CounterCell(labels);
+      cell = new CounterCell(c !== undefined ? [a, b!, c] : b !== undefined ? [a, b] : [a]);
       level.set(last, cell);
       this.all.push(cell);
     }
     return cell;
+  }
+
+  private child(level: Map<string, unknown>, key: string): Map<string, unknown> {
+    let next = level.get(key) as Map<string, unknown> | undefined;
+    if (!next) level.set(key, (next = new Map()));
+    return next;
   }
 
   /** Copies the totals into prom-client's counter (called at scrape time). */

@@ -136,8 +136,7 @@ export async function* anthropicBatches(
       let fault: unknown;
       for (const ev of events) {
         // After message_stop, read on to the body's end rather than breaking out:
-        // breaking destroys a finished body (an AbortError per stream, and the
-        // keep-alive connection is lost).
+        // leaving early aborts the exchange, and the keep-alive connection is lost.
         if (translator.stopped || ev.data === "") continue;
         try {
           batch.push(...translateEvent(translator, ev));
