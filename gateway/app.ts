@@ -101,6 +101,12 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       onTtfb: (d, ms) => metrics.child.ttfb(d.provider.name).observe(ms / 1000),
       onBreakerChange: (d, from, to) => log.warn({ deployment: d.id, provider: d.provider.name, from, to }, "circuit breaker changed state"),
       onFallbackResult: (model, success) => metrics.fallbacks.inc({ model, result: success ? "success" : "failure" }),
+      onPanicChange: (model, panic, h) => {
+        metrics.groupPanic.set({ model }, panic ? 1 : 0);
+        const detail = { model, enabled_deployments: h.enabled, breaker_not_open: h.eligible };
+        if (panic) log.warn(detail, "model group entered panic: too few deployments with a closed breaker, so open breakers are ignored");
+        else log.info(detail, "model group left panic");
+      },
     },
   });
 

@@ -44,6 +44,11 @@ export const adminRoutes =
             })),
           };
         }),
+        // Per model group: a group in panic ignores its open breakers (router.circuit_breaker.panic_threshold).
+        groups: deps.router.listGroups().map((g) => {
+          const h = deps.router.groupHealth(g);
+          return { name: g.name, panic: h.panic, enabled_deployments: h.enabled, breaker_not_open: h.eligible, deployments: g.deployments.length };
+        }),
       };
     });
 

@@ -281,6 +281,7 @@ function failRequest(err: unknown, acc: Accounting, deps: GatewayDeps, reply: Fa
     isOverflow: false,
     status,
     errorClass: clientGone ? "cancelled" : f.errorClass,
+    panic: f.panic,
     usage: null,
     cost: null,
     ttfbMs: null,
@@ -290,6 +291,7 @@ function failRequest(err: unknown, acc: Accounting, deps: GatewayDeps, reply: Fa
   // A model nobody serves is user input: keep it out of the metric labels.
   const model = f.errorClass === "model_not_found" ? "(unknown)" : acc.model;
   deps.metrics.child.requests(model, "none", String(status)).inc();
+  if (f.panic) deps.metrics.panicRequests.inc({ model });
   if (clientGone || reply.raw.headersSent) return;
   const headers: Record<string, string> = { "x-request-id": acc.id };
   if (f.retryAfterMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(f.retryAfterMs / 1000)));
@@ -313,6 +315,7 @@ function account(
     isOverflow: route.isOverflow,
     status: r.status,
     errorClass: r.errorClass,
+    panic: route.panic,
     usage: r.usage,
     cost,
     ttfbMs: r.ttfbMs ?? null,
@@ -328,6 +331,7 @@ function account(
     m.child.tokens(provider, "completion").inc(r.usage.completion_tokens);
   }
   if (cost) m.child.cost(provider).inc(cost);
+  if (route.panic) m.panicRequests.inc({ model: acc.model });
 }
 
 function logRow(
@@ -340,6 +344,7 @@ function logRow(
     isOverflow: boolean;
     status: number;
     errorClass: string | null;
+    panic: boolean;
     usage: Usage | null;
     cost: number | null;
     ttfbMs: number | null;
@@ -357,6 +362,7 @@ function logRow(
     upstream_model: r.upstreamModel,
     fallback_depth: r.fallbackDepth,
     is_overflow: r.isOverflow,
+    panic: r.panic,
     stream: acc.stream,
     status: r.status,
     error_class: r.errorClass,

@@ -100,20 +100,43 @@ export const modelGroupSchema = z
   .strict();
 export type ModelGroupConfig = z.infer<typeof modelGroupSchema>;
 
+// Defaults follow Envoy's outlier detection (5 consecutive 5xx, 30 s base ejection)
+// rather than a low error rate: a deployment failing 1 request in 20 at random is
+// never ejected (5 failures in a row at 5% is ~3e-7 per request; a 50% rate over
+// 20 requests at 5% is ~1e-9), while one that is down is ejected after 5 requests.
 export const circuitBreakerSchema = z
   .object({
-    error_rate_threshold: z.number().min(0).max(1).default(0.05),
+    error_rate_threshold: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.5)
+      .describe("Open when more than this share of the last window's requests failed (once min_requests were seen)."),
     min_requests: z.number().int().positive().default(20),
     window_s: seconds.default(60),
-    consecutive_failures: z.number().int().positive().default(5),
-    cooldown_s: seconds.default(30),
+    consecutive_failures: z.number().int().positive().default(5).describe("Open after this many failures in a row."),
+    cooldown_s: seconds.default(30).describe("How long an open breaker stays open before it lets a probe through."),
     half_open_probes: z.number().int().positive().default(1),
+    panic_threshold: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.5)
+      .describe(
+        "When the share of a model group's enabled deployments whose breaker is not open falls below this, the group is in panic: " +
+          "open breakers are ignored for it and traffic is spread over all its enabled deployments (some answers beat none). 0 turns panic off.",
+      ),
   })
   .strict();
 
 export const routerSchema = z
   .object({
-    timeout_s: seconds.default(600),
+    timeout_s: seconds.default(600).describe("One attempt: the whole answer (JSON), or the first chunk and then the longest silence (streams)."),
+    total_timeout_s: seconds
+      .default(900)
+      .describe(
+        "One request across all its attempts, backoffs and fallbacks, until its answer starts (a stream already flowing is bounded by timeout_s of silence instead).",
+      ),
     first_byte_timeout_s: firstByteTimeout.optional(),
     retries: z.number().int().nonnegative().default(2),
     retry_backoff_ms: z.number().nonnegative().default(200),

@@ -16,7 +16,8 @@ export type ErrorClass =
   | "malformed" // upstream answered something that is not its protocol
   | "unavailable" // provider disabled, unresolved secret, model missing on disk
   | "overloaded" // local queue full
-  | "cancelled"; // the client went away
+  | "cancelled" // the client went away
+  | "internal"; // labgate itself failed (a bug, or an input it could not encode): no upstream is to blame
 
 const RETRYABLE: ReadonlySet<ErrorClass> = new Set<ErrorClass>([
   "connect",
@@ -83,6 +84,8 @@ export class UpstreamError extends Error {
         return this.upstreamStatus && this.upstreamStatus >= 400 && this.upstreamStatus < 500 ? this.upstreamStatus : 400;
       case "cancelled":
         return 499;
+      case "internal":
+        return 500;
       default:
         return 502;
     }
@@ -132,6 +135,12 @@ export function fromNetworkError(err: unknown, signal?: AbortSignal): UpstreamEr
   }
   const code = e?.code ?? e?.cause?.code ?? "";
   const msg = e?.message ?? String(err);
+  // A JavaScript error with no network code was raised by labgate's own code (for
+  // example JSON encoding of a hostile body overflowing the stack): no byte reached
+  // the upstream, so it must not count against it, nor be retried elsewhere.
+  if (!code && (err instanceof RangeError || err instanceof ReferenceError || (err instanceof TypeError && !/fetch|terminated|socket|network/i.test(msg)))) {
+    return new UpstreamError("internal", `internal error in labgate: ${msg}`, { cause: err });
+  }
   if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|UND_ERR_CONNECT/.test(code)) {
     return new UpstreamError("connect", `cannot connect to upstream: ${code}`, { cause: err });
   }

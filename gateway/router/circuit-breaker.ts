@@ -61,6 +61,20 @@ export class CircuitBreaker {
     return { probe: true, epoch: this.epoch };
   }
 
+  /**
+   * A permit for a request sent while the breaker is open because its model group
+   * is in panic. It is never a probe: the outcome is counted in the window, but only
+   * a half-open probe decides when the breaker closes.
+   */
+  panicPermit(): BreakerPermit {
+    return { probe: false, epoch: this.epoch };
+  }
+
+  /** Failing on every call lately (as many failures in a row as open the breaker). */
+  get failingSteadily(): boolean {
+    return this.consecutiveFailures >= this.cfg.consecutive_failures;
+  }
+
   /** tryAcquire() without a permit: true if the request may go. */
   acquire(): boolean {
     return this.tryAcquire() !== undefined;

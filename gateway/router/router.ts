@@ -32,6 +32,17 @@ export interface RouteInfo {
   attempts: AttemptRecord[];
   /** ms the router spent waiting on upstreams and backoff (excluded from labgate's overhead). */
   upstreamWaitMs: number;
+  /** Served by a deployment whose model group was in panic (open breakers ignored). */
+  panic: boolean;
+}
+
+/** How many of a group's deployments could serve, and whether that is few enough for panic. */
+export interface GroupHealth {
+  /** Deployments the operator has not disabled and whose provider is up. */
+  enabled: number;
+  /** Of those, the ones whose circuit breaker is not open. */
+  eligible: number;
+  panic: boolean;
 }
 
 export interface StreamOutcome {
@@ -82,11 +93,13 @@ export class RouteFailure extends Error {
   readonly type: string;
   readonly code: string;
   readonly fallbackDepth: number;
+  /** Some attempt went to a group in panic. */
+  readonly panic: boolean;
   constructor(
     status: number,
     errorClass: RouteFailure["errorClass"],
     message: string,
-    opts: { attempts?: AttemptRecord[]; retryAfterMs?: number; type?: string; code?: string; fallbackDepth?: number } = {},
+    opts: { attempts?: AttemptRecord[]; retryAfterMs?: number; type?: string; code?: string; fallbackDepth?: number; panic?: boolean } = {},
   ) {
     super(message);
     this.name = "RouteFailure";
@@ -97,6 +110,7 @@ export class RouteFailure extends Error {
     this.type = opts.type ?? (status === 429 ? "rate_limit_error" : status >= 500 ? "api_error" : "invalid_request_error");
     this.code = opts.code ?? errorClass;
     this.fallbackDepth = opts.fallbackDepth ?? 0;
+    this.panic = opts.panic ?? false;
   }
 }
 
@@ -105,6 +119,8 @@ export interface RouterObserver {
   onTtfb?(d: DeploymentRuntime, ms: number): void;
   onBreakerChange?(d: DeploymentRuntime, from: BreakerState, to: BreakerState): void;
   onFallbackResult?(group: string, success: boolean): void;
+  /** A model group entered or left panic (called once per change, not per request). */
+  onPanicChange?(group: string, panic: boolean, health: GroupHealth): void;
 }
 
 export interface RouterOptions {
@@ -118,12 +134,16 @@ interface Candidate {
   deployment: DeploymentRuntime;
   groupDepth: number;
   overflow: boolean;
+  /** Its group is in panic: an open breaker does not keep it out. */
+  panic: boolean;
 }
 
 export class Router {
   readonly providers = new Map<string, ProviderRuntime>();
   private readonly groups = new Map<string, ModelGroup>();
   private readonly discovered = new Map<string, ModelGroup>();
+  /** Groups last seen in panic, so entering and leaving are reported once each. */
+  private readonly panicking = new Set<string>();
   private readonly cfg: RouterConfig;
   private readonly random: Random;
   private readonly now: () => number;
@@ -155,7 +175,12 @@ export class Router {
 
   private makeDeployment(group: string, index: number, config: DeploymentRuntime["config"], provider: ProviderRuntime): DeploymentRuntime {
     const d = new DeploymentRuntime({ group, index, config, provider, breaker: this.cfg.circuit_breaker, now: this.now });
-    d.breaker.onStateChange = (from, to) => this.observer.onBreakerChange?.(d, from, to);
+    d.breaker.onStateChange = (from, to) => {
+      this.observer.onBreakerChange?.(d, from, to);
+      // A breaker that opens or closes may put its group into panic or take it out.
+      const g = this.group(group);
+      if (g) this.groupHealth(g);
+    };
     return d;
   }
 
@@ -203,6 +228,30 @@ export class Router {
     return this.listGroups().flatMap((g) => g.deployments);
   }
 
+  /**
+   * Envoy's panic threshold: when too few of a group's enabled deployments have a
+   * closed (or half-open) breaker, the breakers are ignored for that group, because
+   * some answers beat none. Operator-disabled deployments stay out whatever happens.
+   * Reports a change of state to the observer once.
+   */
+  groupHealth(group: ModelGroup): GroupHealth {
+    let enabled = 0;
+    let eligible = 0;
+    for (const d of group.deployments) {
+      if (!d.enabled) continue;
+      enabled++;
+      if (d.breaker.state !== "open") eligible++;
+    }
+    const threshold = this.cfg.circuit_breaker.panic_threshold;
+    const panic = threshold > 0 && enabled > 0 && eligible / enabled < threshold;
+    if (panic !== this.panicking.has(group.name)) {
+      if (panic) this.panicking.add(group.name);
+      else this.panicking.delete(group.name);
+      this.observer.onPanicChange?.(group.name, panic, { enabled, eligible, panic });
+    }
+    return { enabled, eligible, panic };
+  }
+
   /** The ordered attempt plan, evaluated lazily so state changes between attempts count. */
   private *plan(groupName: string, skipReasons: Map<string, string>): Generator<Candidate> {
     const seen = new Set<string>();
@@ -213,18 +262,19 @@ export class Router {
       seen.add(name);
       const group = this.group(name);
       if (!group) continue;
+      const panic = this.groupHealth(group).panic;
       const eligible = (overflow: boolean): DeploymentRuntime[] =>
         group.deployments.filter((d) => {
           if (d.overflow !== overflow) return false;
-          const why = d.unavailability();
+          const why = d.unavailability(panic);
           if (why) skipReasons.set(d.id, why);
           return why === undefined;
         });
       for (const d of orderByStrategy(group.strategy, eligible(false), this.random)) {
-        yield { deployment: d, groupDepth: depth, overflow: false };
+        yield { deployment: d, groupDepth: depth, overflow: false, panic };
       }
       for (const d of orderByStrategy(group.strategy, eligible(true), this.random)) {
-        yield { deployment: d, groupDepth: depth, overflow: true };
+        yield { deployment: d, groupDepth: depth, overflow: true, panic };
       }
       chain.push(...group.fallbacks.map((f) => ({ name: f, depth: depth + 1 })));
     }
@@ -238,13 +288,17 @@ export class Router {
       });
     }
     const attempts: AttemptRecord[] = [];
+    // One deadline for the whole request: attempts, backoffs and fallbacks.
+    const deadline = performance.now() + this.cfg.total_timeout_s * 1000;
     let upstreamWaitMs = 0;
     let lastError: UpstreamError | undefined;
     let maxRetryAfter: number | undefined;
     let contextCeiling: number | undefined; // context length known to be too small
     let everFailedOver = false;
     let deepest = 0; // deepest fallback group tried
-    // Deployments whose failure a retry cannot fix (auth, not found, ...): not asked again.
+    let panicked = false; // some attempt went to a group in panic
+    // Deployments not asked again: their failure a retry cannot fix (auth, not found...),
+    // or they failed on every call lately and were only tried because their group is in panic.
     const settled = new Set<string>();
     let retryWorthIt = false;
 
@@ -257,6 +311,7 @@ export class Router {
         // its answer passed on (with Retry-After) instead of holding the client.
         if (maxRetryAfter !== undefined && maxRetryAfter > this.cfg.retry_backoff_max_ms) break;
         const delay = Math.max(backoffDelay(pass, this.cfg.retry_backoff_ms, this.cfg.retry_backoff_max_ms, this.random), maxRetryAfter ?? 0);
+        if (performance.now() + delay >= deadline) break;
         const t0 = performance.now();
         await this.sleepFn(delay, req.signal);
         upstreamWaitMs += performance.now() - t0;
@@ -271,14 +326,19 @@ export class Router {
         if (triedThisPass.has(d.id) || settled.has(d.id)) continue;
         if (contextCeiling !== undefined && d.contextLength !== undefined && d.contextLength <= contextCeiling) continue;
         if (req.signal.aborted) throw this.cancelled(attempts);
+        const remainingMs = deadline - performance.now();
+        if (remainingMs <= 0) {
+          lastError = new UpstreamError("timeout", `no answer within router.total_timeout_s (${this.cfg.total_timeout_s} s)`);
+          break;
+        }
         // The plan listed this deployment before earlier candidates were tried; other
         // requests may have filled its slots or its rate limit meanwhile.
-        const why = d.unavailability();
+        const why = d.unavailability(cand.panic);
         if (why) {
           skipReasons.set(d.id, why);
           continue;
         }
-        const permit = d.breaker.tryAcquire();
+        const permit = d.breaker.tryAcquire() ?? (cand.panic ? d.breaker.panicPermit() : undefined);
         if (!permit) {
           skipReasons.set(d.id, "circuit_open");
           continue;
@@ -286,15 +346,16 @@ export class Router {
         triedThisPass.add(d.id);
         attemptedThisPass++;
         deepest = Math.max(deepest, cand.groupDepth);
+        if (cand.panic) panicked = true;
         const isFallback = attempts.length > 0 || cand.groupDepth > 0 || cand.overflow;
         const t0 = performance.now();
-        const outcome = await this.attempt(d, permit, req, {
-          attempts,
-          isFallback,
-          isOverflow: cand.overflow,
-          fallbackDepth: cand.groupDepth,
-          upstreamWaitMs,
-        });
+        const outcome = await this.attempt(
+          d,
+          permit,
+          req,
+          { attempts, isFallback, isOverflow: cand.overflow, fallbackDepth: cand.groupDepth, upstreamWaitMs, panic: cand.panic },
+          remainingMs,
+        );
         const elapsed = performance.now() - t0;
         if (outcome.ok) {
           if (isFallback) this.observer.onFallbackResult?.(req.model, true);
@@ -307,12 +368,21 @@ export class Router {
         if (err.errorClass === "cancelled") throw this.cancelled(attempts);
         if (!err.failover) {
           // The request itself is wrong: another deployment would say the same.
-          throw new RouteFailure(err.clientStatus, err.errorClass, err.message, { attempts, code: err.errorClass, fallbackDepth: cand.groupDepth });
+          throw new RouteFailure(err.clientStatus, err.errorClass, err.message, {
+            attempts,
+            code: err.errorClass,
+            fallbackDepth: cand.groupDepth,
+            panic: panicked,
+            type: err.errorClass === "internal" ? "api_error" : undefined,
+          });
         }
         if (err.errorClass === "context_window") {
           contextCeiling = d.contextLength ?? contextCeiling;
         }
-        if (err.retryable) retryWorthIt = true;
+        // In panic, a deployment that fails on every call gets one attempt per request:
+        // a dead lab costs its upstreams one call per deployment, and answers fast.
+        if (cand.panic && d.breaker.failingSteadily) settled.add(d.id);
+        else if (err.retryable) retryWorthIt = true;
         else settled.add(d.id);
         everFailedOver = true;
       }
@@ -336,11 +406,23 @@ export class Router {
     if (everFailedOver) this.observer.onFallbackResult?.(req.model, false);
     const err = lastError ?? new UpstreamError("unavailable", "no deployment answered");
     if (err.errorClass === "cancelled") throw this.cancelled(attempts);
+    if (panicked && err.clientStatus >= 500) {
+      // Every deployment was tried once or more although its breaker was open: say so.
+      const h = this.groupHealth(group);
+      throw new RouteFailure(
+        503,
+        err.errorClass,
+        `No deployment for \`${req.model}\` could answer: ${h.enabled - h.eligible} of ${h.enabled} have their circuit breaker open, ` +
+          `so the group is in panic and each was tried; last error: ${err.message}`,
+        { attempts, code: "no_healthy_deployment", type: "service_unavailable", fallbackDepth: deepest, panic: true },
+      );
+    }
     throw new RouteFailure(err.clientStatus, err.errorClass, `All deployments for \`${req.model}\` failed; last error: ${err.message}`, {
       attempts,
       retryAfterMs: err.retryAfterMs,
       code: err.errorClass,
       fallbackDepth: deepest,
+      panic: panicked,
       type: err.clientStatus === 429 ? "rate_limit_error" : err.clientStatus === 504 ? "timeout_error" : "upstream_error",
     });
   }
@@ -365,11 +447,14 @@ export class Router {
     permit: BreakerPermit,
     req: RouteRequest,
     info: Omit<RouteInfo, "deployment">,
+    remainingMs: number,
   ): Promise<{ ok: true; response: RoutedResponse } | { ok: false; error: UpstreamError }> {
     const adapter = d.provider.adapter as ProviderAdapter;
     const attemptNo = info.attempts.length + 1;
     const started = performance.now();
     const timeoutMs = (d.config.timeout_s ?? d.provider.config.timeout_s ?? this.cfg.timeout_s) * 1000;
+    // The attempt may not outlast the request's own deadline (router.total_timeout_s).
+    const deadlineFirst = remainingMs < timeoutMs;
     const firstByteS = d.config.first_byte_timeout_s ?? d.provider.config.first_byte_timeout_s ?? this.cfg.first_byte_timeout_s;
     const firstByteMs = firstByteS === undefined ? undefined : firstByteS * 1000;
 
@@ -379,8 +464,13 @@ export class Router {
     else req.signal.addEventListener("abort", onClientAbort, { once: true });
     const detach = (): void => req.signal.removeEventListener("abort", onClientAbort);
     // Until the first chunk (streams) or the whole answer (non-streams): the attempt timeout.
-    const startTimeoutMs = req.stream && firstByteMs !== undefined ? Math.min(firstByteMs, timeoutMs) : timeoutMs;
+    const attemptTimeoutMs = req.stream && firstByteMs !== undefined ? Math.min(firstByteMs, timeoutMs) : timeoutMs;
+    const startTimeoutMs = Math.min(attemptTimeoutMs, remainingMs);
     const startTimer = setTimeout(() => {
+      if (deadlineFirst && remainingMs <= attemptTimeoutMs) {
+        ac.abort(new UpstreamError("timeout", `no answer within router.total_timeout_s (${this.cfg.total_timeout_s} s)`));
+        return;
+      }
       const cls: ErrorClass = req.stream && firstByteMs !== undefined && firstByteMs < timeoutMs ? "first_byte_timeout" : "timeout";
       ac.abort(new UpstreamError(cls, cls === "first_byte_timeout" ? `no first byte within ${firstByteMs} ms` : `no answer within ${timeoutMs} ms`));
     }, startTimeoutMs);
@@ -419,7 +509,8 @@ export class Router {
       detach();
       const error = ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(raw, ac.signal);
       // A request the upstream rejected as malformed says nothing about its health.
-      const blameless = error.errorClass === "cancelled" || error.errorClass === "bad_request" || error.errorClass === "context_window";
+      const blameless =
+        error.errorClass === "cancelled" || error.errorClass === "bad_request" || error.errorClass === "context_window" || error.errorClass === "internal";
       release(error.errorClass, null, blameless);
       record(error.errorClass);
       return { ok: false, error };

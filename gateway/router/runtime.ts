@@ -78,12 +78,20 @@ export class DeploymentRuntime {
     return this.config.max_in_flight;
   }
 
-  /** Why this deployment cannot take a request now, or undefined when it can. */
-  unavailability(): "provider_unavailable" | "disabled" | "circuit_open" | "rate_limited" | "saturated" | undefined {
+  /** Could serve at all: its provider is up (secrets resolved, adapter built) and the operator has not disabled it. */
+  get enabled(): boolean {
+    return this.provider.enabled && this.provider.unavailableReason === undefined;
+  }
+
+  /**
+   * Why this deployment cannot take a request now, or undefined when it can.
+   * `ignoreBreaker`: its model group is in panic, so an open breaker does not keep it out.
+   */
+  unavailability(ignoreBreaker = false): "provider_unavailable" | "disabled" | "circuit_open" | "rate_limited" | "saturated" | undefined {
     const p = this.provider;
     if (p.unavailableReason) return "provider_unavailable";
     if (!p.enabled) return "disabled";
-    if (!this.breaker.canPass()) return "circuit_open";
+    if (!ignoreBreaker && !this.breaker.canPass()) return "circuit_open";
     if (!this.limiter.hasRoom() || !p.limiter.hasRoom()) return "rate_limited";
     if (this.maxInFlight !== undefined && this.inFlight >= this.maxInFlight) return "saturated";
     if (p.maxInFlight !== undefined && p.inFlight >= p.maxInFlight) return "saturated";

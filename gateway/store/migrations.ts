@@ -40,4 +40,9 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "request log: served while its model group was in panic",
+    sql: `ALTER TABLE request_log ADD COLUMN panic INTEGER NOT NULL DEFAULT 0; -- 1: routed while the group's breakers were ignored`,
+  },
 ];

@@ -20,6 +20,8 @@ export interface RequestLogRow {
   upstream_model: string | null;
   fallback_depth: number;
   is_overflow: boolean;
+  /** Routed while its model group was in panic (open breakers ignored). */
+  panic: boolean;
   stream: boolean;
   status: number;
   error_class: string | null;
@@ -66,8 +68,8 @@ export class RequestLog {
     // Positional parameters: binding named ones costs an object walk per row.
     this.insert = db.prepare(`INSERT INTO request_log
       (id, ts, tenant, operation, public_model, provider, upstream_model, fallback_depth, is_overflow, stream,
-       status, error_class, prompt_tokens, completion_tokens, cost_usd, ttfb_ms, total_ms, overhead_ms, attempts)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+       status, error_class, prompt_tokens, completion_tokens, cost_usd, ttfb_ms, total_ms, overhead_ms, attempts, panic)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.insertMany = db.transaction((rows: RequestLogRow[]) => {
       for (const r of rows) {
         this.insert.run(
@@ -90,6 +92,7 @@ export class RequestLog {
           r.total_ms,
           r.overhead_ms,
           JSON.stringify(r.attempts),
+          r.panic ? 1 : 0,
         );
       }
     });
@@ -157,6 +160,7 @@ function rowFromDb(r: Record<string, unknown>): RequestLogRow {
   return {
     ...(r as unknown as RequestLogRow),
     is_overflow: r.is_overflow === 1,
+    panic: r.panic === 1,
     stream: r.stream === 1,
     attempts: JSON.parse((r.attempts as string) ?? "[]") as AttemptRecord[],
   };

@@ -10,6 +10,10 @@ export interface GatewayMetrics {
   cost: Counter<"provider">;
   attempts: Counter<"provider" | "outcome">;
   fallbacks: Counter<"model" | "result">;
+  /** Requests routed while their model group was in panic (open breakers ignored). */
+  panicRequests: Counter<"model">;
+  /** 1 while a model group is in panic. */
+  groupPanic: Gauge<"model">;
   breakerState: Gauge<"deployment" | "provider">;
   inFlight: Gauge<"provider">;
   overhead: Histogram;
@@ -161,6 +165,13 @@ function createFamilies(registry: Registry, cells: CounterSources): Omit<Gateway
       },
     }),
     fallbacks: new Counter({ name: "labgate_fallbacks_total", help: "Requests that needed a fallback, by result (success|failure)", labelNames: ["model", "result"], registers: r }),
+    panicRequests: new Counter({
+      name: "labgate_panic_requests_total",
+      help: "Requests routed while their model group was in panic (too few deployments with a closed breaker, so open breakers were ignored)",
+      labelNames: ["model"],
+      registers: r,
+    }),
+    groupPanic: new Gauge({ name: "labgate_model_group_panic", help: "1 while the model group is in panic", labelNames: ["model"], registers: r }),
     breakerState: new Gauge({ name: "labgate_circuit_breaker_state", help: "0 closed, 1 half-open, 2 open", labelNames: ["deployment", "provider"], registers: r }),
     inFlight: new Gauge({ name: "labgate_in_flight_requests", help: "Requests being served, by provider", labelNames: ["provider"], registers: r }),
     overhead: new Histogram({

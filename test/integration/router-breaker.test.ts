@@ -48,7 +48,7 @@ describe("circuit breaker", () => {
         models: { m: { strategy: "priority", deployments: [{ provider: "a", model: "x" }, { provider: "b", model: "x" }] } },
         router: {
           retries: 0,
-          circuit_breaker: { consecutive_failures: 3, cooldown_s: COOLDOWN_MS / 1000, min_requests: 1000, half_open_probes: 1 },
+          circuit_breaker: { consecutive_failures: 3, cooldown_s: COOLDOWN_MS / 1000, min_requests: 1000, half_open_probes: 1, panic_threshold: 0 },
         },
       }),
     );
@@ -144,7 +144,7 @@ describe("circuit breaker", () => {
     A.fault = { kind: "none" };
   });
 
-  it("with every deployment open the client gets a clean 503 that says why", async () => {
+  it("with panic off and every deployment open the client gets a clean 503 that says why", async () => {
     A.fault = { kind: "status", status: 500 };
     B.fault = { kind: "status", status: 500 };
     try {

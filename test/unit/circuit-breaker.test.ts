@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { CircuitBreaker } from "../../gateway/router/circuit-breaker.ts";
 
-const cfg = { error_rate_threshold: 0.05, min_requests: 20, window_s: 60, consecutive_failures: 5, cooldown_s: 30, half_open_probes: 1 };
+const cfg = { error_rate_threshold: 0.05, min_requests: 20, window_s: 60, consecutive_failures: 5, cooldown_s: 30, half_open_probes: 1, panic_threshold: 0.5 };
 
 describe("circuit breaker", () => {
   it("opens after N consecutive failures, half-opens after the cooldown, closes on a probe's success", () => {

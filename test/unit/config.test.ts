@@ -22,7 +22,9 @@ describe("config loading", () => {
     expect(r.config.models["llama3.1:latest"]!.fallbacks).toEqual(["llama-cpp-default", "gpt-oss:20b-cloud"]);
     expect(r.config.router.timeout_s).toBe(30);
     expect(r.config.router.retries).toBe(2);
-    expect(r.config.router.circuit_breaker.error_rate_threshold).toBe(0.05);
+    expect(r.config.router.circuit_breaker.error_rate_threshold).toBe(0.5);
+    expect(r.config.router.circuit_breaker.panic_threshold).toBe(0.5);
+    expect(r.config.router.total_timeout_s).toBe(900);
     expect(r.config.server.master_key).toBe("env:LABGATE_MASTER_KEY");
   });
 

@@ -395,7 +395,8 @@ describe("limits", () => {
 });
 
 describe("circuit breaker in the router", () => {
-  const cb = { consecutive_failures: 2, cooldown_s: 10, min_requests: 100, half_open_probes: 1 };
+  // Panic off: these tests are about what an open breaker does on its own.
+  const cb = { consecutive_failures: 2, cooldown_s: 10, min_requests: 100, half_open_probes: 1, panic_threshold: 0 };
 
   it("opens after consecutive failures, then the deployment is skipped without a call", async () => {
     let now = 0;
@@ -635,5 +636,147 @@ describe("429 when every deployment is at its limit", () => {
     expect(answer(await route(router, "main"))).toBe("a");
     const g = await failure(route(router, "main"));
     expect(g.retryAfterMs).toBe(40_000); // now f frees first (t0+100s)
+  });
+});
+
+describe("panic mode (too few deployments with a closed breaker)", () => {
+  const breaker = { consecutive_failures: 3, cooldown_s: 10, min_requests: 1000, half_open_probes: 1 };
+  const twoOf = (extra: Record<string, unknown> = {}) => ({
+    providers: providers("a", "b"),
+    models: { main: { strategy: "priority", deployments: [{ provider: "a", model: "a" }, { provider: "b", model: "b" }] } },
+    router: { retries: 2, circuit_breaker: breaker, ...extra },
+  });
+  const noSleep = async (): Promise<void> => {};
+
+  it("ignores open breakers once every deployment is open, retries flaky ones, and reports entering and leaving once each", async () => {
+    let now = 0;
+    const changes: [string, boolean][] = [];
+    // Both upstreams fail three calls out of four: each breaker opens after 3 failures in a row.
+    const flaky: Script = async (n) => {
+      if (n % 4 !== 0) throw new UpstreamError("server_error", "injected 500", { upstreamStatus: 500 });
+      return ok("flaky");
+    };
+    const { router, stubs } = build(twoOf(), { a: flaky, b: flaky }, { now: () => now, sleep: noSleep, observer: { onPanicChange: (g, p) => changes.push([g, p]) } });
+    const outcomes: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      try {
+        const r = await route(router, "main");
+        outcomes.push(r.panic ? "ok-panic" : "ok");
+      } catch (err) {
+        outcomes.push((err as RouteFailure).status === 503 ? "503" : "err");
+      }
+    }
+    const [a, b] = router.group("main")!.deployments;
+    expect([a!.breaker.state, b!.breaker.state]).toEqual(["open", "open"]);
+    expect(router.groupHealth(router.group("main")!)).toEqual({ enabled: 2, eligible: 0, panic: true });
+    // Without panic every request after both breakers opened would be a 503; in panic most are served.
+    expect(outcomes.filter((o) => o === "ok-panic").length).toBeGreaterThanOrEqual(15);
+    expect(stubs.a!.calls + stubs.b!.calls).toBeLessThanOrEqual(30 * 6);
+    expect(changes).toEqual([["main", true]]);
+
+    // The upstreams recover; after the cooldown the half-open probes close the breakers and panic ends.
+    stubs.a!.script = async () => ok("a");
+    stubs.b!.script = async () => ok("b");
+    now += 10_000;
+    for (let i = 0; i < 4; i++) await route(router, "main");
+    // a (first by priority) closed on its probe's success; b waits half-open for a probe of its own.
+    expect([a!.breaker.state, b!.breaker.state]).toEqual(["closed", "half_open"]);
+    expect(changes).toEqual([
+      ["main", true],
+      ["main", false],
+    ]);
+    expect((await route(router, "main")).panic).toBe(false);
+  });
+
+  it("a dead group costs one call per deployment per request and answers 503 with the reason", async () => {
+    const { router, stubs } = build(twoOf(), { a: fail("server_error", { upstreamStatus: 500 }), b: fail("connect") }, { sleep: noSleep });
+    for (let i = 0; i < 3; i++) await failure(route(router, "main"));
+    const before = stubs.a!.calls + stubs.b!.calls;
+    for (let i = 0; i < 10; i++) {
+      const f = await failure(route(router, "main"));
+      expect([f.status, f.code, f.panic]).toEqual([503, "no_healthy_deployment", true]);
+      expect(f.message).toMatch(/2 of 2 have their circuit breaker open.*panic/);
+      expect(f.attempts.map((x) => x.provider).sort()).toEqual(["a", "b"]);
+    }
+    expect(stubs.a!.calls + stubs.b!.calls - before).toBe(20);
+  });
+
+  it("in panic a dead group still goes down its fallbacks chain after one call per deployment", async () => {
+    const cfg = twoOf();
+    const { router, stubs } = build(
+      {
+        ...cfg,
+        providers: providers("a", "b", "backup"),
+        models: { ...cfg.models, main: { ...cfg.models.main, fallbacks: ["spare"] }, spare: { deployments: [{ provider: "backup", model: "s" }] } },
+      },
+      { a: fail("server_error"), b: fail("server_error") },
+      { sleep: noSleep },
+    );
+    for (let i = 0; i < 4; i++) await route(router, "main");
+    const before = stubs.a!.calls + stubs.b!.calls;
+    const r = await route(router, "main");
+    expect([answer(r), r.isFallback, r.fallbackDepth]).toEqual(["backup", true, 1]);
+    expect(stubs.a!.calls + stubs.b!.calls - before).toBe(2);
+  });
+
+  it("operator-disabled deployments stay out, and one open breaker of two is no panic", async () => {
+    const { router, stubs } = build(twoOf(), { a: fail("server_error"), b: async () => ok("b") }, { sleep: noSleep });
+    for (let i = 0; i < 5; i++) expect(answer(await route(router, "main"))).toBe("b");
+    expect(router.group("main")!.deployments[0]!.breaker.state).toBe("open");
+    expect(router.groupHealth(router.group("main")!).panic).toBe(false);
+    const aCalls = stubs.a!.calls;
+    for (let i = 0; i < 5; i++) expect((await route(router, "main")).attempts.map((x) => x.provider)).toEqual(["b"]);
+    expect(stubs.a!.calls).toBe(aCalls);
+    // b disabled by the operator: a alone is enabled and open, so the group panics, but b is never called.
+    router.providers.get("b")!.enabled = false;
+    expect(router.groupHealth(router.group("main")!)).toEqual({ enabled: 1, eligible: 0, panic: true });
+    const bCalls = stubs.b!.calls;
+    const f = await failure(route(router, "main"));
+    expect(f.status).toBe(503);
+    expect(stubs.b!.calls).toBe(bCalls);
+    expect(stubs.a!.calls).toBe(aCalls + 1);
+  });
+
+  it("panic_threshold 0 turns panic off", async () => {
+    const { router, stubs } = build(twoOf({ circuit_breaker: { ...breaker, panic_threshold: 0 } }), { a: fail("server_error"), b: fail("server_error") }, { sleep: noSleep });
+    for (let i = 0; i < 3; i++) await failure(route(router, "main"));
+    const calls = stubs.a!.calls + stubs.b!.calls;
+    const f = await failure(route(router, "main"));
+    expect([f.status, f.panic]).toEqual([503, false]);
+    expect(f.message).toMatch(/2 circuit open/);
+    expect(stubs.a!.calls + stubs.b!.calls).toBe(calls);
+  });
+
+  it("an error raised inside labgate is a 500, never retried and never counted against the upstream", async () => {
+    const { router, stubs } = build(twoOf(), {
+      a: async () => {
+        throw new RangeError("Maximum call stack size exceeded");
+      },
+    });
+    for (let i = 0; i < 5; i++) {
+      const f = await failure(route(router, "main"));
+      expect([f.status, f.errorClass, f.type]).toEqual([500, "internal", "api_error"]);
+    }
+    expect(stubs.a!.calls).toBe(5);
+    expect(stubs.b!.calls).toBe(0);
+    expect(router.group("main")!.deployments[0]!.breaker.state).toBe("closed");
+  });
+
+  it("router.total_timeout_s bounds a request across its retries", async () => {
+    let sleptMs = 0;
+    const { router, stubs } = build(twoOf({ total_timeout_s: 1, retries: 5, retry_backoff_ms: 400, retry_backoff_max_ms: 400, circuit_breaker: { consecutive_failures: 100 } }), {
+      a: fail("server_error"),
+      b: fail("server_error"),
+    }, {
+      sleep: async (ms) => {
+        sleptMs += ms;
+        await new Promise((r) => setTimeout(r, ms));
+      },
+    });
+    const f = await failure(route(router, "main"));
+    expect(f.status).toBe(502);
+    // 5 retries of 200-400 ms would sleep over a second; the deadline stops them before.
+    expect(sleptMs).toBeLessThan(1000);
+    expect(stubs.a!.calls).toBeLessThan(6);
   });
 });

@@ -29,6 +29,7 @@ const row = (i: number): RequestLogRow => ({
   upstream_model: "u",
   fallback_depth: 0,
   is_overflow: false,
+  panic: false,
   stream: i % 2 === 0,
   status: 200,
   error_class: null,
