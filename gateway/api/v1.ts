@@ -9,6 +9,7 @@ import { costOf } from "../store/cost.ts";
 import { uuidv7 } from "../store/ids.ts";
 import type { AttemptRecord } from "../store/request-log.ts";
 import { authenticate } from "./auth.ts";
+import { depthExceeds, MAX_BODY_DEPTH, MAX_MESSAGES, MAX_MODEL_LENGTH } from "./body-limits.ts";
 import type { GatewayDeps } from "./deps.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import { SseWriter } from "./sse-writer.ts";
@@ -18,10 +19,11 @@ const chatSchema = {
     type: "object",
     required: ["model", "messages"],
     properties: {
-      model: { type: "string", minLength: 1 },
+      model: { type: "string", minLength: 1, maxLength: MAX_MODEL_LENGTH },
       messages: {
         type: "array",
         minItems: 1,
+        maxItems: MAX_MESSAGES,
         items: { type: "object", required: ["role"], properties: { role: { type: "string", enum: ["system", "developer", "user", "assistant", "tool", "function"] } } },
       },
       stream: { type: "boolean" },
@@ -42,7 +44,7 @@ const completionsSchema = {
     type: "object",
     required: ["model", "prompt"],
     properties: {
-      model: { type: "string", minLength: 1 },
+      model: { type: "string", minLength: 1, maxLength: MAX_MODEL_LENGTH },
       prompt: { type: ["string", "array"] },
       stream: { type: "boolean" },
       stream_options: { type: ["object", "null"], properties: { include_usage: { type: "boolean" } } },
@@ -59,7 +61,7 @@ const embeddingsSchema = {
     type: "object",
     required: ["model", "input"],
     properties: {
-      model: { type: "string", minLength: 1 },
+      model: { type: "string", minLength: 1, maxLength: MAX_MODEL_LENGTH },
       input: { type: ["string", "array"], minLength: 1, minItems: 1 },
       encoding_format: { type: "string", enum: ["float", "base64"] },
     },
@@ -133,6 +135,9 @@ interface Accounting {
 
 async function handle(operation: Operation, deps: GatewayDeps, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const body = request.body as OpenAIBody;
+  if (depthExceeds(body)) {
+    throw new ApiError(400, `The request body is nested more than ${MAX_BODY_DEPTH} levels deep.`, { code: "body_too_deep" });
+  }
   const acc: Accounting = {
     id: uuidv7(),
     ts: Date.now(),
