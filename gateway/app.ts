@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
+import { CompletionService } from "./completion/service.ts";
 import type { LabgateConfig } from "./config/schema.ts";
 import { createSecretResolver } from "./config/secrets.ts";
 import { adminRoutes } from "./api/admin.ts";
@@ -19,8 +20,11 @@ import { Router } from "./router/router.ts";
 import { ProviderRuntime } from "./router/runtime.ts";
 import { openDatabase, type Db } from "./store/db.ts";
 import { ProviderStateStore } from "./store/provider-state.ts";
+import { IdSource } from "./store/ids.ts";
+import { logOutcomes } from "./store/outcome-log.ts";
 import { RequestLog } from "./store/request-log.ts";
 import { createMetrics, type GatewayMetrics } from "./telemetry/metrics.ts";
+import { countOutcomes } from "./telemetry/outcome-metrics.ts";
 
 export interface GatewayOptions {
   config: LabgateConfig;
@@ -41,6 +45,8 @@ export interface GatewayOptions {
 export interface Gateway {
   app: FastifyInstance;
   router: Router;
+  /** Every caller of the router goes through it: it emits one outcome per request. */
+  completions: CompletionService;
   requestLog: RequestLog;
   metrics: GatewayMetrics;
   db: Db;
@@ -110,6 +116,15 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   });
 
+  const completions = new CompletionService({
+    router,
+    ids: new IdSource(),
+    onInternalError: (err) => log.error({ err }, "request failed inside labgate"),
+  });
+  // What happened to each request has one source; these are its consumers.
+  completions.onOutcome(logOutcomes(requestLog));
+  completions.onOutcome(countOutcomes(metrics));
+
   const health: ProviderHealthBook = {
     last: new Map(),
     async probe(name) {
@@ -138,6 +153,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const deps: GatewayDeps = {
     config,
     router,
+    completions,
     requestLog,
     metrics,
     providerState,
@@ -169,6 +185,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   return {
     app,
     router,
+    completions,
     requestLog,
     metrics,
     db,

@@ -1,4 +1,5 @@
 // What the HTTP plugins are given by the composition root.
+import type { CompletionService } from "../completion/service.ts";
 import type { LabgateConfig } from "../config/schema.ts";
 import type { Router } from "../router/router.ts";
 import type { ProviderStateStore } from "../store/provider-state.ts";
@@ -16,6 +17,8 @@ export interface ProviderHealthBook {
 export interface GatewayDeps {
   config: LabgateConfig;
   router: Router;
+  /** Routes and accounts every request; the HTTP layer only translates. */
+  completions: CompletionService;
   requestLog: RequestLog;
   metrics: GatewayMetrics;
   providerState: ProviderStateStore;

@@ -1,5 +1,6 @@
 // Every error leaves labgate in OpenAI's error shape, with the right status and no stack trace.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { RouteFailure } from "../router/router.ts";
 
 export interface OpenAIErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -60,4 +61,28 @@ export function installErrorHandlers(app: FastifyInstance, log: (err: unknown, r
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send(errorBody(`Unknown route: ${request.method} ${request.url.split("?")[0]}`, "invalid_request_error", "unknown_url"));
   });
+}
+
+/** How a routing failure reads in OpenAI's vocabulary (the router itself speaks none). */
+export function routeFailureError(f: RouteFailure, status: number): { message: string; type: string; code: string; param: string | null } {
+  switch (f.reason) {
+    case "model_not_found":
+      return { message: f.message, type: "invalid_request_error", code: "model_not_found", param: "model" };
+    case "all_limited":
+      return { message: f.message, type: "rate_limit_error", code: "rate_limit_exceeded", param: null };
+    case "no_deployment":
+    case "panic_exhausted":
+      return { message: f.message, type: "service_unavailable", code: "no_healthy_deployment", param: null };
+    case "cancelled":
+      return { message: f.message, type: "invalid_request_error", code: "cancelled", param: null };
+    case "rejected": {
+      const cls = f.error?.errorClass ?? "internal";
+      const type = cls === "internal" ? "api_error" : status === 429 ? "rate_limit_error" : status >= 500 ? "api_error" : "invalid_request_error";
+      return { message: cls === "internal" ? "Internal error in labgate." : f.message, type, code: cls === "internal" ? "internal_error" : cls, param: null };
+    }
+    case "exhausted": {
+      const type = status === 429 ? "rate_limit_error" : status === 504 ? "timeout_error" : "upstream_error";
+      return { message: f.message, type, code: f.error?.errorClass ?? "upstream_error", param: null };
+    }
+  }
 }

@@ -85,32 +85,52 @@ export interface RouteRequest {
   onEarlyCommit?: (route: RouteInfo) => void;
 }
 
+/** Why a request could not be routed to an answer. The router says what happened; the API says it in HTTP. */
+export type RouteFailureReason =
+  | "model_not_found" // no model group of that name
+  | "all_limited" // every deployment is at its rate or concurrency limit
+  | "no_deployment" // nothing could be tried: disabled, breakers open, unavailable
+  | "panic_exhausted" // the group was in panic, every deployment was tried and failed
+  | "rejected" // the request itself was refused (by an upstream, or by labgate's own code): another deployment would say the same
+  | "exhausted" // every attempt failed
+  | "cancelled"; // the caller went away
+
 export class RouteFailure extends Error {
-  readonly status: number;
-  readonly errorClass: ErrorClass | "no_deployment" | "model_not_found";
+  readonly reason: RouteFailureReason;
+  /** The last upstream error, when an attempt was made. */
+  readonly error: UpstreamError | undefined;
   readonly attempts: AttemptRecord[];
   readonly retryAfterMs: number | undefined;
-  readonly type: string;
-  readonly code: string;
   readonly fallbackDepth: number;
   /** Some attempt went to a group in panic. */
   readonly panic: boolean;
   constructor(
-    status: number,
-    errorClass: RouteFailure["errorClass"],
+    reason: RouteFailureReason,
     message: string,
-    opts: { attempts?: AttemptRecord[]; retryAfterMs?: number; type?: string; code?: string; fallbackDepth?: number; panic?: boolean } = {},
+    opts: { error?: UpstreamError; attempts?: AttemptRecord[]; retryAfterMs?: number; fallbackDepth?: number; panic?: boolean } = {},
   ) {
     super(message);
     this.name = "RouteFailure";
-    this.status = status;
-    this.errorClass = errorClass;
+    this.reason = reason;
+    this.error = opts.error;
     this.attempts = opts.attempts ?? [];
     this.retryAfterMs = opts.retryAfterMs;
-    this.type = opts.type ?? (status === 429 ? "rate_limit_error" : status >= 500 ? "api_error" : "invalid_request_error");
-    this.code = opts.code ?? errorClass;
     this.fallbackDepth = opts.fallbackDepth ?? 0;
     this.panic = opts.panic ?? false;
+  }
+
+  /** What the request log and metrics record as the error's class. */
+  get errorClass(): string {
+    switch (this.reason) {
+      case "model_not_found":
+      case "no_deployment":
+      case "cancelled":
+        return this.reason;
+      case "all_limited":
+        return "rate_limited";
+      default:
+        return this.error?.errorClass ?? "unavailable";
+    }
   }
 }
 
@@ -283,9 +303,7 @@ export class Router {
   async route(req: RouteRequest): Promise<RoutedResponse> {
     const group = this.group(req.model);
     if (!group) {
-      throw new RouteFailure(404, "model_not_found", `The model \`${req.model}\` does not exist or is not served by this gateway.`, {
-        code: "model_not_found",
-      });
+      throw new RouteFailure("model_not_found", `The model \`${req.model}\` does not exist or is not served by this gateway.`);
     }
     const attempts: AttemptRecord[] = [];
     // One deadline for the whole request: attempts, backoffs and fallbacks.
@@ -368,13 +386,7 @@ export class Router {
         if (err.errorClass === "cancelled") throw this.cancelled(attempts);
         if (!err.failover) {
           // The request itself is wrong: another deployment would say the same.
-          throw new RouteFailure(err.clientStatus, err.errorClass, err.message, {
-            attempts,
-            code: err.errorClass,
-            fallbackDepth: cand.groupDepth,
-            panic: panicked,
-            type: err.errorClass === "internal" ? "api_error" : undefined,
-          });
+          throw new RouteFailure("rejected", err.message, { error: err, attempts, fallbackDepth: cand.groupDepth, panic: panicked });
         }
         if (err.errorClass === "context_window") {
           contextCeiling = d.contextLength ?? contextCeiling;
@@ -391,44 +403,36 @@ export class Router {
         const reasons = [...skipReasons.values()];
         if (reasons.length > 0 && reasons.every((r) => r === "rate_limited" || r === "saturated")) {
           const retryAfterMs = this.minRetryAfter(new Set(skipReasons.keys()));
-          throw new RouteFailure(429, "rate_limited", `Rate limit reached for model \`${req.model}\`: every deployment is at its limit.`, {
-            retryAfterMs,
-            code: "rate_limit_exceeded",
-          });
+          throw new RouteFailure("all_limited", `Rate limit reached for model \`${req.model}\`: every deployment is at its limit.`, { retryAfterMs });
         }
-        throw new RouteFailure(503, "no_deployment", `No healthy deployment for model \`${req.model}\` (${describeSkips(skipReasons)}).`, {
-          code: "no_healthy_deployment",
-          type: "service_unavailable",
-        });
+        throw new RouteFailure("no_deployment", `No healthy deployment for model \`${req.model}\` (${describeSkips(skipReasons)}).`);
       }
       if (attemptedThisPass === 0) break;
     }
     if (everFailedOver) this.observer.onFallbackResult?.(req.model, false);
     const err = lastError ?? new UpstreamError("unavailable", "no deployment answered");
     if (err.errorClass === "cancelled") throw this.cancelled(attempts);
-    if (panicked && err.clientStatus >= 500) {
+    if (panicked && err.errorClass !== "rate_limited" && err.errorClass !== "overloaded") {
       // Every deployment was tried once or more although its breaker was open: say so.
       const h = this.groupHealth(group);
       throw new RouteFailure(
-        503,
-        err.errorClass,
+        "panic_exhausted",
         `No deployment for \`${req.model}\` could answer: ${h.enabled - h.eligible} of ${h.enabled} have their circuit breaker open, ` +
           `so the group is in panic and each was tried; last error: ${err.message}`,
-        { attempts, code: "no_healthy_deployment", type: "service_unavailable", fallbackDepth: deepest, panic: true },
+        { error: err, attempts, fallbackDepth: deepest, panic: true },
       );
     }
-    throw new RouteFailure(err.clientStatus, err.errorClass, `All deployments for \`${req.model}\` failed; last error: ${err.message}`, {
+    throw new RouteFailure("exhausted", `All deployments for \`${req.model}\` failed; last error: ${err.message}`, {
+      error: err,
       attempts,
       retryAfterMs: err.retryAfterMs,
-      code: err.errorClass,
       fallbackDepth: deepest,
       panic: panicked,
-      type: err.clientStatus === 429 ? "rate_limit_error" : err.clientStatus === 504 ? "timeout_error" : "upstream_error",
     });
   }
 
   private cancelled(attempts: AttemptRecord[]): RouteFailure {
-    return new RouteFailure(499, "cancelled", "client closed the request", { attempts, code: "cancelled" });
+    return new RouteFailure("cancelled", "client closed the request", { attempts });
   }
 
   /** The soonest one of these deployments (from the whole fallback chain) has room again. */

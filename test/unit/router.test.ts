@@ -4,6 +4,8 @@ import { describe, expect, it } from "vitest";
 import { configSchema } from "../../gateway/config/schema.ts";
 import { UpstreamError } from "../../gateway/providers/errors.ts";
 import type { CallContext, CompletionResult, OpenAIBody, ProviderAdapter } from "../../gateway/providers/types.ts";
+import { routeFailureError } from "../../gateway/api/errors.ts";
+import { failureStatus } from "../../gateway/completion/outcome.ts";
 import { RouteFailure, Router, type RoutedResponse, type RouterObserver } from "../../gateway/router/router.ts";
 import { ProviderRuntime } from "../../gateway/router/runtime.ts";
 
@@ -101,11 +103,20 @@ const answer = (r: RoutedResponse): string => {
   return (r.body.choices as { message: { content: string } }[])[0]!.message.content;
 };
 
-async function failure(p: Promise<unknown>): Promise<RouteFailure> {
+/** A route failure with what the client is told: status (completion layer), OpenAI type and code (API layer). */
+type SaidFailure = RouteFailure & { status: number; code: string; type: string };
+
+function said(f: RouteFailure): SaidFailure {
+  const status = failureStatus(f);
+  const e = routeFailureError(f, status);
+  return Object.assign(f, { status, code: e.code, type: e.type });
+}
+
+async function failure(p: Promise<unknown>): Promise<SaidFailure> {
   try {
     await p;
   } catch (err) {
-    if (err instanceof RouteFailure) return err;
+    if (err instanceof RouteFailure) return said(err);
     throw err;
   }
   throw new Error("expected a RouteFailure");
@@ -230,7 +241,7 @@ describe("availability is checked again right before each attempt", () => {
     );
     const first = route(router, "main").then(
       (r) => ({ ok: true as const, who: answer(r) }),
-      (e: unknown) => ({ ok: false as const, status: (e as RouteFailure).status }),
+      (e: unknown) => ({ ok: false as const, status: said(e as RouteFailure).status }),
     );
     await new Promise((r) => setTimeout(r, 5));
     const second = await route(router, "main");
@@ -663,7 +674,7 @@ describe("panic mode (too few deployments with a closed breaker)", () => {
         const r = await route(router, "main");
         outcomes.push(r.panic ? "ok-panic" : "ok");
       } catch (err) {
-        outcomes.push((err as RouteFailure).status === 503 ? "503" : "err");
+        outcomes.push(said(err as RouteFailure).status === 503 ? "503" : "err");
       }
     }
     const [a, b] = router.group("main")!.deployments;
@@ -755,7 +766,7 @@ describe("panic mode (too few deployments with a closed breaker)", () => {
     });
     for (let i = 0; i < 5; i++) {
       const f = await failure(route(router, "main"));
-      expect([f.status, f.errorClass, f.type]).toEqual([500, "internal", "api_error"]);
+      expect([f.status, f.errorClass, f.type, f.code]).toEqual([500, "internal", "api_error", "internal_error"]);
     }
     expect(stubs.a!.calls).toBe(5);
     expect(stubs.b!.calls).toBe(0);
