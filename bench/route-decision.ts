@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { parseConfigText } from "../gateway/config/load.ts";
 import { STRATEGIES, type StrategyName } from "../gateway/config/schema.ts";
 import type { CompletionResult, ProviderAdapter } from "../gateway/providers/types.ts";
+import { ProviderRegistry } from "../gateway/providers/registry.ts";
 import { Router } from "../gateway/router/router.ts";
 import type { DeploymentRuntime } from "../gateway/router/runtime.ts";
 import { ProviderRuntime } from "../gateway/router/runtime.ts";
@@ -120,7 +121,7 @@ export async function benchRouteDecision(opts: { iterations?: number; maxMsPerCa
     seed ^= seed << 5;
     return (seed >>> 0) / 4294967296;
   };
-  const router = new Router(config, [provider], { random });
+  const router = new Router(config, ProviderRegistry.of([provider]), { random });
 
   // Give the state-based strategies something to sort on.
   for (const d of router.allDeployments()) {

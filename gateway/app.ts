@@ -15,6 +15,7 @@ import { metricsRoutes } from "./api/metrics.ts";
 import { v1Routes } from "./api/v1.ts";
 import { startDiscovery } from "./lab/discovery.ts";
 import { createAdapter } from "./providers/factory.ts";
+import { ProviderRegistry } from "./providers/registry.ts";
 import type { HealthResult } from "./providers/types.ts";
 import { Router } from "./router/router.ts";
 import { ProviderRuntime } from "./router/runtime.ts";
@@ -45,6 +46,8 @@ export interface GatewayOptions {
 export interface Gateway {
   app: FastifyInstance;
   router: Router;
+  /** Every provider and its events (added, removed, health, enabled, breaker, panic, models). */
+  registry: ProviderRegistry;
   /** Every caller of the router goes through it: it emits one outcome per request. */
   completions: CompletionService;
   requestLog: RequestLog;
@@ -101,7 +104,18 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  const router = new Router(config, runtimes, {
+  // The config is one source of providers; discovery and supervised servers add theirs.
+  const registry = ProviderRegistry.of(runtimes, "config");
+  registry.on((e) => {
+    if (e.type === "enabled") {
+      // Operators' toggles (admin API, dashboard, tray) survive restarts.
+      providerState.setEnabled(e.provider, e.enabled);
+      log.info({ provider: e.provider, enabled: e.enabled }, "provider toggled");
+    } else if (e.type === "health") {
+      log.info({ provider: e.provider, healthy: e.healthy, detail: e.detail }, e.healthy ? "provider healthy" : "provider unhealthy");
+    }
+  });
+  const router = new Router(config, registry, {
     observer: {
       onAttempt: (d, errorClass) => metrics.child.attempts(d.provider.name, errorClass ?? "ok").inc(),
       onTtfb: (d, ms) => metrics.child.ttfb(d.provider.name).observe(ms / 1000),
@@ -126,14 +140,13 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   completions.onOutcome(countOutcomes(metrics));
 
   const health: ProviderHealthBook = {
-    last: new Map(),
     async probe(name) {
-      const p = router.providers.get(name);
+      const p = registry.get(name);
       let h: HealthResult;
       if (!p?.adapter) h = { ok: false, detail: p?.unavailableReason ?? "unknown provider", latencyMs: 0 };
       else h = await p.adapter.health(AbortSignal.timeout(5000));
       const entry = { ...h, at: Date.now() };
-      this.last.set(name, entry);
+      registry.recordHealth(name, entry);
       return entry;
     },
   };
@@ -153,6 +166,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const deps: GatewayDeps = {
     config,
     router,
+    registry,
     completions,
     requestLog,
     metrics,
@@ -177,7 +191,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     opts.healthIntervalMs === 0
       ? undefined
       : setInterval(() => {
-          for (const name of router.providers.keys()) void health.probe(name);
+          for (const name of registry.names()) void health.probe(name);
         }, opts.healthIntervalMs ?? 15_000);
   healthTimer?.unref();
 
@@ -185,6 +199,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   return {
     app,
     router,
+    registry,
     completions,
     requestLog,
     metrics,
@@ -205,7 +220,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       if (healthTimer) clearInterval(healthTimer);
       await app.close();
       requestLog.flush();
-      await Promise.allSettled(runtimes.map((r) => r.adapter?.close()));
+      await Promise.allSettled(registry.list().map((r) => r.adapter?.close()));
       db.close();
     },
   };

@@ -109,7 +109,7 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return 1;
   }
   gateway.log.info(
-    { url, config: usingDefault ? "built-in defaults" : file, dataDir, modelsDir, providers: [...gateway.router.providers.keys()] },
+    { url, config: usingDefault ? "built-in defaults" : file, dataDir, modelsDir, providers: gateway.registry.names() },
     `labgate listening on ${url} (OpenAI base URL: ${url}/v1)`,
   );
 

@@ -13,14 +13,15 @@ export const adminRoutes =
       const deployments = deps.router.allDeployments();
       return {
         object: "list",
-        data: [...deps.router.providers.values()].map((p) => {
+        data: deps.registry.list().map((p) => {
           const mine = deployments.filter((d) => d.provider === p);
-          const last = deps.health.last.get(p.name);
+          const last = deps.registry.lastHealth(p.name);
           const requests = mine.reduce((n, d) => n + d.requests, 0);
           const failures = mine.reduce((n, d) => n + d.failures, 0);
           return {
             name: p.name,
             type: p.type,
+            source: deps.registry.sourceOf(p.name) ?? null,
             enabled: p.enabled,
             available: !p.unavailableReason,
             unavailable_reason: p.unavailableReason ?? null,
@@ -53,12 +54,10 @@ export const adminRoutes =
     });
 
     const toggle = (enabled: boolean) => async (request: { params: { name: string } }) => {
-      const p = deps.router.providers.get(request.params.name);
-      if (!p) throw new ApiError(404, `No provider named \`${request.params.name}\`.`, { code: "provider_not_found" });
-      p.enabled = enabled;
-      deps.providerState.setEnabled(p.name, enabled);
-      deps.log.info({ provider: p.name, enabled }, "provider toggled");
-      return { name: p.name, enabled };
+      const name = request.params.name;
+      // The registry tells its listeners: the toggle is persisted and logged there.
+      if (!deps.registry.setEnabled(name, enabled)) throw new ApiError(404, `No provider named \`${name}\`.`, { code: "provider_not_found" });
+      return { name, enabled };
     };
     app.post<{ Params: { name: string } }>("/providers/:name/disable", toggle(false));
     app.post<{ Params: { name: string } }>("/providers/:name/enable", toggle(true));

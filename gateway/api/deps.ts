@@ -1,6 +1,7 @@
 // What the HTTP plugins are given by the composition root.
 import type { CompletionService } from "../completion/service.ts";
 import type { LabgateConfig } from "../config/schema.ts";
+import type { ProviderRegistry } from "../providers/registry.ts";
 import type { Router } from "../router/router.ts";
 import type { ProviderStateStore } from "../store/provider-state.ts";
 import type { RequestLog } from "../store/request-log.ts";
@@ -9,14 +10,15 @@ import type { HealthResult } from "../providers/types.ts";
 import type { Logger } from "pino";
 
 export interface ProviderHealthBook {
-  /** Last probe result per provider (from the background prober or /health/:provider). */
-  last: Map<string, HealthResult & { at: number }>;
+  /** Probe a provider now; the result is recorded in the registry (lastHealth, health events). */
   probe(provider: string): Promise<HealthResult & { at: number }>;
 }
 
 export interface GatewayDeps {
   config: LabgateConfig;
   router: Router;
+  /** Every provider, whatever its source, with its runtime state and events. */
+  registry: ProviderRegistry;
   /** Routes and accounts every request; the HTTP layer only translates. */
   completions: CompletionService;
   requestLog: RequestLog;

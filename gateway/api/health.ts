@@ -10,12 +10,12 @@ export const healthRoutes =
       status: "ok",
       version: deps.version,
       uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
-      providers: deps.router.providers.size,
+      providers: deps.registry.size,
       models: deps.router.listGroups().length,
     }));
 
     app.get<{ Params: { provider: string } }>("/health/:provider", async (request, reply) => {
-      const p = deps.router.providers.get(request.params.provider);
+      const p = deps.registry.get(request.params.provider);
       if (!p) throw new ApiError(404, `No provider named \`${request.params.provider}\`.`, { code: "provider_not_found" });
       const base = { provider: p.name, type: p.type, enabled: p.enabled };
       if (p.unavailableReason) {

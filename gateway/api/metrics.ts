@@ -11,7 +11,7 @@ export const metricsRoutes =
         const s = d.breaker.state;
         m.breakerState.set({ deployment: d.id, provider: d.provider.name }, s === "closed" ? 0 : s === "half_open" ? 1 : 2);
       }
-      for (const p of deps.router.providers.values()) m.inFlight.set({ provider: p.name }, p.inFlight);
+      for (const p of deps.registry.list()) m.inFlight.set({ provider: p.name }, p.inFlight);
       reply.header("content-type", m.registry.contentType);
       return m.registry.metrics();
     });

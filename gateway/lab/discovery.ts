@@ -21,7 +21,7 @@ export function startDiscovery(router: Router, log: Logger, opts: { intervalMs?:
   const failuresInARow = new Map<string, number>();
 
   const refreshOne = async (name: string): Promise<void> => {
-    const p = router.providers.get(name);
+    const p = router.registry.get(name);
     if (!p?.adapter?.listModels || p.unavailableReason || !DISCOVERABLE.has(p.type)) return;
     try {
       // A busy server (Ollama loading a model) can take seconds to list its models.
@@ -41,7 +41,7 @@ export function startDiscovery(router: Router, log: Logger, opts: { intervalMs?:
     }
   };
   const refresh = (): Promise<void> => {
-    running ??= Promise.allSettled([...router.providers.keys()].map(refreshOne)).then(() => {
+    running ??= Promise.allSettled(router.registry.names().map(refreshOne)).then(() => {
       running = undefined;
     });
     return running;

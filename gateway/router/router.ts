@@ -5,10 +5,11 @@
 import type { LabgateConfig, RouterConfig, StrategyName } from "../config/schema.ts";
 import { UpstreamError, fromNetworkError, type ErrorClass } from "../providers/errors.ts";
 import type { CallContext, ChunkBatch, CompletionResult, ModelCard, OpenAIBody, Operation, ProviderAdapter, Usage } from "../providers/types.ts";
+import type { ProviderRegistry } from "../providers/registry.ts";
 import type { AttemptRecord } from "../store/request-log.ts";
 import { backoffDelay, sleep } from "./backoff.ts";
 import type { BreakerPermit, BreakerState } from "./circuit-breaker.ts";
-import { DeploymentRuntime, ProviderRuntime } from "./runtime.ts";
+import { DeploymentRuntime, type ProviderRuntime } from "./runtime.ts";
 import { orderByStrategy, type Random } from "./strategies.ts";
 
 export interface ModelGroup {
@@ -159,7 +160,8 @@ interface Candidate {
 }
 
 export class Router {
-  readonly providers = new Map<string, ProviderRuntime>();
+  /** Where providers come from (config, discovery, supervised processes); the router only reads it. */
+  readonly registry: ProviderRegistry;
   private readonly groups = new Map<string, ModelGroup>();
   private readonly discovered = new Map<string, ModelGroup>();
   /** Groups last seen in panic, so entering and leaving are reported once each. */
@@ -170,16 +172,21 @@ export class Router {
   private readonly observer: RouterObserver;
   private readonly sleepFn: (ms: number, signal: AbortSignal) => Promise<void>;
 
-  constructor(config: LabgateConfig, providers: ProviderRuntime[], opts: RouterOptions = {}) {
+  constructor(config: LabgateConfig, registry: ProviderRegistry, opts: RouterOptions = {}) {
     this.cfg = config.router;
     this.random = opts.random ?? Math.random;
     this.now = opts.now ?? Date.now;
     this.observer = opts.observer ?? {};
     this.sleepFn = opts.sleep ?? sleep;
-    for (const p of providers) this.providers.set(p.name, p);
+    this.registry = registry;
+    registry.on((e) => {
+      if (e.type === "removed") this.setDiscoveredModels(e.provider, [], true);
+      else if (e.type === "replaced" || e.type === "added") this.rebind(e.provider);
+      else if (e.type === "enabled") for (const g of this.listGroups()) this.groupHealth(g);
+    });
     for (const [name, group] of Object.entries(config.models)) {
       const deployments = group.deployments.map((d, index) => {
-        const provider = this.providers.get(d.provider);
+        const provider = registry.get(d.provider);
         if (!provider) throw new Error(`model ${name}: provider ${d.provider} is not defined`);
         return this.makeDeployment(name, index, d, provider);
       });
@@ -197,6 +204,7 @@ export class Router {
     const d = new DeploymentRuntime({ group, index, config, provider, breaker: this.cfg.circuit_breaker, now: this.now });
     d.breaker.onStateChange = (from, to) => {
       this.observer.onBreakerChange?.(d, from, to);
+      this.registry.emit({ type: "breaker", provider: d.provider.name, deployment: d.id, from, to });
       // A breaker that opens or closes may put its group into panic or take it out.
       const g = this.group(group);
       if (g) this.groupHealth(g);
@@ -208,12 +216,17 @@ export class Router {
    * Models a provider serves by itself (Ollama tags, GGUF files...) become groups
    * of one deployment, unless the config defines a group of that name.
    */
-  setDiscoveredModels(providerName: string, models: ModelCard[]): void {
-    const provider = this.providers.get(providerName);
-    if (!provider) return;
+  setDiscoveredModels(providerName: string, models: ModelCard[], providerGone = false): void {
+    const provider = this.registry.get(providerName);
+    if (!provider && !providerGone) return;
     const keep = new Set(models.map((m) => m.id));
+    const before = this.discoveredBy(providerName);
     for (const [name, g] of this.discovered) {
-      if (g.deployments[0]?.provider === provider && !keep.has(name)) this.discovered.delete(name);
+      if (g.deployments[0]?.provider.name === providerName && !keep.has(name)) this.discovered.delete(name);
+    }
+    if (!provider) {
+      if (before.length > 0) this.registry.emit({ type: "models", provider: providerName, models: [] });
+      return;
     }
     for (const m of models) {
       const existing = this.discovered.get(m.id);
@@ -232,6 +245,21 @@ export class Router {
         card: m,
       });
     }
+    const after = this.discoveredBy(providerName);
+    if (after.join("\n") !== before.join("\n")) this.registry.emit({ type: "models", provider: providerName, models: after });
+  }
+
+  private discoveredBy(providerName: string): string[] {
+    const out: string[] = [];
+    for (const [name, g] of this.discovered) if (g.deployments[0]?.provider.name === providerName) out.push(name);
+    return out.sort();
+  }
+
+  /** A provider was replaced (or came back): its deployments use the new runtime, keeping their breaker and latency state. */
+  private rebind(providerName: string): void {
+    const p = this.registry.get(providerName);
+    if (!p) return;
+    for (const d of this.allDeployments()) if (d.provider.name === providerName) d.provider = p;
   }
 
   group(name: string): ModelGroup | undefined {
@@ -268,6 +296,7 @@ export class Router {
       if (panic) this.panicking.add(group.name);
       else this.panicking.delete(group.name);
       this.observer.onPanicChange?.(group.name, panic, { enabled, eligible, panic });
+      this.registry.emit({ type: "panic", group: group.name, panic, enabledDeployments: enabled, breakerNotOpen: eligible });
     }
     return { enabled, eligible, panic };
   }

@@ -38,7 +38,8 @@ export class DeploymentRuntime {
   readonly id: string;
   readonly group: string;
   readonly index: number;
-  readonly provider: ProviderRuntime;
+  /** Rebound when its provider is replaced in the registry (a restarted server, a new adapter). */
+  provider: ProviderRuntime;
   readonly upstreamModel: string;
   readonly weight: number;
   readonly overflow: boolean;

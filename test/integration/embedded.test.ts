@@ -39,7 +39,7 @@ providers:
 }
 
 function engineOf(r: Running): EmbeddedAdapter {
-  return r.gateway.router.providers.get("embedded")!.adapter as EmbeddedAdapter;
+  return r.gateway.registry.get("embedded")!.adapter as EmbeddedAdapter;
 }
 
 async function modelIds(r: Running): Promise<string[]> {

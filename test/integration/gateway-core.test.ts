@@ -239,7 +239,7 @@ models: {m: {deployments: [{provider: lab, model: x}]}}
     ac.abort();
     await expect.poll(() => slow.abortedStreams, { timeout: 3000 }).toBe(before + 1);
     await expect.poll(() => lastRows(1)[0]!.status, { timeout: 3000 }).toBe(499);
-    expect(gw.gateway.router.providers.get("slowlab")!.inFlight).toBe(0);
+    expect(gw.gateway.registry.get("slowlab")!.inFlight).toBe(0);
   });
 });
 

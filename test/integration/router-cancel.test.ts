@@ -41,7 +41,7 @@ async function until<T>(what: string, probe: () => T | undefined | false, ms = 3
 }
 
 function inFlight(gw: TestGateway): number {
-  return gw.gateway.router.allDeployments().reduce((n, d) => n + d.inFlight, 0) + [...gw.gateway.router.providers.values()].reduce((n, p) => n + p.inFlight, 0);
+  return gw.gateway.router.allDeployments().reduce((n, d) => n + d.inFlight, 0) + gw.gateway.registry.list().reduce((n, p) => n + p.inFlight, 0);
 }
 
 function lastRow(gw: TestGateway): RequestLogRow | undefined {

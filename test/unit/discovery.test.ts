@@ -4,6 +4,7 @@ import { parseConfigText } from "../../gateway/config/load.ts";
 import { startDiscovery } from "../../gateway/lab/discovery.ts";
 import type { ModelCard, ProviderAdapter } from "../../gateway/providers/types.ts";
 import { Router } from "../../gateway/router/router.ts";
+import { ProviderRegistry } from "../../gateway/providers/registry.ts";
 import { ProviderRuntime } from "../../gateway/router/runtime.ts";
 
 function setup() {
@@ -12,7 +13,7 @@ function setup() {
   let answer: () => Promise<ModelCard[]> = async () => [{ id: "llama3.2:latest", owned_by: "ollama" }];
   const adapter = { name: "ollama", type: "ollama", listModels: () => answer() } as unknown as ProviderAdapter;
   const provider = new ProviderRuntime({ name: "ollama", config: parsed.config.providers.ollama!, adapter, enabled: true });
-  const router = new Router(parsed.config, [provider]);
+  const router = new Router(parsed.config, ProviderRegistry.of([provider]));
   const discovery = startDiscovery(router, pino({ level: "silent" }), { intervalMs: 3_600_000 });
   return { router, discovery, set: (f: () => Promise<ModelCard[]>) => (answer = f) };
 }

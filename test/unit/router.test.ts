@@ -7,6 +7,7 @@ import type { CallContext, CompletionResult, OpenAIBody, ProviderAdapter } from 
 import { routeFailureError } from "../../gateway/api/errors.ts";
 import { failureStatus } from "../../gateway/completion/outcome.ts";
 import { RouteFailure, Router, type RoutedResponse, type RouterObserver } from "../../gateway/router/router.ts";
+import { ProviderRegistry } from "../../gateway/providers/registry.ts";
 import { ProviderRuntime } from "../../gateway/router/runtime.ts";
 
 type Script = (call: number, ctx: CallContext, body: OpenAIBody) => Promise<CompletionResult>;
@@ -82,7 +83,7 @@ function build(
     stubs[name] = stub(name, scripts[name] ?? (async () => ok(name)));
     return new ProviderRuntime({ name, config: pc, adapter: stubs[name], enabled: true, now: opts.now });
   });
-  return { router: new Router(cfg, runtimes, { random: seeded(7), ...opts }), stubs };
+  return { router: new Router(cfg, ProviderRegistry.of(runtimes), { random: seeded(7), ...opts }), stubs };
 }
 
 function seeded(seed: number): () => number {
@@ -739,7 +740,7 @@ describe("panic mode (too few deployments with a closed breaker)", () => {
     for (let i = 0; i < 5; i++) expect((await route(router, "main")).attempts.map((x) => x.provider)).toEqual(["b"]);
     expect(stubs.a!.calls).toBe(aCalls);
     // b disabled by the operator: a alone is enabled and open, so the group panics, but b is never called.
-    router.providers.get("b")!.enabled = false;
+    router.registry.setEnabled("b", false);
     expect(router.groupHealth(router.group("main")!)).toEqual({ enabled: 1, eligible: 0, panic: true });
     const bCalls = stubs.b!.calls;
     const f = await failure(route(router, "main"));
