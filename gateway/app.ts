@@ -106,11 +106,17 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
 
   // The config is one source of providers; discovery and supervised servers add theirs.
   const registry = ProviderRegistry.of(runtimes, "config");
+  const discoveredModels = new Map<string, string[]>();
   registry.on((e) => {
     if (e.type === "enabled") {
       // Operators' toggles (admin API, dashboard, tray) survive restarts.
       providerState.setEnabled(e.provider, e.enabled);
       log.info({ provider: e.provider, enabled: e.enabled }, "provider toggled");
+    } else if (e.type === "models") {
+      // Discovered models that went away take their metric series along.
+      const now = new Set(e.models);
+      for (const model of discoveredModels.get(e.provider) ?? []) if (!now.has(model) && !router.group(model)) metrics.forgetModel(model);
+      discoveredModels.set(e.provider, e.models);
     } else if (e.type === "health") {
       log.info({ provider: e.provider, healthy: e.healthy, detail: e.detail }, e.healthy ? "provider healthy" : "provider unhealthy");
     }

@@ -7,6 +7,7 @@ export const metricsRoutes =
   async (app) => {
     app.get("/metrics", async (_request, reply) => {
       const m = deps.metrics;
+      m.breakerState.reset(); // deployments of models that went away leave no stale series
       for (const d of deps.router.allDeployments()) {
         const s = d.breaker.state;
         m.breakerState.set({ deployment: d.id, provider: d.provider.name }, s === "closed" ? 0 : s === "half_open" ? 1 : 2);

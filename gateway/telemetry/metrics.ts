@@ -17,6 +17,11 @@ export interface GatewayMetrics {
   breakerState: Gauge<"deployment" | "provider">;
   inFlight: Gauge<"provider">;
   overhead: Histogram;
+  /**
+   * Drop every series labelled with this model group (a discovered model went away),
+   * so label caches and /metrics do not grow with every model ever seen.
+   */
+  forgetModel(model: string): void;
   /** Cached labelled children for the request path. */
   child: {
     requests(model: string, provider: string, status: string): { inc(n?: number): void };
@@ -36,11 +41,19 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): GatewayM
   const cost = new CounterCells();
   const attempts = new CounterCells();
   const m = createFamilies(registry, { requests, tokens, cost, attempts });
+  const duration = labelledChildren((model, provider) => m.duration.labels(model, provider));
   return {
     ...m,
+    forgetModel(model) {
+      requests.forget(model);
+      for (const provider of duration.forget(model)) m.duration.remove(model, provider);
+      for (const result of ["success", "failure"]) m.fallbacks.remove(model, result);
+      m.panicRequests.remove(model);
+      m.groupPanic.remove(model);
+    },
     child: {
       requests: (model, provider, status) => requests.cell(model, provider, status),
-      duration: labelledChildren((model, provider) => m.duration.labels(model, provider)),
+      duration,
       ttfb: labelledChildren((provider) => m.ttfb.labels(provider)),
       tokens: (provider, direction) => tokens.cell(provider, direction),
       cost: (provider) => cost.cell(provider),
@@ -85,6 +98,12 @@ class CounterCells {
     return cell;
   }
 
+  /** Forget every cell whose first label is `a`. */
+  forget(a: string): void {
+    if (!this.root.delete(a)) return;
+    for (let i = this.all.length - 1; i >= 0; i--) if (this.all[i]!.labels[0] === a) this.all.splice(i, 1);
+  }
+
   private child(level: Map<string, unknown>, key: string): Map<string, unknown> {
     let next = level.get(key) as Map<string, unknown> | undefined;
     if (!next) level.set(key, (next = new Map()));
@@ -110,7 +129,7 @@ interface CounterSources {
   attempts: CounterCells;
 }
 
-function createFamilies(registry: Registry, cells: CounterSources): Omit<GatewayMetrics, "child"> {
+function createFamilies(registry: Registry, cells: CounterSources): Omit<GatewayMetrics, "child" | "forgetModel"> {
   const r = [registry];
   return {
     registry,
@@ -188,9 +207,9 @@ function createFamilies(registry: Registry, cells: CounterSources): Omit<Gateway
  * so the request path neither joins label strings nor has prom-client look the
  * label set up again.
  */
-export function labelledChildren<C>(make: (a: string, b: string) => C): (a: string, b?: string) => C {
+export function labelledChildren<C>(make: (a: string, b: string) => C): ((a: string, b?: string) => C) & { forget(a: string): string[] } {
   const cache = new Map<string, Map<string, C>>();
-  return (a, b = "") => {
+  const get = (a: string, b = ""): C => {
     let inner = cache.get(a);
     if (!inner) cache.set(a, (inner = new Map()));
     let child = inner.get(b);
@@ -200,4 +219,11 @@ export function labelledChildren<C>(make: (a: string, b: string) => C): (a: stri
     }
     return child;
   };
+  /** Forgets the children under `a`; returns their second labels so the caller can remove them from the family. */
+  const forget = (a: string): string[] => {
+    const inner = cache.get(a);
+    cache.delete(a);
+    return inner ? [...inner.keys()] : [];
+  };
+  return Object.assign(get, { forget });
 }
