@@ -3,12 +3,13 @@
 // fallback chain, with retries and backoff on retryable errors. It speaks no
 // wire format: adapters do that.
 import type { LabgateConfig, RouterConfig, StrategyName } from "../config/schema.ts";
-import { UpstreamError, fromNetworkError, type ErrorClass } from "../providers/errors.ts";
-import type { CallContext, ChunkBatch, CompletionResult, ModelCard, OpenAIBody, Operation, ProviderAdapter, Usage } from "../providers/types.ts";
+import { UpstreamError, type ErrorClass } from "../providers/errors.ts";
+import type { ChunkBatch, ModelCard, OpenAIBody, Operation, Usage } from "../providers/types.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import type { AttemptRecord } from "../store/request-log.ts";
+import { runAttempt } from "./attempt.ts";
 import { backoffDelay, sleep } from "./backoff.ts";
-import type { BreakerPermit, BreakerState } from "./circuit-breaker.ts";
+import type { BreakerState } from "./circuit-breaker.ts";
 import { DeploymentRuntime, type ProviderRuntime } from "./runtime.ts";
 import { orderByStrategy, type Random } from "./strategies.ts";
 
@@ -396,12 +397,13 @@ export class Router {
         if (cand.panic) panicked = true;
         const isFallback = attempts.length > 0 || cand.groupDepth > 0 || cand.overflow;
         const t0 = performance.now();
-        const outcome = await this.attempt(
+        const outcome = await runAttempt(
           d,
           permit,
           req,
           { attempts, isFallback, isOverflow: cand.overflow, fallbackDepth: cand.groupDepth, upstreamWaitMs, panic: cand.panic },
-          remainingMs,
+          { timeoutS: this.cfg.timeout_s, firstByteTimeoutS: this.cfg.first_byte_timeout_s, totalTimeoutS: this.cfg.total_timeout_s, remainingMs },
+          this.observer,
         );
         const elapsed = performance.now() - t0;
         if (outcome.ok) {
@@ -474,195 +476,6 @@ export class Router {
     return Number.isFinite(best) && best > 0 ? best : 1000;
   }
 
-  /** One attempt against one deployment; resolves to the response or the error that ended it. */
-  private async attempt(
-    d: DeploymentRuntime,
-    permit: BreakerPermit,
-    req: RouteRequest,
-    info: Omit<RouteInfo, "deployment">,
-    remainingMs: number,
-  ): Promise<{ ok: true; response: RoutedResponse } | { ok: false; error: UpstreamError }> {
-    const adapter = d.provider.adapter as ProviderAdapter;
-    const attemptNo = info.attempts.length + 1;
-    const started = performance.now();
-    const timeoutMs = (d.config.timeout_s ?? d.provider.config.timeout_s ?? this.cfg.timeout_s) * 1000;
-    // The attempt may not outlast the request's own deadline (router.total_timeout_s).
-    const deadlineFirst = remainingMs < timeoutMs;
-    const firstByteS = d.config.first_byte_timeout_s ?? d.provider.config.first_byte_timeout_s ?? this.cfg.first_byte_timeout_s;
-    const firstByteMs = firstByteS === undefined ? undefined : firstByteS * 1000;
-
-    const ac = new AbortController();
-    const onClientAbort = (): void => ac.abort(new UpstreamError("cancelled", "client closed the request"));
-    if (req.signal.aborted) onClientAbort();
-    else req.signal.addEventListener("abort", onClientAbort, { once: true });
-    const detach = (): void => req.signal.removeEventListener("abort", onClientAbort);
-    // Until the first chunk (streams) or the whole answer (non-streams): the attempt timeout.
-    const attemptTimeoutMs = req.stream && firstByteMs !== undefined ? Math.min(firstByteMs, timeoutMs) : timeoutMs;
-    const startTimeoutMs = Math.min(attemptTimeoutMs, remainingMs);
-    const startTimer = setTimeout(() => {
-      if (deadlineFirst && remainingMs <= attemptTimeoutMs) {
-        ac.abort(new UpstreamError("timeout", `no answer within router.total_timeout_s (${this.cfg.total_timeout_s} s)`));
-        return;
-      }
-      const cls: ErrorClass = req.stream && firstByteMs !== undefined && firstByteMs < timeoutMs ? "first_byte_timeout" : "timeout";
-      ac.abort(new UpstreamError(cls, cls === "first_byte_timeout" ? `no first byte within ${firstByteMs} ms` : `no answer within ${timeoutMs} ms`));
-    }, startTimeoutMs);
-
-    d.inFlight++;
-    d.provider.inFlight++;
-    d.requests++;
-    d.limiter.recordRequest();
-    d.provider.limiter.recordRequest();
-    let released = false;
-    const release = (errorClass: ErrorClass | null, usage: Usage | null, neutral = false): void => {
-      if (released) return;
-      released = true;
-      d.inFlight--;
-      d.provider.inFlight--;
-      if (usage) {
-        d.limiter.recordTokens(usage.total_tokens);
-        d.provider.limiter.recordTokens(usage.total_tokens);
-      }
-      if (neutral) d.breaker.onNeutral(permit);
-      else if (errorClass === null) d.breaker.onSuccess(permit);
-      else {
-        d.failures++;
-        d.breaker.onFailure(permit);
-      }
-    };
-    const record = (errorClass: ErrorClass | null): AttemptRecord => {
-      const ms = performance.now() - started;
-      const rec: AttemptRecord = { attempt: attemptNo, provider: d.provider.name, deployment: d.id, error_class: errorClass, ms };
-      info.attempts.push(rec);
-      this.observer.onAttempt?.(d, errorClass, ms);
-      return rec;
-    };
-    const fail = (raw: unknown): { ok: false; error: UpstreamError } => {
-      clearTimeout(startTimer);
-      detach();
-      const error = ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(raw, ac.signal);
-      // A request the upstream rejected as malformed says nothing about its health.
-      const blameless =
-        error.errorClass === "cancelled" || error.errorClass === "bad_request" || error.errorClass === "context_window" || error.errorClass === "internal";
-      release(error.errorClass, null, blameless);
-      record(error.errorClass);
-      return { ok: false, error };
-    };
-
-    const ctx: CallContext = { signal: ac.signal, upstreamModel: d.upstreamModel, timeoutMs };
-    const call = (): Promise<CompletionResult> =>
-      req.operation === "embeddings"
-        ? adapter.embeddings(req.body, ctx).then((r) => ({ kind: "json", body: r.body, usage: r.usage }))
-        : req.operation === "chat"
-          ? adapter.chat(req.body, ctx)
-          : adapter.completions(req.body, ctx);
-
-    if (!req.stream) {
-      let result: CompletionResult;
-      try {
-        result = await call();
-        if (result.kind !== "json") throw new UpstreamError("malformed", "adapter answered a stream to a non-stream request");
-      } catch (err) {
-        return fail(err);
-      }
-      clearTimeout(startTimer);
-      detach();
-      const ttfbMs = performance.now() - started;
-      d.observeTtfb(ttfbMs);
-      this.observer.onTtfb?.(d, ttfbMs);
-      release(null, result.usage);
-      record(null);
-      return {
-        ok: true,
-        response: { kind: "json", deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + ttfbMs, body: result.body, usage: result.usage, ttfbMs, raw: result.raw },
-      };
-    }
-
-    // Streams: the attempt is only a success once the first chunk is here. Local
-    // servers often send their response headers only with the first token, so the
-    // keep-alive race covers the upstream call as well as the first chunk.
-    const iteratorPromise = call().then((result) => {
-      if (result.kind !== "stream") throw new UpstreamError("malformed", "adapter answered JSON to a stream request");
-      return result.batches[Symbol.asyncIterator]();
-    });
-    const firstPromise = iteratorPromise.then((it) => it.next());
-    firstPromise.catch(() => {}); // observed below; avoid an unhandled rejection after an early commit
-    const iterator: AsyncIterator<ChunkBatch> = {
-      next: async () => (await iteratorPromise).next(),
-      return: async () => {
-        const it = await iteratorPromise.catch(() => undefined);
-        await it?.return?.();
-        return { done: true, value: undefined };
-      },
-    };
-    let keepAliveTimer: NodeJS.Timeout | undefined;
-    const earlyCommit = new Promise<"early">((resolve) => {
-      if (req.keepAliveMs !== undefined && firstByteMs === undefined && req.onEarlyCommit) {
-        keepAliveTimer = setTimeout(() => resolve("early"), req.keepAliveMs);
-      }
-    });
-    let first: IteratorResult<ChunkBatch> | "early";
-    try {
-      first = await Promise.race([firstPromise, earlyCommit]);
-    } catch (err) {
-      clearTimeout(keepAliveTimer);
-      void iterator.return?.().catch(() => {});
-      return fail(err);
-    }
-    clearTimeout(keepAliveTimer);
-
-    const finishStream = (outcome: StreamOutcome): void => {
-      clearTimeout(startTimer);
-      detach();
-      if (outcome.cancelled) release(null, outcome.usage, true);
-      else release(outcome.error ? outcome.error.errorClass : null, outcome.usage);
-    };
-    const onFirst = (): number => {
-      clearTimeout(startTimer);
-      const ttfb = performance.now() - started;
-      d.observeTtfb(ttfb);
-      this.observer.onTtfb?.(d, ttfb);
-      return ttfb;
-    };
-    if (first === "early") {
-      const rest = withIdleTimeout(iterator, timeoutMs, ac);
-      const rec = record(null);
-      const routeInfo: RouteInfo = { deployment: d, ...info, upstreamWaitMs: info.upstreamWaitMs + (performance.now() - started) };
-      req.onEarlyCommit?.(routeInfo);
-      const firstPending = firstPromise.then(
-        (r) => {
-          onFirst();
-          return r;
-        },
-        (err: unknown) => {
-          const error = ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(err, ac.signal);
-          // Committed early, but the first byte never came: the attempt failed after all.
-          rec.error_class = error.errorClass;
-          rec.ms = performance.now() - started;
-          throw error;
-        },
-      );
-      return { ok: true, response: { kind: "stream", ...routeInfo, first: undefined, firstPending, rest, ttfbMs: undefined, finish: finishStream } };
-    }
-    const ttfbMs = onFirst();
-    record(null);
-    // The first chunk came, so the upstream iterator is known: read it directly.
-    const rest = withIdleTimeout(await iteratorPromise, timeoutMs, ac);
-    return {
-      ok: true,
-      response: {
-        kind: "stream",
-        deployment: d,
-        ...info,
-        upstreamWaitMs: info.upstreamWaitMs + ttfbMs,
-        first: first.done ? undefined : first.value,
-        rest,
-        ttfbMs,
-        finish: finishStream,
-      },
-    };
-  }
-
   resetBreakers(deploymentId?: string): number {
     let n = 0;
     for (const d of this.allDeployments()) {
@@ -680,50 +493,4 @@ function describeSkips(skips: Map<string, string>): string {
   const counts = new Map<string, number>();
   for (const r of skips.values()) counts.set(r, (counts.get(r) ?? 0) + 1);
   return [...counts].map(([r, n]) => `${n} ${r.replace(/_/g, " ")}`).join(", ");
-}
-
-/**
- * Wraps a chunk iterator so a stream that goes silent for longer than the
- * attempt timeout fails instead of hanging, and errors carry their class.
- */
-function withIdleTimeout(it: AsyncIterator<ChunkBatch>, idleMs: number, ac: AbortController): AsyncIterator<ChunkBatch> {
-  // One timer for the whole stream (not one per chunk). It only counts time spent
-  // waiting on the upstream: while the client is slow to read, it re-arms instead.
-  let timer: NodeJS.Timeout | undefined;
-  let waiting = false;
-  const stop = (): void => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-  };
-  const onIdle = (): void => {
-    if (waiting) ac.abort(new UpstreamError("timeout", `stream idle for ${idleMs} ms`));
-    else timer?.refresh();
-  };
-  return {
-    async next() {
-      if (timer) timer.refresh();
-      else timer = setTimeout(onIdle, idleMs).unref();
-      waiting = true;
-      try {
-        const r = await it.next();
-        if (r.done) stop();
-        return r;
-      } catch (err) {
-        stop();
-        throw ac.signal.aborted && ac.signal.reason instanceof UpstreamError ? ac.signal.reason : fromNetworkError(err, ac.signal);
-      } finally {
-        waiting = false;
-      }
-    },
-    async return() {
-      stop();
-      ac.abort(new UpstreamError("cancelled", "stream closed"));
-      try {
-        await it.return?.();
-      } catch {
-        // the upstream is being torn down; nothing to report
-      }
-      return { done: true, value: undefined };
-    },
-  };
 }
