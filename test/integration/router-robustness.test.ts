@@ -67,11 +67,12 @@ describe("200 concurrent requests against failing upstreams", () => {
   let gw: TestGateway;
 
   beforeAll(async () => {
+    // Each fake draws its faults from its own seeded sequence, so a failure can be replayed.
     const common = { reply: REPLY, chunkDelayMs: 2, firstByteDelayMs: 5, faultRate: 0.3 };
     fakes = [
-      await startFakeOpenAI({ ...common, name: "a", randomFault: { kind: "reset" } }),
-      await startFakeOpenAI({ ...common, name: "b", randomFault: { kind: "status", status: 503 } }),
-      await startFakeOpenAI({ ...common, name: "c", randomFault: { kind: "drop_mid_stream", afterChunks: 2 } }),
+      await startFakeOpenAI({ ...common, name: "a", seed: 101, randomFault: { kind: "reset" } }),
+      await startFakeOpenAI({ ...common, name: "b", seed: 202, randomFault: { kind: "status", status: 503 } }),
+      await startFakeOpenAI({ ...common, name: "c", seed: 303, randomFault: { kind: "drop_mid_stream", afterChunks: 2 } }),
     ];
     gw = await startGateway(
       JSON.stringify({
