@@ -12,6 +12,9 @@ export function openDatabase(file: string): Db {
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
   db.pragma("busy_timeout = 5000");
+  // The WAL is reused from its start after each checkpoint; this truncates it back
+  // after one that a long transaction made big (SQLite's default keeps it at its peak).
+  db.pragma("journal_size_limit = 67108864");
   migrate(db);
   return db;
 }

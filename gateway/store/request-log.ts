@@ -1,5 +1,6 @@
 // The request log: one row per request, queued in memory and written in batched
 // transactions so the hot path never waits on the disk.
+import { boundRow } from "./bounds.ts";
 import type { Db } from "./db.ts";
 
 export interface AttemptRecord {
@@ -32,6 +33,17 @@ export interface RequestLogRow {
   total_ms: number;
   overhead_ms: number | null;
   attempts: AttemptRecord[];
+}
+
+/** Most rows one page of the log holds (GET /admin/requests?limit=). */
+export const MAX_PAGE_ROWS = 500;
+/** Most bytes of JSON one page holds: it ends early rather than pass them (it always holds one row). */
+export const MAX_PAGE_BYTES = 1024 * 1024;
+
+export interface RecentPage {
+  rows: RequestLogRow[];
+  /** Older rows exist beyond this page. */
+  hasMore: boolean;
 }
 
 export interface RequestLogOptions {
@@ -98,9 +110,9 @@ export class RequestLog {
     });
   }
 
-  /** Queue a row; it reaches the disk within flushIntervalMs. */
+  /** Queue a row, its texts and attempts bounded (bounds.ts); it reaches the disk within flushIntervalMs. */
   append(row: RequestLogRow): void {
-    this.queue.push(row);
+    this.queue.push(boundRow(row));
     if (this.queue.length > this.maxQueued) {
       const excess = this.queue.length - this.maxQueued;
       this.queue.splice(0, excess);
@@ -145,9 +157,24 @@ export class RequestLog {
     return this.queue.length;
   }
 
+  /** The newest rows, newest first: at most MAX_PAGE_ROWS of them and about MAX_PAGE_BYTES of JSON. */
   recent(limit = 100): RequestLogRow[] {
-    const rows = this.db.prepare("SELECT * FROM request_log ORDER BY ts DESC, rowid DESC LIMIT ?").all(limit) as Record<string, unknown>[];
-    return rows.map(rowFromDb);
+    return this.recentPage(limit).rows;
+  }
+
+  /** recent(), and whether older rows are left. Rows stored before the bounds existed are bounded as they are read. */
+  recentPage(limit = 100): RecentPage {
+    const n = Math.min(MAX_PAGE_ROWS, Math.max(1, Math.floor(limit) || 1));
+    const raw = this.db.prepare("SELECT * FROM request_log ORDER BY ts DESC, rowid DESC LIMIT ?").all(n + 1) as Record<string, unknown>[];
+    const rows: RequestLogRow[] = [];
+    let bytes = 0;
+    for (let i = 0; i < raw.length && rows.length < n; i++) {
+      const row = boundRow(rowFromDb(raw[i]!));
+      bytes += Buffer.byteLength(JSON.stringify(row));
+      if (rows.length > 0 && bytes > MAX_PAGE_BYTES) break;
+      rows.push(row);
+    }
+    return { rows, hasMore: raw.length > rows.length };
   }
 
   get(id: string): RequestLogRow | undefined {
