@@ -5,7 +5,7 @@ import { join } from "node:path";
 import Fastify, { type FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
 import { CompletionService } from "./completion/service.ts";
-import type { LabgateConfig } from "./config/schema.ts";
+import type { LabgateConfig, ProviderConfig } from "./config/schema.ts";
 import { createSecretResolver } from "./config/secrets.ts";
 import { adminRoutes } from "./api/admin.ts";
 import type { GatewayDeps, ProviderHealthBook } from "./api/deps.ts";
@@ -14,6 +14,7 @@ import { healthRoutes } from "./api/health.ts";
 import { metricsRoutes } from "./api/metrics.ts";
 import { v1Routes } from "./api/v1.ts";
 import { startDiscovery } from "./lab/discovery.ts";
+import { ServerDiscovery } from "./lab/servers.ts";
 import { createAdapter } from "./providers/factory.ts";
 import { ProviderRegistry } from "./providers/registry.ts";
 import type { HealthResult } from "./providers/types.ts";
@@ -22,6 +23,7 @@ import { ProviderRuntime } from "./router/runtime.ts";
 import { openDatabase, type Db } from "./store/db.ts";
 import { ProviderStateStore } from "./store/provider-state.ts";
 import { IdSource } from "./store/ids.ts";
+import { LogCeiling } from "./store/log-ceiling.ts";
 import { logOutcomes } from "./store/outcome-log.ts";
 import { RequestLog } from "./store/request-log.ts";
 import { createMetrics, type GatewayMetrics } from "./telemetry/metrics.ts";
@@ -41,6 +43,8 @@ export interface GatewayOptions {
   healthIntervalMs?: number;
   /** Model discovery period for local providers (ms). */
   discoveryIntervalMs?: number;
+  /** Probe the lab's hosts for running servers (lab.discovery); false turns it off whatever the config says (tests). */
+  serverDiscovery?: boolean;
 }
 
 export interface Gateway {
@@ -51,6 +55,8 @@ export interface Gateway {
   /** Every caller of the router goes through it: it emits one outcome per request. */
   completions: CompletionService;
   requestLog: RequestLog;
+  /** Keeps the request log under store.max_log_mb, oldest rows first, on its own timer. */
+  logCeiling: LogCeiling;
   metrics: GatewayMetrics;
   db: Db;
   log: Logger;
@@ -72,13 +78,20 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   const db = openDatabase(join(opts.dataDir, "labgate.db"));
   const requestLog = new RequestLog(db, { onError: (err) => log.error({ err }, "request log write failed; rows kept for retry") });
+  // The log's ceiling: past store.max_log_mb its oldest rows go, in small steps off the request path.
+  const logCeiling = new LogCeiling(db, {
+    maxBytes: config.store.max_log_mb * 1024 * 1024,
+    onTrim: (rows, bytes) => log.debug({ rows, log_mb: Math.round(bytes / 1048576) }, "request log trimmed to its ceiling"),
+    onError: (err) => log.error({ err }, "request log trim failed"),
+  });
+  logCeiling.start();
   const providerState = new ProviderStateStore(db);
   const toggles = providerState.load();
   const metrics = createMetrics();
   const secrets = createSecretResolver(opts.env ?? process.env);
 
-  const runtimes: ProviderRuntime[] = [];
-  for (const [name, pc] of Object.entries(config.providers)) {
+  /** A provider's runtime from its config: secrets resolved, adapter built, the operator's last toggle applied. */
+  const buildProvider = (name: string, pc: ProviderConfig): ProviderRuntime => {
     const resolved: Record<string, string> = {};
     const problems: string[] = [];
     const refs: [string, string][] = [];
@@ -92,17 +105,17 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     const enabled = toggles.get(name) ?? pc.enabled ?? true;
     if (problems.length > 0) {
       log.warn({ provider: name, reason: problems.join("; ") }, "provider unavailable: secret not resolved");
-      runtimes.push(new ProviderRuntime({ name, config: pc, unavailableReason: `secret not resolved (${problems.join("; ")})`, enabled }));
-      continue;
+      return new ProviderRuntime({ name, config: pc, unavailableReason: `secret not resolved (${problems.join("; ")})`, enabled });
     }
     try {
       const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir });
-      runtimes.push(new ProviderRuntime({ name, config: pc, adapter, enabled }));
+      return new ProviderRuntime({ name, config: pc, adapter, enabled });
     } catch (err) {
       log.warn({ provider: name, err: (err as Error).message }, "provider unavailable: adapter could not start");
-      runtimes.push(new ProviderRuntime({ name, config: pc, unavailableReason: (err as Error).message, enabled }));
+      return new ProviderRuntime({ name, config: pc, unavailableReason: (err as Error).message, enabled });
     }
-  }
+  };
+  const runtimes = Object.entries(config.providers).map(([name, pc]) => buildProvider(name, pc));
 
   // The config is one source of providers; discovery and supervised servers add theirs.
   const registry = ProviderRegistry.of(runtimes, "config");
@@ -136,6 +149,14 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   });
 
+  // Servers already running on the lab's machines become providers (source "discovery");
+  // the models of every local provider become model groups.
+  const servers = new ServerDiscovery({
+    config: { ...config.lab.discovery, enabled: config.lab.discovery.enabled && opts.serverDiscovery !== false },
+    registry,
+    makeProvider: buildProvider,
+    log,
+  });
   const completions = new CompletionService({
     router,
     ids: new IdSource(),
@@ -173,6 +194,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     config,
     router,
     registry,
+    servers,
     completions,
     requestLog,
     metrics,
@@ -192,7 +214,12 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   await app.register(v1Routes(deps), { prefix: "" });
   await app.register(adminRoutes(deps), { prefix: "/admin" });
 
-  const discovery = startDiscovery(router, log, { intervalMs: opts.discoveryIntervalMs });
+  const discovery = startDiscovery(router, log, { intervalMs: opts.discoveryIntervalMs, graceMs: config.lab.discovery.grace_s * 1000 });
+  // A server found (or back) has its models listed at once, not at the next round.
+  registry.on((e) => {
+    if ((e.type === "added" && e.source === "discovery") || (e.type === "health" && e.healthy)) void discovery.refresh();
+  });
+  servers.start();
   const healthTimer =
     opts.healthIntervalMs === 0
       ? undefined
@@ -208,10 +235,12 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     registry,
     completions,
     requestLog,
+    logCeiling,
     metrics,
     db,
     log,
     async listen(host = config.server.host, port = config.server.port) {
+      await servers.ready;
       await discovery.ready;
       await app.listen({ host, port });
       const addr = app.server.address();
@@ -222,10 +251,12 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     async close() {
       if (closed) return;
       closed = true;
+      servers.stop();
       discovery.stop();
       if (healthTimer) clearInterval(healthTimer);
       await app.close();
       requestLog.flush();
+      logCeiling.stop();
       await Promise.allSettled(registry.list().map((r) => r.adapter?.close()));
       db.close();
     },

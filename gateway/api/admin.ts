@@ -1,8 +1,10 @@
 // Operator endpoints: provider status and toggles, circuit-breaker resets, recent requests.
 import type { FastifyPluginAsync } from "fastify";
+import { MAX_PAGE_ROWS } from "../store/request-log.ts";
 import { authorizeAdmin } from "./auth.ts";
 import type { GatewayDeps } from "./deps.ts";
 import { ApiError } from "./errors.ts";
+import { labServerRoutes } from "./lab-servers.ts";
 
 export const adminRoutes =
   (deps: GatewayDeps): FastifyPluginAsync =>
@@ -70,9 +72,14 @@ export const adminRoutes =
       return { reset: n };
     });
 
+    // The lab's own routes share this plugin's admin check.
+    await app.register(labServerRoutes(deps), { prefix: "/lab" });
+
+    // At most MAX_PAGE_ROWS rows (a larger limit is clamped) and about MAX_PAGE_BYTES of JSON; has_more when older rows are left.
     app.get<{ Querystring: { limit?: string } }>("/requests", async (request) => {
       deps.requestLog.flush();
-      const limit = Math.min(1000, Math.max(1, Number(request.query.limit ?? 100) || 100));
-      return { object: "list", data: deps.requestLog.recent(limit) };
+      const limit = Math.min(MAX_PAGE_ROWS, Math.max(1, Number(request.query.limit ?? 100) || 100));
+      const page = deps.requestLog.recentPage(limit);
+      return { object: "list", data: page.rows, has_more: page.hasMore };
     });
   };

@@ -1,6 +1,7 @@
 // What the HTTP plugins are given by the composition root.
 import type { CompletionService } from "../completion/service.ts";
 import type { LabgateConfig } from "../config/schema.ts";
+import type { ServerDiscovery } from "../lab/servers.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import type { Router } from "../router/router.ts";
 import type { ProviderStateStore } from "../store/provider-state.ts";
@@ -17,6 +18,8 @@ export interface ProviderHealthBook {
 export interface GatewayDeps {
   config: LabgateConfig;
   router: Router;
+  /** Inference servers found running on the lab's machines. */
+  servers: ServerDiscovery;
   /** Every provider, whatever its source, with its runtime state and events. */
   registry: ProviderRegistry;
   /** Routes and accounts every request; the HTTP layer only translates. */

@@ -158,12 +158,47 @@ export const serverSchema = z
   })
   .strict();
 
+// The request log grows by one row per request (about 380 bytes on disk each, see
+// README "Storage"); past this ceiling its oldest rows are deleted, a few at a time.
+export const storeSchema = z
+  .object({
+    max_log_mb: z
+      .number()
+      .positive()
+      .default(1024)
+      .describe(
+        "Ceiling of the request log in the database (MB; its table and indexes). Past it the oldest rows are deleted in small batches " +
+          "off the request path and their space is reused, so the file stops growing. 1024 MB holds about 2.8 million typical rows.",
+      ),
+  })
+  .strict();
+
+/** Where inference servers usually listen: Ollama; llama.cpp (8080, 9931 from 2026); vLLM and llama-server (8000); vLLM; LM Studio; Jan. */
+export const DEFAULT_DISCOVERY_PORTS = [11434, 8080, 8000, 9931, 8001, 1234, 1337];
+
+export const labSchema = z
+  .object({
+    discovery: z
+      .object({
+        enabled: z.boolean().default(true).describe("Probe the hosts' ports in the background for Ollama, llama.cpp, vLLM and other OpenAI-compatible servers."),
+        interval_s: seconds.default(10),
+        hosts: z.array(z.string().min(1)).default(["127.0.0.1"]),
+        ports: z.array(port.min(1)).default(DEFAULT_DISCOVERY_PORTS),
+        grace_s: seconds.default(30).describe("A server that stops answering keeps its provider (unhealthy); its models leave after this long."),
+      })
+      .strict()
+      .default({ enabled: true, interval_s: 10, hosts: ["127.0.0.1"], ports: DEFAULT_DISCOVERY_PORTS, grace_s: 30 }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     server: serverSchema.default(serverSchema.parse({})),
     providers: z.record(z.string().min(1), providerSchema).default({}),
     models: z.record(z.string().min(1), modelGroupSchema).default({}),
     router: routerSchema.default(routerSchema.parse({})),
+    lab: labSchema.default(labSchema.parse({})),
+    store: storeSchema.default(storeSchema.parse({})),
   })
   .strict();
 
@@ -171,3 +206,5 @@ export type LabgateConfig = z.infer<typeof configSchema>;
 export type RouterConfig = LabgateConfig["router"];
 export type CircuitBreakerConfig = RouterConfig["circuit_breaker"];
 export type ServerConfig = LabgateConfig["server"];
+export type StoreConfig = LabgateConfig["store"];
+export type LabConfig = LabgateConfig["lab"];

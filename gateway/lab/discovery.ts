@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { Router } from "../router/router.ts";
 
 const DISCOVERABLE = new Set(["ollama", "llamacpp", "vllm", "embedded"]);
-const DROP_AFTER_FAILURES = 3;
+const MIN_FAILURES_BEFORE_DROP = 3;
 
 export interface Discovery {
   /** The first round (bounded in time, so a dead server never delays the start). */
@@ -14,15 +14,23 @@ export interface Discovery {
   stop(): void;
 }
 
-export function startDiscovery(router: Router, log: Logger, opts: { intervalMs?: number | undefined; firstRoundMs?: number } = {}): Discovery {
+export function startDiscovery(
+  router: Router,
+  log: Logger,
+  opts: { intervalMs?: number | undefined; firstRoundMs?: number; graceMs?: number } = {},
+): Discovery {
   const intervalMs = opts.intervalMs ?? 2000;
+  // A server that stops answering keeps its models for the grace period (at least 3 rounds).
+  const dropAfter = Math.max(MIN_FAILURES_BEFORE_DROP, Math.ceil((opts.graceMs ?? 0) / intervalMs));
   let running: Promise<void> | undefined;
   const lastError = new Map<string, string>();
   const failuresInARow = new Map<string, number>();
 
   const refreshOne = async (name: string): Promise<void> => {
     const p = router.registry.get(name);
-    if (!p?.adapter?.listModels || p.unavailableReason || !DISCOVERABLE.has(p.type)) return;
+    // Configured cloud hosts are not asked; servers found on the lab's machines are, whatever their kind.
+    const discoverable = DISCOVERABLE.has(p?.type ?? "") || router.registry.sourceOf(name) === "discovery";
+    if (!p?.adapter?.listModels || p.unavailableReason || !discoverable) return;
     try {
       // A busy server (Ollama loading a model) can take seconds to list its models.
       const cards = await p.adapter.listModels(AbortSignal.timeout(Math.max(5000, intervalMs)));
@@ -34,7 +42,7 @@ export function startDiscovery(router: Router, log: Logger, opts: { intervalMs?:
       // state); a server that stays unreachable serves none until it comes back.
       const n = (failuresInARow.get(name) ?? 0) + 1;
       failuresInARow.set(name, n);
-      if (n >= DROP_AFTER_FAILURES) router.setDiscoveredModels(name, []);
+      if (n >= dropAfter) router.setDiscoveredModels(name, []);
       const msg = (err as Error).message;
       if (lastError.get(name) !== msg) log.debug({ provider: name, err: msg }, "model discovery failed");
       lastError.set(name, msg);

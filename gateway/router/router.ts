@@ -250,6 +250,13 @@ export class Router {
     if (after.join("\n") !== before.join("\n")) this.registry.emit({ type: "models", provider: providerName, models: after });
   }
 
+  /** Every model group one of whose deployments is on this provider. */
+  modelsOf(providerName: string): string[] {
+    return this.listGroups()
+      .filter((g) => g.deployments.some((d) => d.provider.name === providerName))
+      .map((g) => g.name);
+  }
+
   private discoveredBy(providerName: string): string[] {
     const out: string[] = [];
     for (const [name, g] of this.discovered) if (g.deployments[0]?.provider.name === providerName) out.push(name);
