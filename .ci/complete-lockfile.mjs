@@ -9,14 +9,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 const lockPath = new URL("../package-lock.json", import.meta.url);
 const lock = JSON.parse(readFileSync(lockPath, "utf8"));
 const PLATFORM = {
-  "linux-riscv64": { os: ["linux"], cpu: ["riscv64"] },
-  "mac-arm64-metal": { os: ["darwin"], cpu: ["arm64", "x64"] },
-  "mac-x64": { os: ["darwin"], cpu: ["x64"] },
-  "win-arm64": { os: ["win32"], cpu: ["arm64", "x64"] },
-  "win-x64": { os: ["win32"], cpu: ["x64"] },
-  "win-x64-cuda": { os: ["win32"], cpu: ["x64"] },
-  "win-x64-cuda-ext": { os: ["win32"], cpu: ["x64"] },
-  "win-x64-vulkan": { os: ["win32"], cpu: ["x64"] },
+  "linux-riscv64": { cpu: ["riscv64"], os: ["linux"] },
+  "mac-arm64-metal": { cpu: ["arm64", "x64"], os: ["darwin"] },
+  "mac-x64": { cpu: ["x64"], os: ["darwin"] },
+  "win-arm64": { cpu: ["arm64", "x64"], os: ["win32"] },
+  "win-x64": { cpu: ["x64"], os: ["win32"] },
+  "win-x64-cuda": { cpu: ["x64"], os: ["win32"] },
+  "win-x64-cuda-ext": { cpu: ["x64"], os: ["win32"] },
+  "win-x64-vulkan": { cpu: ["x64"], os: ["win32"] },
 };
 let added = 0;
 for (const [path, entry] of Object.entries(lock.packages)) {
@@ -25,7 +25,8 @@ for (const [path, entry] of Object.entries(lock.packages)) {
     if (lock.packages[key] || lock.packages[`node_modules/${dep}`]) continue;
     const platform = PLATFORM[dep.replace("@node-llama-cpp/", "")];
     if (!dep.startsWith("@node-llama-cpp/") || !platform) continue;
-    lock.packages[`node_modules/${dep}`] = { version, ...platform, license: "MIT", optional: true, engines: { node: ">=20.0.0" } };
+    // Keys in npm's own order, so a later `npm install` rewrites nothing.
+    lock.packages[`node_modules/${dep}`] = { version, cpu: platform.cpu, license: "MIT", optional: true, os: platform.os, engines: { node: ">=20.0.0" } };
     added++;
   }
 }
