@@ -67,30 +67,29 @@ describe("client disconnects", () => {
   });
 
   it("before the first byte of a stream: the upstream request is dropped and the deployment freed at once", async () => {
-    const { up, gw } = await setup({ firstByteDelayMs: 1500 });
+    // The upstream never answers, so only the client's going away can free the deployment (no elapsed-time check).
+    const { up, gw } = await setup({});
+    up.fault = { kind: "hang" };
     const ac = new AbortController();
     const pending = send(gw, true, ac.signal).catch((e: unknown) => e);
     await until("the upstream to get the request", () => up.hits() === 1);
-    const t0 = performance.now();
     ac.abort();
     await pending;
     await until("the deployment to be free", () => inFlight(gw) === 0);
-    expect(performance.now() - t0).toBeLessThan(1000); // not when the upstream would have answered
     const row = await until("the log row", () => lastRow(gw));
     expect([row.status, row.error_class]).toEqual([499, "cancelled"]);
     expect(gw.gateway.router.group("m")!.deployments[0]!.failures).toBe(0);
   });
 
   it("while waiting for a JSON answer: freed at once, logged as 499", async () => {
-    const { up, gw } = await setup({ firstByteDelayMs: 1500 });
+    const { up, gw } = await setup({});
+    up.fault = { kind: "hang" }; // as above: only the cancellation can free it
     const ac = new AbortController();
     const pending = send(gw, false, ac.signal).catch((e: unknown) => e);
     await until("the upstream to get the request", () => up.hits() === 1);
-    const t0 = performance.now();
     ac.abort();
     await pending;
     await until("the deployment to be free", () => inFlight(gw) === 0);
-    expect(performance.now() - t0).toBeLessThan(1000);
     const row = await until("the log row", () => lastRow(gw));
     expect([row.status, row.error_class]).toEqual([499, "cancelled"]);
   });
@@ -117,11 +116,10 @@ describe("client disconnects", () => {
 describe("slow first byte without a first-byte timeout", () => {
   it("the client gets keep-alive comments, then the whole answer", async () => {
     const { gw } = await setup({ firstByteDelayMs: 700, reply: ["slow", " but", " sure"] }, { server: { sse_keepalive_s: 0.2 } });
-    const t0 = performance.now();
+    // That the headers go out before the upstream's first byte is shown without timing by the next test,
+    // whose upstream never sends one; here: the comments come first and the whole answer follows.
     const res = await send(gw, true);
-    const headersAfter = performance.now() - t0;
     expect(res.status).toBe(200);
-    expect(headersAfter).toBeLessThan(650); // committed before the first byte came
     const text = await res.text();
     expect(text).toMatch(/^: keep-alive\n\n/);
     const content = text
