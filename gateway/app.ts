@@ -27,6 +27,7 @@ import { LogCeiling } from "./store/log-ceiling.ts";
 import { logOutcomes } from "./store/outcome-log.ts";
 import { RequestLog } from "./store/request-log.ts";
 import { createMetrics, type GatewayMetrics } from "./telemetry/metrics.ts";
+import { createLabMetrics, type LabMetrics } from "./telemetry/lab-metrics.ts";
 import { countOutcomes } from "./telemetry/outcome-metrics.ts";
 
 export interface GatewayOptions {
@@ -58,6 +59,8 @@ export interface Gateway {
   /** Keeps the request log under store.max_log_mb, oldest rows first, on its own timer. */
   logCeiling: LogCeiling;
   metrics: GatewayMetrics;
+  /** The lab's metric names; the batch queue sets its batch_* figures there. */
+  labMetrics: LabMetrics;
   db: Db;
   log: Logger;
   /** Starts listening; resolves to the base URL (http://host:port). */
@@ -128,7 +131,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     } else if (e.type === "models") {
       // Discovered models that went away take their metric series along.
       const now = new Set(e.models);
-      for (const model of discoveredModels.get(e.provider) ?? []) if (!now.has(model) && !router.group(model)) metrics.forgetModel(model);
+      for (const model of discoveredModels.get(e.provider) ?? []) if (!now.has(model) && !router.group(model)) {
+          metrics.forgetModel(model);
+          labMetrics.forgetModel(model);
+        }
       discoveredModels.set(e.provider, e.models);
     } else if (e.type === "health") {
       log.info({ provider: e.provider, healthy: e.healthy, detail: e.detail }, e.healthy ? "provider healthy" : "provider unhealthy");
@@ -165,6 +171,9 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   // What happened to each request has one source; these are its consumers.
   completions.onOutcome(logOutcomes(requestLog));
   completions.onOutcome(countOutcomes(metrics));
+  // The lab's own metric names (router_*, billing_*, provider_up, batch_*).
+  const labMetrics = createLabMetrics(metrics.registry, { providers: registry, router });
+  completions.onOutcome(labMetrics.observe);
 
   const health: ProviderHealthBook = {
     async probe(name) {
@@ -237,6 +246,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     requestLog,
     logCeiling,
     metrics,
+    labMetrics,
     db,
     log,
     async listen(host = config.server.host, port = config.server.port) {

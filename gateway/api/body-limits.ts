@@ -7,6 +7,8 @@
 export const MAX_BODY_DEPTH = 64;
 /** Longest model name accepted (LiteLLM and OpenAI names are far shorter). */
 export const MAX_MODEL_LENGTH = 256;
+/** Longest tenant name kept (X-Labgate-Tenant, OpenAI's `user`). */
+export const MAX_TENANT_LENGTH = 128;
 /** Most messages in one chat request. */
 export const MAX_MESSAGES = 10_000;
 

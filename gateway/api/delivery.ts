@@ -6,7 +6,7 @@ import { CompletionFailure, type StartedStream, type StreamCompletion } from "..
 import { UpstreamError } from "../providers/errors.ts";
 import type { ChunkBatch, OpenAIBody, Operation } from "../providers/types.ts";
 import type { RouteInfo } from "../router/router.ts";
-import { depthExceeds, MAX_BODY_DEPTH } from "./body-limits.ts";
+import { depthExceeds, MAX_BODY_DEPTH, MAX_TENANT_LENGTH } from "./body-limits.ts";
 import type { GatewayDeps } from "./deps.ts";
 import { ApiError, errorBody, routeFailureError } from "./errors.ts";
 import { SseWriter } from "./sse-writer.ts";
@@ -36,7 +36,7 @@ export async function deliver(operation: Operation, deps: GatewayDeps, request: 
       operation,
       body,
       stream,
-      tenant: request.tenant,
+      tenant: tenantOf(request, body),
       signal: ac.signal,
       arrivedAt: request.arrivedAt || undefined,
       keepAliveMs,
@@ -118,6 +118,14 @@ function forClient(batch: ChunkBatch, includeUsage: boolean): ChunkBatch {
     out?.push(chunk);
   }
   return out ?? batch;
+}
+
+/** Who the request is for: an X-Labgate-Tenant header, then OpenAI's `user` field, then the key's owner. */
+function tenantOf(request: FastifyRequest, body: OpenAIBody): string {
+  const header = request.headers["x-labgate-tenant"];
+  if (typeof header === "string" && header !== "") return header.slice(0, MAX_TENANT_LENGTH);
+  if (typeof body.user === "string" && body.user !== "") return body.user.slice(0, MAX_TENANT_LENGTH);
+  return request.tenant;
 }
 
 function startSse(reply: FastifyReply, started: StartedStream, debug: boolean): SseWriter {

@@ -34,6 +34,8 @@ export interface RequestOutcome {
   totalMs: number;
   /** Time spent in labgate itself (null when the request never reached an upstream). */
   overheadMs: number | null;
+  /** Time the router spent deciding (route() less the time waiting on upstreams and backoff); null when unknown. */
+  routingMs: number | null;
   attempts: AttemptRecord[];
 }
 

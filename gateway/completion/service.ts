@@ -111,6 +111,7 @@ export class CompletionService {
     const model = typeof req.body.model === "string" ? req.body.model : "";
     let early: StartedStream | undefined;
     let routed: RoutedResponse;
+    const routeStarted = performance.now();
     try {
       routed = await this.router.route({
         operation: req.operation,
@@ -148,14 +149,17 @@ export class CompletionService {
         ttfbMs: null,
         totalMs: performance.now() - started,
         overheadMs: null,
+        // Without attempts the whole time was the decision; with some, the upstream share is unknown here.
+        routingMs: failure.attempts.length === 0 ? performance.now() - routeStarted : null,
         attempts: failure.attempts,
       });
       throw new CompletionFailure(id, failure, status);
     }
 
+    const routingMs = Math.max(0, performance.now() - routeStarted - routed.upstreamWaitMs);
     if (routed.kind === "json") {
       const overheadMs = performance.now() - started - routed.upstreamWaitMs;
-      this.emit(this.success(id, ts, req, model, routed, { status: 200, errorClass: null, usage: routed.usage, ttfbMs: routed.ttfbMs, overheadMs, started }));
+      this.emit(this.success(id, ts, req, model, routed, { status: 200, errorClass: null, usage: routed.usage, ttfbMs: routed.ttfbMs, overheadMs, started, routingMs }));
       return { kind: "json", id, route: routed, overheadMs, body: routed.body, raw: routed.raw, usage: routed.usage };
     }
 
@@ -193,7 +197,7 @@ export class CompletionService {
       } else routed.finish({ usage, error: how.error });
       const status = how.cancelled ? 499 : how.error ? how.error.clientStatus : 200;
       const errorClass = how.cancelled ? "cancelled" : (how.error?.errorClass ?? null);
-      this.emit(this.success(id, ts, req, model, routed, { status, errorClass, usage, ttfbMs, overheadMs, started }));
+      this.emit(this.success(id, ts, req, model, routed, { status, errorClass, usage, ttfbMs, overheadMs, started, routingMs }));
     };
     return {
       kind: "stream",
@@ -220,7 +224,7 @@ export class CompletionService {
     req: CompletionRequest,
     model: string,
     route: RouteInfo,
-    r: { status: number; errorClass: string | null; usage: Usage | null; ttfbMs: number | undefined; overheadMs: number; started: number },
+    r: { status: number; errorClass: string | null; usage: Usage | null; ttfbMs: number | undefined; overheadMs: number; started: number; routingMs: number },
   ): RequestOutcome {
     const d = route.deployment;
     return {
@@ -240,6 +244,7 @@ export class CompletionService {
       ttfbMs: r.ttfbMs ?? null,
       totalMs: performance.now() - r.started,
       overheadMs: r.overheadMs,
+      routingMs: r.routingMs,
       attempts: route.attempts,
     };
   }

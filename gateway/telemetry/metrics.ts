@@ -79,7 +79,7 @@ class CounterCell {
  * validates the label set on every inc() (even on a child), which showed up on
  * the request path. prom-client reads the totals when /metrics is scraped.
  */
-class CounterCells {
+export class CounterCells {
   private readonly root = new Map<string, unknown>();
   readonly all: CounterCell[] = [];
 
@@ -96,6 +96,24 @@ class CounterCells {
       this.all.push(cell);
     }
     return cell;
+  }
+
+  /** Forget every cell whose label at `index` is `value` (a model that went away). */
+  forgetWhere(index: number, value: string): void {
+    if (index === 0) return this.forget(value);
+    const dropped = new Set<CounterCell>();
+    for (let i = this.all.length - 1; i >= 0; i--) {
+      if (this.all[i]!.labels[index] === value) dropped.add(this.all.splice(i, 1)[0]!);
+    }
+    if (dropped.size === 0) return;
+    // Remove them from the lookup maps too, so a returning model starts from zero.
+    const prune = (level: Map<string, unknown>): void => {
+      for (const [k, v] of level) {
+        if (v instanceof Map) prune(v as Map<string, unknown>);
+        else if (dropped.has(v as CounterCell)) level.delete(k);
+      }
+    };
+    prune(this.root);
   }
 
   /** Forget every cell whose first label is `a`. */
