@@ -15,7 +15,7 @@ import { metricsRoutes } from "./api/metrics.ts";
 import { v1Routes } from "./api/v1.ts";
 import { startDiscovery } from "./lab/discovery.ts";
 import { ServerDiscovery } from "./lab/servers.ts";
-import { createAdapter } from "./providers/factory.ts";
+import { createAdapter, loadAdapterModules } from "./providers/factory.ts";
 import { ProviderRegistry } from "./providers/registry.ts";
 import type { HealthResult } from "./providers/types.ts";
 import { Router } from "./router/router.ts";
@@ -27,6 +27,8 @@ import { LogCeiling } from "./store/log-ceiling.ts";
 import { logOutcomes } from "./store/outcome-log.ts";
 import { RequestLog } from "./store/request-log.ts";
 import { createMetrics, type GatewayMetrics } from "./telemetry/metrics.ts";
+import { providersView } from "./api/provider-status.ts";
+import { EventHub } from "./telemetry/events.ts";
 import { createLabMetrics, type LabMetrics } from "./telemetry/lab-metrics.ts";
 import { countOutcomes } from "./telemetry/outcome-metrics.ts";
 
@@ -44,8 +46,17 @@ export interface GatewayOptions {
   healthIntervalMs?: number;
   /** Model discovery period for local providers (ms). */
   discoveryIntervalMs?: number;
+  /** Period of the live events' traffic summary (ms, default 1000; 0: none). */
+  eventSummaryMs?: number;
   /** Probe the lab's hosts for running servers (lab.discovery); false turns it off whatever the config says (tests). */
   serverDiscovery?: boolean;
+  /**
+   * Prometheus' default process metrics (labgate_process_*: CPU, memory, GC, event-loop
+   * lag). They register process-wide observers (a GC PerformanceObserver, an event-loop
+   * delay monitor) that outlive the gateway, so only a process's one long-lived gateway
+   * should turn them on: `labgate serve` does; tests and other embedders leave them off (default).
+   */
+  defaultMetrics?: boolean;
 }
 
 export interface Gateway {
@@ -59,6 +70,8 @@ export interface Gateway {
   /** Keeps the request log under store.max_log_mb, oldest rows first, on its own timer. */
   logCeiling: LogCeiling;
   metrics: GatewayMetrics;
+  /** The lab's live events (GET /admin/events); the supervisor, GPUs and budgets publish there too. */
+  events: EventHub;
   /** The lab's metric names; the batch queue sets its batch_* figures there. */
   labMetrics: LabMetrics;
   db: Db;
@@ -90,8 +103,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   logCeiling.start();
   const providerState = new ProviderStateStore(db);
   const toggles = providerState.load();
-  const metrics = createMetrics();
+  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics === true });
   const secrets = createSecretResolver(opts.env ?? process.env);
+  // Heavy adapter modules (the embedded engine's, Ollama's) only for configurations that have such a provider.
+  const adapterModules = await loadAdapterModules(Object.values(config.providers).map((pc) => pc.type));
 
   /** A provider's runtime from its config: secrets resolved, adapter built, the operator's last toggle applied. */
   const buildProvider = (name: string, pc: ProviderConfig): ProviderRuntime => {
@@ -111,7 +126,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       return new ProviderRuntime({ name, config: pc, unavailableReason: `secret not resolved (${problems.join("; ")})`, enabled });
     }
     try {
-      const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir });
+      const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir, modules: adapterModules });
       return new ProviderRuntime({ name, config: pc, adapter, enabled });
     } catch (err) {
       log.warn({ provider: name, err: (err as Error).message }, "provider unavailable: adapter could not start");
@@ -171,6 +186,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   // What happened to each request has one source; these are its consumers.
   completions.onOutcome(logOutcomes(requestLog));
   completions.onOutcome(countOutcomes(metrics));
+  // Live events for the dashboard and the tray: registry changes, and a summary of outcomes each second.
+  const events = new EventHub({ summaryMs: opts.eventSummaryMs });
+  registry.on((e) => events.fromRegistry(e));
+  completions.onOutcome((o) => events.observe(o));
   // The lab's own metric names (router_*, billing_*, provider_up, batch_*).
   const labMetrics = createLabMetrics(metrics.registry, { providers: registry, router });
   completions.onOutcome(labMetrics.observe);
@@ -204,6 +223,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     router,
     registry,
     servers,
+    events,
+    labSnapshot: () => ({ ...providersView(registry, router), servers: servers.snapshot() }),
     completions,
     requestLog,
     metrics,
@@ -247,6 +268,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     logCeiling,
     metrics,
     labMetrics,
+    events,
     db,
     log,
     async listen(host = config.server.host, port = config.server.port) {
@@ -262,6 +284,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       if (closed) return;
       closed = true;
       servers.stop();
+      events.close();
       discovery.stop();
       if (healthTimer) clearInterval(healthTimer);
       await app.close();

@@ -4,56 +4,16 @@ import { MAX_PAGE_ROWS } from "../store/request-log.ts";
 import { authorizeAdmin } from "./auth.ts";
 import type { GatewayDeps } from "./deps.ts";
 import { ApiError } from "./errors.ts";
+import { eventRoutes } from "./events.ts";
 import { labServerRoutes } from "./lab-servers.ts";
+import { providersView } from "./provider-status.ts";
 
 export const adminRoutes =
   (deps: GatewayDeps): FastifyPluginAsync =>
   async (app) => {
     app.addHook("onRequest", async (request) => authorizeAdmin(request, deps.adminKey));
 
-    app.get("/providers", async () => {
-      const deployments = deps.router.allDeployments();
-      return {
-        object: "list",
-        data: deps.registry.list().map((p) => {
-          const mine = deployments.filter((d) => d.provider === p);
-          const last = deps.registry.lastHealth(p.name);
-          const requests = mine.reduce((n, d) => n + d.requests, 0);
-          const failures = mine.reduce((n, d) => n + d.failures, 0);
-          return {
-            name: p.name,
-            type: p.type,
-            source: deps.registry.sourceOf(p.name) ?? null,
-            enabled: p.enabled,
-            available: !p.unavailableReason,
-            unavailable_reason: p.unavailableReason ?? null,
-            health: last ? { healthy: last.ok, detail: last.detail, checked_at: new Date(last.at).toISOString(), latency_ms: last.latencyMs } : null,
-            in_flight: p.inFlight,
-            requests,
-            failures,
-            deployments: mine.map((d) => ({
-              id: d.id,
-              model_group: d.group,
-              model: d.upstreamModel,
-              tier: d.tier ?? null,
-              overflow: d.overflow,
-              weight: d.weight,
-              breaker_state: d.breaker.state,
-              error_rate: d.breaker.errorRate(),
-              in_flight: d.inFlight,
-              ewma_ttfb_ms: d.ewmaTtfbMs ?? null,
-              requests: d.requests,
-              failures: d.failures,
-            })),
-          };
-        }),
-        // Per model group: a group in panic ignores its open breakers (router.circuit_breaker.panic_threshold).
-        groups: deps.router.listGroups().map((g) => {
-          const h = deps.router.groupHealth(g);
-          return { name: g.name, panic: h.panic, enabled_deployments: h.enabled, breaker_not_open: h.eligible, deployments: g.deployments.length };
-        }),
-      };
-    });
+    app.get("/providers", async () => ({ object: "list", ...providersView(deps.registry, deps.router) }));
 
     const toggle = (enabled: boolean) => async (request: { params: { name: string } }) => {
       const name = request.params.name;
@@ -72,8 +32,9 @@ export const adminRoutes =
       return { reset: n };
     });
 
-    // The lab's own routes share this plugin's admin check.
+    // The lab's own routes and the live events share this plugin's admin check.
     await app.register(labServerRoutes(deps), { prefix: "/lab" });
+    await app.register(eventRoutes(deps));
 
     // At most MAX_PAGE_ROWS rows (a larger limit is clamped) and about MAX_PAGE_BYTES of JSON; has_more when older rows are left.
     app.get<{ Querystring: { limit?: string } }>("/requests", async (request) => {

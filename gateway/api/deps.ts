@@ -2,6 +2,7 @@
 import type { CompletionService } from "../completion/service.ts";
 import type { LabgateConfig } from "../config/schema.ts";
 import type { ServerDiscovery } from "../lab/servers.ts";
+import type { EventHub } from "../telemetry/events.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import type { Router } from "../router/router.ts";
 import type { ProviderStateStore } from "../store/provider-state.ts";
@@ -18,6 +19,10 @@ export interface ProviderHealthBook {
 export interface GatewayDeps {
   config: LabgateConfig;
   router: Router;
+  /** The lab's live events (GET /admin/events). */
+  events: EventHub;
+  /** What a client of the event stream is shown first. */
+  labSnapshot(): Record<string, unknown>;
   /** Inference servers found running on the lab's machines. */
   servers: ServerDiscovery;
   /** Every provider, whatever its source, with its runtime state and events. */
