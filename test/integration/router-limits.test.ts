@@ -75,22 +75,35 @@ describe("cloud overflow", () => {
   });
 
   it("takes what the saturated local server (max_in_flight: 1) cannot: X-Is-Fallback true, is_overflow=1", async () => {
-    const { local, cloud, gw } = await lab({ firstByteDelayMs: 300 });
-    const answers = await Promise.all(Array.from({ length: 4 }, (_, i) => chat(gw, "chat", { stream: i % 2 === 1 })));
-    expect(answers.every((a) => a.status === 200)).toBe(true);
-    const byProvider = answers.map((a) => a.headers.get("x-routed-provider")).sort();
-    expect(byProvider).toEqual(["llama-cpp", "openai", "openai", "openai"]);
-    expect([local.hits(), cloud.hits()]).toEqual([1, 3]);
+    const { local, cloud, gw } = await lab({});
+    // The local server's one slot is held by a request it never answers until the client gives up, so the
+    // overflow does not depend on how long a slow answer takes against how fast the others are sent.
+    local.faultNext({ kind: "hang" });
+    const ac = new AbortController();
+    const held = fetch(`${gw.v1}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "chat", messages: [{ role: "user", content: "hi" }] }),
+      signal: ac.signal,
+    }).catch((e: unknown) => e);
+    await expect.poll(() => local.hits(), { timeout: 3000 }).toBe(1);
+    const answers = await Promise.all(Array.from({ length: 3 }, (_, i) => chat(gw, "chat", { stream: i % 2 === 1 })));
     for (const a of answers) {
-      const overflow = a.headers.get("x-routed-provider") === "openai";
-      expect(a.headers.get("x-is-fallback")).toBe(String(overflow));
+      expect([a.status, a.headers.get("x-routed-provider"), a.headers.get("x-is-fallback")]).toEqual([200, "openai", "true"]);
       const row = await storedRow(gw, a.headers.get("x-request-id"));
-      expect(row.is_overflow).toBe(overflow ? 1 : 0);
-      expect(row.provider).toBe(overflow ? "openai" : "llama-cpp");
+      expect([row.is_overflow, row.provider]).toEqual([1, "openai"]);
     }
+    expect([local.hits(), cloud.hits()]).toEqual([1, 3]);
+
     // Once the local server is free again, it takes the traffic back.
+    ac.abort();
+    await held;
+    await expect.poll(() => gw.gateway.router.group("chat")!.deployments[0]!.inFlight, { timeout: 3000 }).toBe(0);
     const after = await chat(gw, "chat");
-    expect(after.headers.get("x-routed-provider")).toBe("llama-cpp");
+    expect([after.status, after.headers.get("x-routed-provider"), after.headers.get("x-is-fallback")]).toEqual([200, "llama-cpp", "false"]);
+    const row = await storedRow(gw, after.headers.get("x-request-id"));
+    expect([row.is_overflow, row.provider]).toEqual([0, "llama-cpp"]);
+    expect([local.hits(), cloud.hits()]).toEqual([2, 3]);
   });
 
   it("takes the traffic when the local server is disabled, rate-limited or down", async () => {
@@ -152,7 +165,7 @@ describe("retries", () => {
     const r = await chat(gw, "m");
     expect(r.status).toBe(429);
     expect(r.headers.get("retry-after")).toBe("60");
-    expect(r.ms).toBeLessThan(5000);
+    // Not waited out: one upstream call and its 429 (a 60 s wait would also run past the test's timeout).
     expect(up.hits()).toBe(1);
     expect(JSON.parse(r.body).error.type).toBe("rate_limit_error");
   });
