@@ -19,10 +19,11 @@ describe("embedded engine start-up", () => {
     writeFileSync(script, "process.exit(3);\n");
     const engine = new EmbeddedEngine({ gpu: false, workerUrl: pathToFileURL(script) });
     try {
+      // A signal that never aborts: only the worker's death can end each request (no elapsed-time check;
+      // a request left waiting would run into the test's timeout).
+      const never = new AbortController().signal;
       for (let i = 0; i < 3; i++) {
-        const t0 = performance.now();
-        await expect(engine.generate(request, AbortSignal.timeout(10_000))).rejects.toMatchObject({ errorClass: "unavailable" });
-        expect(performance.now() - t0).toBeLessThan(5_000);
+        await expect(engine.generate(request, never)).rejects.toMatchObject({ errorClass: "unavailable" });
       }
       expect(engine.queues().every((q) => q.active === 0 && q.waiting === 0)).toBe(true);
     } finally {
