@@ -5,13 +5,14 @@ import { authorizeAdmin } from "./auth.ts";
 import type { GatewayDeps } from "./deps.ts";
 import { ApiError } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
+import { labModelRoutes } from "./lab-models.ts";
 import { labServerRoutes } from "./lab-servers.ts";
 import { providersView } from "./provider-status.ts";
 
 export const adminRoutes =
   (deps: GatewayDeps): FastifyPluginAsync =>
   async (app) => {
-    app.addHook("onRequest", async (request) => authorizeAdmin(request, deps.adminKey));
+    app.addHook("onRequest", async (request) => authorizeAdmin(request, deps));
 
     app.get("/providers", async () => ({ object: "list", ...providersView(deps.registry, deps.router) }));
 
@@ -34,6 +35,7 @@ export const adminRoutes =
 
     // The lab's own routes and the live events share this plugin's admin check.
     await app.register(labServerRoutes(deps), { prefix: "/lab" });
+    await app.register(labModelRoutes(deps), { prefix: "/lab" });
     await app.register(eventRoutes(deps));
 
     // At most MAX_PAGE_ROWS rows (a larger limit is clamped) and about MAX_PAGE_BYTES of JSON; has_more when older rows are left.

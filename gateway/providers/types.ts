@@ -76,6 +76,18 @@ export interface HealthResult {
   models?: string[];
 }
 
+/** A model loaded in a server's memory (GET /admin/lab/models). */
+export interface LoadedModel {
+  model: string;
+  /** Memory it takes in all (bytes), when the server says. */
+  size_bytes: number | null;
+  /** Of that, on GPUs (bytes). */
+  vram_bytes: number | null;
+  context_length: number | null;
+  /** When the server will unload it by itself (Ollama's keep_alive). */
+  expires_at: string | null;
+}
+
 export interface ProviderAdapter {
   /** The provider's name in the config (e.g. "ollama", "llama-cpp-native"). */
   readonly name: string;
@@ -88,5 +100,9 @@ export interface ProviderAdapter {
   health(signal: AbortSignal): Promise<HealthResult>;
   /** Models the upstream serves itself (used for discovery; optional). */
   listModels?(signal: AbortSignal): Promise<ModelCard[]>;
+  /** Models loaded in memory now, and what they take (optional: servers that can tell). */
+  loadedModels?(signal: AbortSignal): Promise<LoadedModel[]>;
+  /** Free a loaded model's memory; false when it was not loaded (optional: servers that can unload). */
+  unloadModel?(model: string, signal: AbortSignal): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -4,11 +4,11 @@
 // loading and generation live in native/.
 import { availableParallelism } from "node:os";
 import { EmbeddedEngine, EngineError, type Generation, type GpuSetting, type ModelSpec } from "../../../native/engine.ts";
-import { GgufCatalog, type GgufModel } from "../../../native/gguf.ts";
+import { GgufCatalog, type GgufModel, type ScanResult } from "../../../native/gguf.ts";
 import { DEFAULT_CONTEXT_CAP, type Prompt, type SamplingParams } from "../../../native/protocol.ts";
 import type { ProviderConfig } from "../../config/schema.ts";
 import { UpstreamError } from "../errors.ts";
-import type { CallContext, ChunkBatch, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
+import type { CallContext, ChunkBatch, CompletionResult, HealthResult, LoadedModel, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
 import {
   chatChunk,
   chatMessages,
@@ -28,6 +28,19 @@ export interface EmbeddedOptions {
   name: string;
   config: ProviderConfig;
   modelsDir: string;
+  /**
+   * Folder of demo models (the tiny one shipped in resources/models/), served only
+   * while the models folder holds no GGUF of its own, so a first chat answers.
+   */
+  demoDir?: string;
+}
+
+/** The models being served right now: the folder's own, or the demo's while it has none. */
+interface Served {
+  scan: ScanResult;
+  demo: boolean;
+  /** The models folder's own scan (the same as `scan` unless `demo`). */
+  own: ScanResult;
 }
 
 export const EMBEDDED_DEFAULTS = {
@@ -57,6 +70,8 @@ export class EmbeddedAdapter implements ProviderAdapter {
   readonly modelsDir: string;
   readonly engine: EmbeddedEngine;
   readonly catalog: GgufCatalog;
+  /** The demo models' catalog, consulted only while `catalog` finds no model. */
+  readonly demoCatalog: GgufCatalog | null;
   private readonly threads: number;
   private readonly parallel: number;
   private readonly maxQueue: number;
@@ -74,6 +89,7 @@ export class EmbeddedAdapter implements ProviderAdapter {
     this.idleTtlMs = (c.idle_ttl_s ?? EMBEDDED_DEFAULTS.idleTtlS) * 1000;
     this.contextSize = c.context_size;
     this.catalog = new GgufCatalog({ dir: opts.modelsDir, names: c.model_names });
+    this.demoCatalog = opts.demoDir ? new GgufCatalog({ dir: opts.demoDir }) : null;
     this.engine = new EmbeddedEngine({ gpu: gpuSetting(c.gpu) });
   }
 
@@ -111,14 +127,15 @@ export class EmbeddedAdapter implements ProviderAdapter {
   async health(_signal: AbortSignal): Promise<HealthResult> {
     const started = performance.now();
     try {
-      const scan = await this.catalog.scan();
+      const { scan, demo, own } = await this.served();
       const status = await this.engine.status(AbortSignal.timeout(2000));
       const ids = scan.models.map((m) => m.id);
       const broken = scan.models.filter((m) => m.error);
       let detail: string;
-      if (!scan.exists) detail = `no models: the models folder ${scan.dir} does not exist yet`;
-      else if (ids.length === 0) detail = `no models: no *.gguf files in ${scan.dir}`;
-      else detail = `${ids.length} model${ids.length === 1 ? "" : "s"} in ${scan.dir}`;
+      const none = own.exists ? `no *.gguf files in ${own.dir}` : `the models folder ${own.dir} does not exist yet`;
+      if (demo && ids.length > 0) detail = `${none}: serving the demo model ${ids.join(", ")} (${scan.dir}) until it has one`;
+      else if (own.models.length === 0) detail = `no models: ${none}`;
+      else detail = `${ids.length} model${ids.length === 1 ? "" : "s"} in ${own.dir}`;
       if (broken.length > 0) detail += `; unusable: ${broken.map((m) => `${m.file} (${m.error})`).join(", ")}`;
       if (status.models.length > 0) detail += `; loaded: ${status.models.map((m) => `${m.file} (${m.active} running)`).join(", ")}`;
       if (status.gpu) detail += `; gpu: ${status.gpu}`;
@@ -132,12 +149,27 @@ export class EmbeddedAdapter implements ProviderAdapter {
   }
 
   async listModels(_signal: AbortSignal): Promise<ModelCard[]> {
-    const scan = await this.catalog.scan();
+    const { scan, demo } = await this.served();
     // A file that left the folder frees its memory now rather than after the idle TTL.
     const present = new Set(scan.models.map((m) => m.path));
     for (const path of this.listed) if (!present.has(path)) void this.engine.unload(path).catch(() => {});
     this.listed = present;
-    return scan.models.map((m) => this.card(m));
+    return scan.models.map((m) => (demo ? { ...this.card(m), demo: true } : this.card(m)));
+  }
+
+  /** The GGUF files the engine holds in memory (their file size is what they take, near enough). */
+  async loadedModels(signal: AbortSignal): Promise<LoadedModel[]> {
+    const status = await this.engine.status(signal);
+    const { scan } = await this.served();
+    return status.models.map((m) => {
+      const known = scan.models.find((x) => x.path === m.path);
+      return { model: known?.id ?? m.file, size_bytes: known?.sizeBytes ?? null, vram_bytes: null, context_length: m.contextSize, expires_at: null };
+    });
+  }
+
+  async unloadModel(model: string, _signal: AbortSignal): Promise<boolean> {
+    const found = await this.resolve(model);
+    return (await this.engine.unload(found.path)) > 0;
   }
 
   async close(): Promise<void> {
@@ -145,6 +177,13 @@ export class EmbeddedAdapter implements ProviderAdapter {
   }
 
   // -------------------------------------------------------------------------
+
+  /** The folder's own models; the demo models instead while the folder has no GGUF. */
+  private async served(): Promise<Served> {
+    const own = await this.catalog.scan();
+    if (own.models.length > 0 || !this.demoCatalog) return { scan: own, demo: false, own };
+    return { scan: await this.demoCatalog.scan(), demo: true, own };
+  }
 
   private card(m: GgufModel): ModelCard {
     return {
@@ -171,6 +210,10 @@ export class EmbeddedAdapter implements ProviderAdapter {
     let model: GgufModel | undefined;
     try {
       model = await this.catalog.find(name);
+      if (!model && this.demoCatalog) {
+        const { scan, demo } = await this.served();
+        if (demo) model = scan.models.find((m) => m.id === name || m.file === name || m.file === `${name}.gguf`);
+      }
     } catch (err) {
       throw new UpstreamError("unavailable", `cannot read the models folder ${this.modelsDir}: ${(err as Error).message}`);
     }

@@ -13,7 +13,7 @@ import { Ollama, type AbortableAsyncIterator, type ChatResponse, type Fetch, typ
 import { fetch as undiciFetch, type Agent, type RequestInit as UndiciRequestInit } from "undici";
 import { UpstreamError, classifyHttpError, fromNetworkError, parseRetryAfter } from "../errors.ts";
 import { createAgent } from "../http.ts";
-import type { CallContext, ChunkBatch, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
+import type { CallContext, ChunkBatch, CompletionResult, HealthResult, LoadedModel, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
 import {
   ChatStreamMapper,
   CompletionStreamMapper,
@@ -153,6 +153,28 @@ export class OllamaAdapter implements ProviderAdapter {
     const client = this.client(signal, state);
     const res = await guard(signal, state, () => client.list());
     return toModelCards(res.models);
+  }
+
+  /** Ollama's /api/ps: the models in memory, their size and VRAM share, and when keep_alive unloads them. */
+  async loadedModels(signal: AbortSignal): Promise<LoadedModel[]> {
+    const state: CallState = {};
+    const res = await guard(signal, state, () => this.client(signal, state).ps());
+    return (res.models ?? []).map((m) => {
+      const x = m as unknown as { name: string; model?: string; size?: number; size_vram?: number; expires_at?: string | Date; context_length?: number };
+      // Ollama writes local time with an offset and nanoseconds; one form (UTC, ISO 8601) for every provider.
+      const at = x.expires_at === undefined ? NaN : new Date(x.expires_at).getTime();
+      const expires = Number.isFinite(at) ? new Date(at).toISOString() : null;
+      return { model: x.name ?? x.model ?? "", size_bytes: x.size ?? null, vram_bytes: x.size_vram ?? null, context_length: x.context_length ?? null, expires_at: expires };
+    });
+  }
+
+  /** Ollama unloads a model when asked to generate nothing with keep_alive 0. */
+  async unloadModel(model: string, signal: AbortSignal): Promise<boolean> {
+    const loaded = await this.loadedModels(signal);
+    if (!loaded.some((m) => m.model === model || m.model === `${model}:latest`)) return false;
+    const state: CallState = {};
+    await guard(signal, state, () => this.client(signal, state).generate({ model, prompt: "", keep_alive: 0, stream: false }));
+    return true;
   }
 
   async close(): Promise<void> {

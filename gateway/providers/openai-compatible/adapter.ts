@@ -6,7 +6,7 @@ import { UpstreamError, fromNetworkError } from "../errors.ts";
 import { createAgent, joinUrl, send, sendJson, sendJsonText } from "../http.ts";
 import type { UpstreamBody } from "../exchange.ts";
 import { SseParser } from "../sse.ts";
-import { RAW_JSON, type CallContext, type ChunkBatch, type CompletionResult, type HealthResult, type ModelCard, type OpenAIBody, type OpenAIChunk, type ProviderAdapter } from "../types.ts";
+import { RAW_JSON, type CallContext, type ChunkBatch, type CompletionResult, type HealthResult, type LoadedModel, type ModelCard, type OpenAIBody, type OpenAIChunk, type ProviderAdapter } from "../types.ts";
 import { readUsage, upstreamBody } from "./mapping.ts";
 
 export type OpenAIPath = "chat/completions" | "completions" | "embeddings" | "models";
@@ -108,6 +108,25 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       owned_by: m.owned_by ?? this.name,
       ...(typeof m.max_model_len === "number" ? { context_length: m.max_model_len } : {}),
     }));
+  }
+
+  /**
+   * llama.cpp and vLLM serve the model they were started with for their whole life:
+   * it is what /v1/models lists (with its size where llama.cpp gives it). Hosted
+   * OpenAI-compatible services load nothing of ours.
+   */
+  async loadedModels(signal: AbortSignal): Promise<LoadedModel[]> {
+    if (this.type !== "llamacpp" && this.type !== "vllm") return [];
+    return (await this.listModels(signal)).map((m) => {
+      const meta = (m as { meta?: { size?: number; n_ctx_train?: number } }).meta;
+      return {
+        model: m.id,
+        size_bytes: typeof meta?.size === "number" ? meta.size : null,
+        vram_bytes: null,
+        context_length: m.context_length ?? (typeof meta?.n_ctx_train === "number" ? meta.n_ctx_train : null),
+        expires_at: null,
+      };
+    });
   }
 
   async close(): Promise<void> {
