@@ -90,32 +90,58 @@ describe("priority", () => {
 
 describe("least-busy", () => {
   it("requests in flight spread evenly, and a new request goes where nothing is running", async () => {
-    const slow = { firstByteDelayMs: 500 };
-    const [a, b] = [await fake(slow), await fake(slow)];
+    // The upstreams hold requests (hang) until the client gives up, so "still running" never depends on how
+    // long a slow answer takes against how fast the next requests are sent.
+    const [a, b] = [await fake(), await fake()];
     const gw = await gateway({
       providers: { a: openai(a), b: openai(b) },
       models: { m: { strategy: "least-busy", deployments: [{ provider: "a", model: "x" }, { provider: "b", model: "x" }] } },
     });
+    const inFlight = async (): Promise<Record<string, number>> => {
+      const body = (await (await fetch(`${gw.url}/admin/providers`)).json()) as { data: { name: string; in_flight: number }[] };
+      return Object.fromEntries(body.data.map((p) => [p.name, p.in_flight]));
+    };
+    const held = new AbortController();
+    const hold = (n: number): Promise<unknown> =>
+      Promise.all(
+        Array.from({ length: n }, () =>
+          fetch(`${gw.v1}/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+            signal: held.signal,
+          }).catch((e: unknown) => e),
+        ),
+      );
+
     // 10 at once, all still running when the last arrives: 5 and 5 (random would rarely be this even).
-    const r = await Promise.all(Array.from({ length: 10 }, () => chat(gw, "m")));
-    const counts = { a: r.filter((x) => x.provider === "a").length, b: r.filter((x) => x.provider === "b").length };
-    expect(counts).toEqual({ a: 5, b: 5 });
+    a.fault = b.fault = { kind: "hang" };
+    const ten = hold(10);
+    await expect.poll(() => a.hits() + b.hits(), { timeout: 5000 }).toBe(10);
+    expect([a.hits(), b.hits()]).toEqual([5, 5]);
+    expect(await inFlight()).toEqual({ a: 5, b: 5 });
+    held.abort();
+    await ten;
+    await expect.poll(inFlight, { timeout: 3000 }).toEqual({ a: 0, b: 0 });
 
     // One long request occupies one deployment; the quick ones that follow all go to the other.
-    a.options.firstByteDelayMs = 600;
-    b.options.firstByteDelayMs = 600;
-    const long = chat(gw, "m");
-    await new Promise((res) => setTimeout(res, 50));
-    a.options.firstByteDelayMs = 0; // the long request keeps sleeping; new ones are quick
-    b.options.firstByteDelayMs = 0;
-    const providers = (await (await fetch(`${gw.url}/admin/providers`)).json()) as { data: { name: string; in_flight: number }[] };
-    const occupied = providers.data.filter((p) => p.in_flight > 0).map((p) => p.name);
-    expect(occupied).toHaveLength(1);
-    const free = occupied[0] === "a" ? "b" : "a";
+    const longHeld = new AbortController();
+    const long = fetch(`${gw.v1}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+      signal: longHeld.signal,
+    }).catch((e: unknown) => e);
+    await expect.poll(() => a.hits() + b.hits(), { timeout: 3000 }).toBe(11);
+    a.fault = b.fault = { kind: "none" }; // the long request keeps hanging; new ones are quick
+    const occupied = a.hits() === 6 ? "a" : "b";
+    const free = occupied === "a" ? "b" : "a";
+    expect(await inFlight()).toEqual({ [occupied]: 1, [free]: 0 });
     const quick: string[] = [];
     for (let i = 0; i < 10; i++) quick.push((await chat(gw, "m")).provider!);
     expect(quick).toEqual(Array(10).fill(free));
-    expect((await long).provider).toBe(occupied[0]);
+    longHeld.abort();
+    await long;
   });
 });
 
