@@ -1,6 +1,6 @@
 // labgate's command line: `labgate serve | validate | schema | version`.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { buildGateway, VERSION } from "./app.ts";
@@ -41,7 +41,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       console.log(USAGE);
       return command === undefined ? 1 : 0;
     default:
-      console.error(`labgate: unknown command "${command}"\n\n${USAGE}`);
+      console.error(`labgate: unknown command "${command}" (commands: serve, validate, schema, version; see labgate --help)`);
       return 2;
   }
 }
@@ -67,19 +67,107 @@ async function validate(args: string[]): Promise<number> {
   return 0;
 }
 
+const SERVE_OPTIONS = {
+  config: { type: "string", short: "c" },
+  host: { type: "string" },
+  port: { type: "string", short: "p" },
+  "data-dir": { type: "string" },
+  "models-dir": { type: "string" },
+} as const;
+const SERVE_USAGE = "labgate serve [--config FILE] [--host H] [--port N] [--data-dir DIR] [--models-dir DIR]";
+
+/** A mistake on the command line, in the environment or in the folders given: one line for the user, exit 2. */
+class UsageError extends Error {}
+
+/** The options of `serve`; parseArgs' errors become one line each (it throws them with a stack). */
+function parseServeArgs(args: string[]): Partial<Record<keyof typeof SERVE_OPTIONS, string>> {
+  let values: Partial<Record<keyof typeof SERVE_OPTIONS, string>>;
+  try {
+    ({ values } = parseArgs({ args, options: SERVE_OPTIONS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    const quoted = /'([^']+)'/.exec(message)?.[1];
+    const long = /--([a-z-]+)/.exec(message)?.[1];
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw new UsageError(`unknown option ${quoted ?? ""} (usage: ${SERVE_USAGE})`);
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") throw new UsageError(`--${long ?? "option"} needs a value (usage: ${SERVE_USAGE})`);
+    if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") throw new UsageError(`unexpected argument "${quoted ?? ""}" (usage: ${SERVE_USAGE})`);
+    throw new UsageError(`${message.split("\n")[0]} (usage: ${SERVE_USAGE})`);
+  }
+  for (const [name, value] of Object.entries(values)) {
+    if (value === "") throw new UsageError(`--${name} needs a value, got an empty string`);
+  }
+  return values;
+}
+
+/** An environment variable; an empty one counts as unset (`LABGATE_PORT= labgate serve`). */
+function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v === "" ? undefined : v;
+}
+
+/** A port is a decimal integer from 0 (any free port) to 65535: no "", hex, exponent or fraction. */
+export function parsePort(text: string, source: string): number {
+  const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    throw new UsageError(`${source} must be a port number from 0 to 65535 (0: any free port), got "${text}"`);
+  }
+  return port;
+}
+
+/**
+ * Creates a folder and its missing parents one level at a time, or says in one line
+ * why it cannot. (mkdirSync's recursive mode loops forever at 100% CPU where the file
+ * system answers ENOENT for a level it refuses, e.g. under /proc: `serve` hung there
+ * and, its event loop blocked, ignored SIGTERM.)
+ */
+export function makeFolder(dir: string, what: string): void {
+  const missing: string[] = [];
+  for (let p = dir; ; p = dirname(p)) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // ENOTDIR: some parent is a file; going up finds it and says which.
+      if ((code === "ENOENT" || code === "ENOTDIR") && dirname(p) !== p) {
+        missing.push(p);
+        continue;
+      }
+      throw new UsageError(`cannot create the ${what} ${dir}: cannot read ${p} (${code})`);
+    }
+    if (!isDir) throw new UsageError(`cannot create the ${what} ${dir}: ${p} is a file, not a folder`);
+    break;
+  }
+  for (const p of missing.reverse()) {
+    try {
+      mkdirSync(p);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EEXIST" && statSync(p, { throwIfNoEntry: false })?.isDirectory()) continue;
+      const why = code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EROFS" ? "read-only file system" : `the file system refused (${code})`;
+      throw new UsageError(`cannot create the ${what} ${dir}: mkdir ${p}: ${why}`);
+    }
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new UsageError(`the ${what} ${dir} is not writable`);
+  }
+}
+
 async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: "string", short: "c" },
-      host: { type: "string" },
-      port: { type: "string", short: "p" },
-      "data-dir": { type: "string" },
-      "models-dir": { type: "string" },
-    },
-    strict: true,
-  });
-  const configFile = values.config ?? env.LABGATE_CONFIG;
+  try {
+    return await serveChecked(args, env);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`labgate: ${err.message}`);
+    return 2;
+  }
+}
+
+async function serveChecked(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const values = parseServeArgs(args);
+  const configFile = values.config ?? envValue(env, "LABGATE_CONFIG");
   const usingDefault = !configFile;
   const file = configFile ?? fileURLToPath(DEFAULT_CONFIG_FILE);
   const loaded = await loadConfigFile(file);
@@ -89,17 +177,32 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
   const secrets = createSecretResolver(env);
   const config = usingDefault ? pruneUnconfiguredCloud(loaded.config, secrets) : loaded.config;
-  const dataDir = resolveDir(values["data-dir"] ?? env.LABGATE_DATA_DIR ?? config.server.data_dir ?? defaultDataDir(env));
-  const modelsDir = resolveDir(values["models-dir"] ?? env.LABGATE_MODELS_DIR ?? join(dataDir, "models"));
-  const host = values.host ?? env.LABGATE_HOST ?? config.server.host;
-  const portText = values.port ?? env.LABGATE_PORT;
-  const port = portText === undefined ? config.server.port : Number(portText);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error(`labgate: invalid port "${portText}"`);
-    return 2;
+  // The gateway's own keys guard every request, so without them it does not start
+  // (a provider's key that cannot be resolved only makes that provider unavailable).
+  for (const field of ["master_key", "admin_key"] as const) {
+    const ref = config.server[field];
+    const r = ref ? secrets.resolve(ref) : undefined;
+    if (r && !r.ok) throw new UsageError(`server.${field} in ${file} is ${ref}, but ${r.reason}: set it in the gateway's environment or remove server.${field}`);
   }
+  const dataDir = resolveDir(values["data-dir"] ?? envValue(env, "LABGATE_DATA_DIR") ?? config.server.data_dir ?? defaultDataDir(env));
+  const modelsDirGiven = values["models-dir"] ?? envValue(env, "LABGATE_MODELS_DIR");
+  const modelsDir = resolveDir(modelsDirGiven ?? join(dataDir, "models"));
+  const host = values.host ?? envValue(env, "LABGATE_HOST") ?? config.server.host;
+  const portEnv = envValue(env, "LABGATE_PORT");
+  const port =
+    values.port !== undefined ? parsePort(values.port, "--port") : portEnv !== undefined ? parsePort(portEnv, "LABGATE_PORT") : config.server.port;
+  makeFolder(dataDir, "data folder");
+  // The default models folder is made too, so that the user sees where *.gguf files go.
+  if (modelsDirGiven === undefined) makeFolder(modelsDir, "models folder");
+  else if (statSync(modelsDir, { throwIfNoEntry: false })?.isDirectory() === false) throw new UsageError(`the models folder ${modelsDir} is a file, not a folder`);
 
-  const gateway = await buildGateway({ config, dataDir, modelsDir, env, logLevel: env.LABGATE_LOG_LEVEL ?? "info" });
+  let gateway: Awaited<ReturnType<typeof buildGateway>>;
+  try {
+    gateway = await buildGateway({ config, dataDir, modelsDir, env, logLevel: envValue(env, "LABGATE_LOG_LEVEL") ?? "info", defaultMetrics: true });
+  } catch (err) {
+    console.error(`labgate: cannot start: ${String((err as Error)?.message ?? err).split("\n")[0]}`);
+    return 1;
+  }
   let url: string;
   try {
     url = await gateway.listen(host, port);

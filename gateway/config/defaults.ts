@@ -1,10 +1,14 @@
 // Where labgate keeps its state and which config it uses when told nothing.
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { LabgateConfig } from "./schema.ts";
 import type { SecretResolver } from "./secrets.ts";
 
 export const DEFAULT_CONFIG_FILE = new URL("../../resources/labgate.yaml", import.meta.url);
+
+/** The tiny demo model shipped with labgate, served while the models folder holds no GGUF of its own. */
+export const DEMO_MODELS_DIR = fileURLToPath(new URL("../../resources/models", import.meta.url));
 
 export function expandHome(p: string): string {
   return p === "~" ? homedir() : p.startsWith("~/") ? join(homedir(), p.slice(2)) : p;

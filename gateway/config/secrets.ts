@@ -13,7 +13,8 @@ export function createSecretResolver(env: NodeJS.ProcessEnv = process.env): Secr
       if (ref.startsWith("env:")) {
         const name = ref.slice(4);
         const value = env[name];
-        return value ? { ok: true, value } : { ok: false, reason: `environment variable ${name} is not set` };
+        if (value === undefined) return { ok: false, reason: `environment variable ${name} is not set` };
+        return value ? { ok: true, value } : { ok: false, reason: `environment variable ${name} is empty` };
       }
       if (ref.startsWith("vault:")) {
         // Recognised as a reference; a Vault client is a later issue.

@@ -1,6 +1,7 @@
 // Builds one adapter per configured provider. Adding a wire protocol means one
 // folder under providers/ and one line here.
 import type { ProviderConfig, ProviderType } from "../config/schema.ts";
+import { DEMO_MODELS_DIR } from "../config/defaults.ts";
 import type { SecretResolver } from "../config/secrets.ts";
 import { createAnthropicAdapter } from "./anthropic/adapter.ts";
 import { createAzureAdapter } from "./azure/adapter.ts";
@@ -62,6 +63,13 @@ export function createAdapter(ctx: AdapterContext): ProviderAdapter {
     case "ollama":
       return createOllamaAdapter({ name, baseUrl, extraHeaders });
     case "embedded":
-      return createEmbeddedAdapter({ name, config, modelsDir: config.models_dir ?? ctx.defaultModelsDir });
+      // The user's models folder; while it holds no GGUF, the demo model shipped with labgate
+      // answers instead (only for the default folder: a models_dir named in the config is taken as meant).
+      return createEmbeddedAdapter({
+        name,
+        config,
+        modelsDir: config.models_dir ?? ctx.defaultModelsDir,
+        ...(config.models_dir === undefined ? { demoDir: DEMO_MODELS_DIR } : {}),
+      });
   }
 }
