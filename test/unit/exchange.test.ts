@@ -86,14 +86,16 @@ describe("exchange", () => {
       res.write("first ");
       setTimeout(() => res.end("last"), 50);
     };
+    // The agent's pool says when a connection is back (or gone), instead of sleeping for it.
+    const pool = () => (agent.stats as Record<string, { connected: number; free: number } | undefined>)[base];
     const a = await call("/x");
     await a.body.next();
     a.body.dump();
-    await sleep(150);
+    await expect.poll(() => pool()?.free, { timeout: 3000, interval: 5 }).toBe(1); // the rest went by; the connection is free again
     const b = await call("/x");
     expect((await b.body.next()).value?.toString()).toBe("first ");
     await b.body.return();
-    await sleep(100);
+    await expect.poll(() => pool()?.connected, { timeout: 3000, interval: 5 }).toBe(0);
     expect(connections).toBe(1); // a's connection was reused for b
     const c = await call("/x");
     await c.body.text();
