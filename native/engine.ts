@@ -1,8 +1,12 @@
 // The embedded llama.cpp engine as the gateway's main thread sees it. All model work
 // happens in a worker thread (engine-worker.ts): a long generation never blocks the
-// gateway's event loop. This side admits requests per model (sequences + FIFO queue),
-// relays tokens as the worker produces them, and restarts the worker if it dies.
-import { Worker } from "node:worker_threads";
+// gateway's event loop. This side admits requests per model (sequences + FIFO queue)
+// and relays tokens as the worker produces them. The worker's lifecycle (start,
+// ready, stop with a grace period, death) is the lab supervisor's state machine
+// (gateway/lab/supervisor.ts); a worker that died is started again by the next request.
+import type { Worker } from "node:worker_threads";
+import { PermanentFailure, Supervisor, SupervisorStartError, type SupervisorFailure, type SupervisorState, type TransitionEvent } from "../gateway/lab/supervisor.ts";
+import { WorkerChild } from "../gateway/lab/worker-child.ts";
 import type { EngineErrorClass, FinishReason, FromWorker, GpuSetting, LoadedModelStatus, ModelSpec, Prompt, SamplingParams, ToWorker } from "./protocol.ts";
 import { QueueFullError, SlotGate } from "./slots.ts";
 
@@ -21,6 +25,13 @@ export interface EngineOptions {
   gpu: GpuSetting;
   /** Where the worker's script is; tests may point elsewhere. */
   workerUrl?: URL;
+  /** How long a worker may take to free its models before it is terminated. Default 5 s. */
+  shutdownGraceMs?: number;
+  /** How long llama.cpp may take to initialise in a new worker. Default 120 s. */
+  startupTimeoutMs?: number;
+  /** After llama.cpp failed to start, requests fail fast for this long before it is tried again. Default 10 s. */
+  startRetryMs?: number;
+  now?: () => number;
 }
 
 export interface GenerateRequest {
@@ -56,7 +67,12 @@ export interface EmbedResult {
 }
 
 export interface EngineStatus {
+  /** The worker is starting or running. */
   running: boolean;
+  /** The worker's supervisor state. */
+  state: SupervisorState;
+  /** llama.cpp could not start (it said so, or was not ready in time): the engine is down until it is tried again. */
+  startFailed: boolean;
   gpu: string | false | null;
   models: LoadedModelStatus[];
   /** Why the last start failed or the worker last died, if it did. */
@@ -88,30 +104,48 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-/** How long a worker may take to free its models before it is terminated. */
 const SHUTDOWN_GRACE_MS = 5_000;
-/** After llama.cpp failed to start, requests fail fast for this long before it is tried again. */
+const STARTUP_TIMEOUT_MS = 120_000;
 const START_RETRY_MS = 10_000;
+const RESTARTS_ON_NEXT_REQUEST = "the request was aborted, the engine restarts on the next request";
 
 export class EmbeddedEngine {
   private readonly opts: EngineOptions;
-  private worker: Worker | null = null;
-  private starting: Promise<Worker> | null = null;
+  /** The worker thread's lifecycle: started on demand, never restarted by itself. */
+  readonly supervisor: Supervisor<WorkerChild>;
   private readonly pending = new Map<number, Handler>();
   private readonly gates = new Map<string, SlotGate>();
   private nextId = 1;
   private closed = false;
-  /** Workers that have ended (so nobody waits for their 'exit' again). */
-  private readonly exited = new WeakSet<Worker>();
   private gpu: string | false | null = null;
-  private lastError: string | null = null;
-  private restarts = 0;
-  private everStarted = false;
-  private ready = false;
-  private startFailure: { at: number; error: EngineError } | null = null;
+  private readonly now: () => number;
+  private readonly shutdownGraceMs: number;
 
   constructor(opts: EngineOptions) {
     this.opts = opts;
+    this.now = opts.now ?? Date.now;
+    this.shutdownGraceMs = opts.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
+    const url = opts.workerUrl ?? new URL("./engine-worker.ts", import.meta.url);
+    this.supervisor = new Supervisor<WorkerChild>({
+      name: "embedded engine",
+      spawn: () =>
+        new WorkerChild({
+          url,
+          name: "labgate-embedded-engine",
+          // The per-token path: worker -> this listener -> the request's handler.
+          setup: (w) => w.on("message", (msg: FromWorker) => this.pending.get(msg.id)?.(msg)),
+          // Free llama.cpp's contexts first: terminate() with them alive can abort the whole process.
+          gracefulStop: (w) => w.postMessage({ op: "shutdown", id: this.nextId++, crash: false } satisfies ToWorker),
+        }),
+      ready: (child, signal) => this.init(child, signal),
+      startupTimeoutMs: opts.startupTimeoutMs ?? STARTUP_TIMEOUT_MS,
+      stopGraceMs: this.shutdownGraceMs,
+      // The next request starts a worker that died; nothing restarts it meanwhile.
+      restart: "never",
+      describeExit: (info) => `${DEATH_PREFIX} (${info.error ?? `exit code ${info.code}`})`,
+      now: this.now,
+    });
+    this.supervisor.events.on("transition", (e) => this.onTransition(e));
   }
 
   /** Generate text. Resolves once the model is loaded and the prompt fits the context. */
@@ -198,22 +232,31 @@ export class EmbeddedEngine {
 
   /** Loaded models and worker state. Never starts the worker. */
   async status(signal?: AbortSignal): Promise<EngineStatus> {
-    const base = { gpu: this.gpu, lastError: this.lastError, restarts: this.restarts };
+    const st = this.supervisor.status();
+    const base = {
+      state: st.state,
+      startFailed: this.startFailure() !== null,
+      gpu: this.gpu,
+      lastError: st.lastError,
+      restarts: st.restarts,
+    };
+    const running = (): boolean => this.supervisor.state === "starting" || this.supervisor.state === "running";
     const worker = this.worker;
-    if (!worker || !this.ready) return { running: worker !== null, models: [], ...base };
+    if (!worker || st.state !== "running") return { running: running(), models: [], ...base };
     try {
       const msg = await this.request(worker, (id) => ({ op: "status", id }), signal ?? AbortSignal.timeout(5000));
       if (msg.type === "status") return { running: true, ...base, gpu: msg.gpu, models: msg.models };
     } catch {
       // fall through
     }
-    return { running: this.worker !== null, models: [], ...base };
+    return { running: running(), models: [], ...base };
   }
 
   /** Unload one model file (or all when no path) as soon as it is idle. */
   async unload(path?: string): Promise<number> {
+    const state = this.supervisor.state;
     const worker = this.worker;
-    if (!worker) return 0;
+    if (!worker || (state !== "running" && state !== "starting")) return 0;
     const msg = await this.request(worker, (id) => ({ op: "unload", id, path }), AbortSignal.timeout(30_000));
     return msg.type === "unloaded" ? msg.count : 0;
   }
@@ -225,35 +268,25 @@ export class EmbeddedEngine {
 
   /** Lose the worker as if it had failed: in-flight requests fail, the next request starts a new one. */
   async stopWorker(): Promise<void> {
-    const w = this.worker;
-    if (w) await this.endWorker(w, true);
+    const child = this.supervisor.child;
+    const worker = child?.worker;
+    if (!child || !worker) return;
+    worker.ref();
+    // It frees llama.cpp, then ends with an error (a crash as the supervisor sees it);
+    // terminated if it does not in time.
+    this.post(worker, { op: "shutdown", id: this.nextId++, crash: true });
+    const timer = setTimeout(() => child.stop("force"), this.shutdownGraceMs);
+    await child.exited;
+    clearTimeout(timer);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const err = new EngineError("unavailable", "embedded engine is shut down");
+    const err = shutDown();
     for (const g of this.gates.values()) g.failAll(err);
-    const w = this.worker;
-    this.worker = null;
-    this.starting = null;
     this.failPending(err.message);
-    if (w) await this.endWorker(w, false);
-  }
-
-  /**
-   * Ends a worker after it has freed its native resources. terminate() alone,
-   * with llama.cpp contexts alive, can abort the whole process; it is only the
-   * fallback for a worker that does not finish in time.
-   */
-  private async endWorker(worker: Worker, crash: boolean): Promise<void> {
-    if (this.exited.has(worker)) return; // 'exit' is emitted once: waiting for it again would hang
-    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
-    worker.ref();
-    this.post(worker, { op: "shutdown", id: this.nextId++, crash });
-    const timer = setTimeout(() => void worker.terminate().catch(() => {}), SHUTDOWN_GRACE_MS);
-    await exited;
-    clearTimeout(timer);
+    await this.supervisor.stop("embedded engine closed");
   }
 
   // -------------------------------------------------------------------------
@@ -270,7 +303,7 @@ export class EmbeddedEngine {
   }
 
   private async admit(model: ModelSpec, maxQueue: number, signal: AbortSignal): Promise<() => void> {
-    if (this.closed) throw new EngineError("unavailable", "embedded engine is shut down");
+    if (this.closed) throw shutDown();
     let gate = this.gates.get(model.path);
     if (!gate) {
       gate = new SlotGate(model.parallel, maxQueue);
@@ -288,57 +321,62 @@ export class EmbeddedEngine {
   }
 
   /** The running worker, started (and llama.cpp initialised) on first use. */
-  private ensureWorker(): Promise<Worker> {
-    if (this.closed) return Promise.reject(new EngineError("unavailable", "embedded engine is shut down"));
-    if (this.starting) return this.starting;
+  private async ensureWorker(): Promise<Worker> {
+    const s = this.supervisor;
+    for (;;) {
+      if (this.closed) throw shutDown();
+      if (s.state === "running") {
+        const w = this.worker;
+        if (w) return w;
+      }
+      if (s.state !== "stopping") break;
+      await s.waitFor("stopped", "failed", "backoff");
+    }
     // llama.cpp itself failed to start a moment ago: it will again, answer at once.
-    if (this.startFailure && Date.now() - this.startFailure.at < START_RETRY_MS) return Promise.reject(this.startFailure.error);
-    const url = this.opts.workerUrl ?? new URL("./engine-worker.ts", import.meta.url);
-    const worker = new Worker(url, { name: "labgate-embedded-engine" });
-    this.worker = worker;
-    this.ready = false;
-    if (this.everStarted) this.restarts++;
-    this.everStarted = true;
-    let exitReason: string | null = null;
-    worker.on("message", (msg: FromWorker) => this.pending.get(msg.id)?.(msg));
-    worker.on("error", (err) => {
-      exitReason = err instanceof Error ? err.message : String(err);
-    });
-    worker.on("exit", (code) => {
-      this.exited.add(worker);
-      if (this.worker !== worker) return;
-      this.worker = null;
-      this.starting = null;
-      this.ready = false;
-      if (this.closed) return;
-      const why = exitReason ?? `exit code ${code}`;
-      this.lastError = `${DEATH_PREFIX} (${why})`;
-      this.failPending(`${DEATH_PREFIX} (${why}); the request was aborted, the engine restarts on the next request`);
-    });
-    const starting: Promise<Worker> = this.request(worker, (id) => ({ op: "init", id, gpu: this.opts.gpu }), AbortSignal.timeout(120_000))
-      .then((msg) => {
-        if (msg.type !== "ready") throw toError(msg);
-        this.gpu = msg.gpu;
-        this.startFailure = null;
-        if (this.worker === worker) this.ready = true;
-        this.refWorker();
-        return worker;
-      })
-      .catch(async (err: unknown) => {
-        // llama.cpp could not start: report it, and let the next request try again.
-        const e = err instanceof EngineError ? err : new EngineError("unavailable", `embedded engine could not start: ${(err as Error).message}`);
-        this.lastError = e.message;
-        if (/could not start/.test(e.message)) this.startFailure = { at: Date.now(), error: e };
-        if (this.worker === worker) {
-          this.worker = null;
-          this.starting = null;
-          this.ready = false;
-        }
-        void this.endWorker(worker, false).catch(() => {});
-        throw e;
-      });
-    this.starting = starting;
-    return starting;
+    const failed = this.startFailure();
+    if (failed && this.now() - failed.at < (this.opts.startRetryMs ?? START_RETRY_MS)) throw this.startError(failed);
+    try {
+      await s.start();
+    } catch (err) {
+      if (this.closed) throw shutDown();
+      throw err instanceof SupervisorStartError && err.failure ? this.startError(err.failure) : new EngineError("unavailable", `embedded engine could not start: ${(err as Error).message}`);
+    }
+    const w = this.worker;
+    if (!w || s.state !== "running") throw new EngineError("unavailable", `${s.status().lastError ?? "embedded engine stopped"}; ${RESTARTS_ON_NEXT_REQUEST}`);
+    return w;
+  }
+
+  /** Readiness of a new worker: llama.cpp initialised in it. */
+  private async init(child: WorkerChild, signal: AbortSignal): Promise<void> {
+    const worker = child.worker;
+    if (!worker) throw new Error("the worker did not start");
+    const msg = await this.request(worker, (id) => ({ op: "init", id, gpu: this.opts.gpu }), signal);
+    if (msg.type === "ready") {
+      this.gpu = msg.gpu;
+      return;
+    }
+    if (msg.type === "start-failed") throw new PermanentFailure(msg.message);
+    throw toError(msg);
+  }
+
+  /** The worker left (it died, or could not start): requests still waiting on it fail now. */
+  private onTransition(e: TransitionEvent): void {
+    if (this.closed || !e.exit || (e.from !== "running" && e.from !== "starting")) return;
+    this.failPending(`${this.supervisor.status().lastError ?? e.reason}; ${RESTARTS_ON_NEXT_REQUEST}`);
+  }
+
+  /** The failed start that keeps the engine down (the worker was alive but llama.cpp could not start), if that is the state. */
+  private startFailure(): SupervisorFailure | null {
+    const f = this.supervisor.status().failure;
+    return f && f.exit === null ? f : null;
+  }
+
+  private startError(f: SupervisorFailure): EngineError {
+    // The worker died: the same words as for requests it was serving.
+    if (f.exit) return new EngineError("unavailable", `${f.reason}; ${RESTARTS_ON_NEXT_REQUEST}`);
+    // It said why (llama.cpp cannot start here): its words.
+    if (f.permanent) return new EngineError("unavailable", f.reason);
+    return new EngineError("unavailable", `embedded engine could not start: ${f.reason}`);
   }
 
   /** One request/answer exchange with the worker. */
@@ -361,6 +399,11 @@ export class EmbeddedEngine {
       this.refWorker();
       this.post(worker, build(id));
     });
+  }
+
+  /** The current worker thread (from its start until it has exited). */
+  private get worker(): Worker | null {
+    return this.supervisor.child?.worker ?? null;
   }
 
   private post(worker: Worker, msg: ToWorker): void {
@@ -393,8 +436,13 @@ function cancelled(signal: AbortSignal): unknown {
   return new EngineError("cancelled", "request cancelled");
 }
 
+function shutDown(): EngineError {
+  return new EngineError("unavailable", "embedded engine is shut down");
+}
+
 function toError(msg: FromWorker): EngineError {
   if (msg.type === "error") return new EngineError(msg.errorClass, msg.message);
+  if (msg.type === "start-failed") return new EngineError("unavailable", msg.message);
   return new EngineError("server_error", `embedded engine answered ${msg.type} unexpectedly`);
 }
 

@@ -86,7 +86,10 @@ export interface LoadedModelStatus {
 }
 
 export type FromWorker =
+  /** Answer to init: llama.cpp is up, the worker takes requests. */
   | { id: number; type: "ready"; gpu: string | false; cpuMathCores: number }
+  /** Answer to init: llama.cpp cannot start here (no usable binary, no such GPU); trying again at once will not help. */
+  | { id: number; type: "start-failed"; message: string }
   /** The model is loaded and the prompt fits: generation is about to start. */
   | { id: number; type: "started"; promptTokens: number; contextSize: number }
   | { id: number; type: "text"; text: string }

@@ -26,6 +26,8 @@ describe("embedded engine start-up", () => {
         await expect(engine.generate(request, never)).rejects.toMatchObject({ errorClass: "unavailable" });
       }
       expect(engine.queues().every((q) => q.active === 0 && q.waiting === 0)).toBe(true);
+      // Each request tried a new worker: a worker that died is no reason to stop trying.
+      expect(await engine.status()).toMatchObject({ running: false, state: "failed", startFailed: false, restarts: 2, lastError: "embedded engine stopped unexpectedly (exit code 3)" });
     } finally {
       await engine.close();
     }
@@ -34,10 +36,45 @@ describe("embedded engine start-up", () => {
   it("a worker that never answers still lets a caller give up (its signal)", async () => {
     const script = join(dir, "silent.mjs");
     writeFileSync(script, "setInterval(() => {}, 1000);\n");
-    const engine = new EmbeddedEngine({ gpu: false, workerUrl: pathToFileURL(script) });
+    const engine = new EmbeddedEngine({ gpu: false, workerUrl: pathToFileURL(script), shutdownGraceMs: 100 });
     try {
       await expect(engine.generate(request, AbortSignal.timeout(300))).rejects.toBeDefined();
       expect(engine.queues().every((q) => q.active === 0)).toBe(true);
+    } finally {
+      // It ignores the shutdown message too: terminated after the (shortened) grace period.
+      await engine.close();
+    }
+    expect(engine.supervisor.status()).toMatchObject({ state: "stopped", lastExit: { code: 1 } });
+  });
+
+  it("a worker that says llama.cpp cannot start: requests fail at once for a while, then it is tried again", async () => {
+    const script = join(dir, "refuses.mjs");
+    writeFileSync(
+      script,
+      `import { parentPort } from "node:worker_threads";
+parentPort.on("message", (m) => {
+  if (m.op === "init") parentPort.postMessage({ id: m.id, type: "start-failed", message: "embedded engine could not start llama.cpp: no GPU here" });
+  if (m.op === "shutdown") parentPort.close();
+});
+`,
+    );
+    let now = 1_000_000;
+    const engine = new EmbeddedEngine({ gpu: false, workerUrl: pathToFileURL(script), startRetryMs: 10_000, now: () => now });
+    try {
+      await expect(engine.generate(request, AbortSignal.timeout(10_000))).rejects.toMatchObject({
+        errorClass: "unavailable",
+        message: "embedded engine could not start llama.cpp: no GPU here",
+      });
+      expect(await engine.status()).toMatchObject({ running: false, state: "failed", startFailed: true, restarts: 0 });
+      // Within startRetryMs: the same answer, without a new worker.
+      now += 9_999;
+      await expect(engine.generate(request, AbortSignal.timeout(10_000))).rejects.toMatchObject({ message: /no GPU here/ });
+      expect(engine.supervisor.status().restarts).toBe(0);
+      // Then it is tried again.
+      now += 1;
+      await expect(engine.generate(request, AbortSignal.timeout(10_000))).rejects.toMatchObject({ message: /no GPU here/ });
+      expect(engine.supervisor.status().restarts).toBe(1);
+      expect(engine.queues().every((q) => q.active === 0 && q.waiting === 0)).toBe(true);
     } finally {
       await engine.close();
     }

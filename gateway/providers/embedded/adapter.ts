@@ -140,7 +140,7 @@ export class EmbeddedAdapter implements ProviderAdapter {
       if (status.models.length > 0) detail += `; loaded: ${status.models.map((m) => `${m.file} (${m.active} running)`).join(", ")}`;
       if (status.gpu) detail += `; gpu: ${status.gpu}`;
       // The engine only counts as down when llama.cpp itself cannot start.
-      const startFailed = !status.running && status.lastError !== null && /could not start/.test(status.lastError);
+      const startFailed = status.startFailed;
       if (status.restarts > 0 || startFailed) detail += `; ${status.lastError}${status.restarts > 0 ? ` (restarted ${status.restarts}x)` : ""}`;
       return { ok: !startFailed, detail, latencyMs: performance.now() - started, models: ids };
     } catch (err) {
