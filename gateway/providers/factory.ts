@@ -5,8 +5,7 @@ import { DEMO_MODELS_DIR } from "../config/defaults.ts";
 import type { SecretResolver } from "../config/secrets.ts";
 import { createAnthropicAdapter } from "./anthropic/adapter.ts";
 import { createAzureAdapter } from "./azure/adapter.ts";
-import { createEmbeddedAdapter } from "./embedded/adapter.ts";
-import { createOllamaAdapter } from "./ollama/adapter.ts";
+import { LazyAdapter } from "./lazy-adapter.ts";
 import { OpenAICompatibleAdapter } from "./openai-compatible/adapter.ts";
 import type { ProviderAdapter } from "./types.ts";
 
@@ -25,6 +24,63 @@ export interface AdapterContext {
   secrets: Record<string, string>;
   /** Models folder for the embedded engine when the provider names none. */
   defaultModelsDir: string;
+  /**
+   * The heavy adapter modules this gateway has imported (loadAdapterModules). A
+   * provider of a type not among them gets a LazyAdapter that imports it now.
+   */
+  modules?: AdapterModules;
+}
+
+/**
+ * Adapters that not every configuration needs, imported only when a provider of
+ * their type exists: the embedded one pulls in node-llama-cpp (its GGUF reader; the
+ * engine itself runs in a worker thread started on first use), the Ollama one the
+ * `ollama` npm client. The others are small and always imported.
+ */
+const HEAVY = {
+  embedded: () => import("./embedded/adapter.ts"),
+  ollama: () => import("./ollama/adapter.ts"),
+};
+type HeavyType = keyof typeof HEAVY;
+
+/** The heavy adapter modules one gateway has imported, and why any could not be. */
+export type AdapterModules = { -readonly [K in HeavyType]?: Awaited<ReturnType<(typeof HEAVY)[K]>> } & { failed: Partial<Record<HeavyType, string>> };
+
+function isHeavy(type: string): type is HeavyType {
+  return Object.hasOwn(HEAVY, type);
+}
+
+/**
+ * Imports the adapter modules these provider types need, before the providers are
+ * built, so a configured provider gets its real adapter and no request waits for an
+ * import. A module that fails to import leaves its providers unavailable, not the gateway.
+ */
+export async function loadAdapterModules(types: Iterable<string>): Promise<AdapterModules> {
+  const modules: AdapterModules = { failed: {} };
+  const wanted = [...new Set(types)].filter(isHeavy);
+  await Promise.all(
+    wanted.map(async (type) => {
+      try {
+        Object.assign(modules, { [type]: await HEAVY[type]() });
+      } catch (err) {
+        modules.failed[type] = (err as Error)?.message ?? String(err);
+      }
+    }),
+  );
+  return modules;
+}
+
+/** The adapter built from its module: at once if the gateway has imported it, otherwise once the import is done. */
+function heavyAdapter<K extends HeavyType>(ctx: AdapterContext, type: K, make: (m: NonNullable<AdapterModules[K]>) => ProviderAdapter): ProviderAdapter {
+  const modules = ctx.modules;
+  const loaded = modules?.[type];
+  if (loaded) return make(loaded as NonNullable<AdapterModules[K]>);
+  if (modules?.failed[type]) throw new Error(`the ${type} adapter could not be loaded: ${modules.failed[type]}`);
+  return new LazyAdapter(ctx.name, type, async () => {
+    const m = (await HEAVY[type]()) as NonNullable<AdapterModules[K]>;
+    if (modules) Object.assign(modules, { [type]: m });
+    return make(m);
+  });
 }
 
 /** Appends /v1 unless the URL already names an API version path. */
@@ -61,15 +117,17 @@ export function createAdapter(ctx: AdapterContext): ProviderAdapter {
     case "anthropic":
       return createAnthropicAdapter({ name, baseUrl, apiKey: secrets.api_key ?? "", extraHeaders });
     case "ollama":
-      return createOllamaAdapter({ name, baseUrl, extraHeaders });
+      return heavyAdapter(ctx, "ollama", (m) => m.createOllamaAdapter({ name, baseUrl, extraHeaders }));
     case "embedded":
       // The user's models folder; while it holds no GGUF, the demo model shipped with labgate
       // answers instead (only for the default folder: a models_dir named in the config is taken as meant).
-      return createEmbeddedAdapter({
-        name,
-        config,
-        modelsDir: config.models_dir ?? ctx.defaultModelsDir,
-        ...(config.models_dir === undefined ? { demoDir: DEMO_MODELS_DIR } : {}),
-      });
+      return heavyAdapter(ctx, "embedded", (m) =>
+        m.createEmbeddedAdapter({
+          name,
+          config,
+          modelsDir: config.models_dir ?? ctx.defaultModelsDir,
+          ...(config.models_dir === undefined ? { demoDir: DEMO_MODELS_DIR } : {}),
+        }),
+      );
   }
 }

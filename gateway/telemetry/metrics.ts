@@ -33,9 +33,16 @@ export interface GatewayMetrics {
   };
 }
 
+/**
+ * `defaultMetrics` adds prom-client's process metrics (labgate_process_*). Off unless
+ * asked for: they are about the process, not the gateway, and each call registers
+ * process-wide observers (a GC PerformanceObserver, an event-loop delay monitor) that
+ * are never removed, so a process that builds many gateways (tests) must not ask
+ * each time. `labgate serve` asks for its one gateway.
+ */
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): GatewayMetrics {
   const registry = new Registry();
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: "labgate_process_" });
+  if (opts.defaultMetrics === true) collectDefaultMetrics({ register: registry, prefix: "labgate_process_" });
   const requests = new CounterCells();
   const tokens = new CounterCells();
   const cost = new CounterCells();

@@ -126,7 +126,7 @@ describe("CLI mistakes get one line and a non-zero exit", () => {
   });
 
   it("an unknown command", async () => {
-    expectOneLine(await run(["serv"]), /^labgate: unknown command "serv" \(commands: serve, );
+    expectOneLine(await run(["serv"]), /^labgate: unknown command "serv" \(commands: serve, /);
   });
 });
 
