@@ -11,9 +11,11 @@ import { adminRoutes } from "./api/admin.ts";
 import type { GatewayDeps, ProviderHealthBook } from "./api/deps.ts";
 import { installErrorHandlers } from "./api/errors.ts";
 import { healthRoutes } from "./api/health.ts";
+import { labRoutes } from "./api/lab.ts";
 import { metricsRoutes } from "./api/metrics.ts";
 import { v1Routes } from "./api/v1.ts";
 import { startDiscovery } from "./lab/discovery.ts";
+import { GpuMonitor } from "./lab/gpus.ts";
 import { ServerDiscovery } from "./lab/servers.ts";
 import { createAdapter, loadAdapterModules } from "./providers/factory.ts";
 import { ProviderRegistry } from "./providers/registry.ts";
@@ -31,6 +33,7 @@ import { providersView } from "./api/provider-status.ts";
 import { EventHub } from "./telemetry/events.ts";
 import { createLabMetrics, type LabMetrics } from "./telemetry/lab-metrics.ts";
 import { countOutcomes } from "./telemetry/outcome-metrics.ts";
+import { registerGpuMetrics } from "./telemetry/gpu-metrics.ts";
 
 export interface GatewayOptions {
   config: LabgateConfig;
@@ -57,6 +60,12 @@ export interface GatewayOptions {
    * should turn them on: `labgate serve` does; tests and other embedders leave them off (default).
    */
   defaultMetrics?: boolean;
+  /**
+   * The GPU monitor: nvidia-smi (a name looked up on env's PATH, or a path) read every
+   * intervalMs (default 5000), the inventory every inventoryIntervalMs (default 300000);
+   * false: no GPU monitoring (an empty list).
+   */
+  gpu?: false | { nvidiaSmi?: string; intervalMs?: number; inventoryIntervalMs?: number };
 }
 
 export interface Gateway {
@@ -74,6 +83,8 @@ export interface Gateway {
   events: EventHub;
   /** The lab's metric names; the batch queue sets its batch_* figures there. */
   labMetrics: LabMetrics;
+  /** The machine's GPUs (GET /admin/lab/gpus, labgate_gpu_*); on() tells of changes. */
+  gpus: GpuMonitor;
   db: Db;
   log: Logger;
   /** Starts listening; resolves to the base URL (http://host:port). */
@@ -193,6 +204,9 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   // The lab's own metric names (router_*, billing_*, provider_up, batch_*).
   const labMetrics = createLabMetrics(metrics.registry, { providers: registry, router });
   completions.onOutcome(labMetrics.observe);
+  // The machine's GPUs, read in the background (systeminformation rarely, nvidia-smi every few seconds).
+  const gpuMonitor = new GpuMonitor({ env: opts.env ?? process.env, log, ...(opts.gpu === false ? { intervalMs: 0 } : opts.gpu) });
+  registerGpuMetrics(metrics.registry, gpuMonitor);
 
   const health: ProviderHealthBook = {
     async probe(name) {
@@ -223,6 +237,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     router,
     registry,
     servers,
+    monitor: gpuMonitor,
     events,
     labSnapshot: () => ({ ...providersView(registry, router), servers: servers.snapshot() }),
     completions,
@@ -243,6 +258,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   // LiteLLM's proxy also answers without the /v1 prefix; some tools rely on it.
   await app.register(v1Routes(deps), { prefix: "" });
   await app.register(adminRoutes(deps), { prefix: "/admin" });
+  await app.register(labRoutes(deps), { prefix: "/admin/lab" });
 
   const discovery = startDiscovery(router, log, { intervalMs: opts.discoveryIntervalMs, graceMs: config.lab.discovery.grace_s * 1000 });
   // A server found (or back) has its models listed at once, not at the next round.
@@ -250,6 +266,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     if ((e.type === "added" && e.source === "discovery") || (e.type === "health" && e.healthy)) void discovery.refresh();
   });
   servers.start();
+  if (opts.gpu !== false) gpuMonitor.start();
   const healthTimer =
     opts.healthIntervalMs === 0
       ? undefined
@@ -268,6 +285,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     logCeiling,
     metrics,
     labMetrics,
+    gpus: gpuMonitor,
     events,
     db,
     log,
@@ -284,6 +302,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       if (closed) return;
       closed = true;
       servers.stop();
+      gpuMonitor.stop();
       events.close();
       discovery.stop();
       if (healthTimer) clearInterval(healthTimer);

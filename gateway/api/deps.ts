@@ -1,6 +1,7 @@
 // What the HTTP plugins are given by the composition root.
 import type { CompletionService } from "../completion/service.ts";
 import type { LabgateConfig } from "../config/schema.ts";
+import type { GpuMonitor } from "../lab/gpus.ts";
 import type { ServerDiscovery } from "../lab/servers.ts";
 import type { EventHub } from "../telemetry/events.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
@@ -25,6 +26,8 @@ export interface GatewayDeps {
   labSnapshot(): Record<string, unknown>;
   /** Inference servers found running on the lab's machines. */
   servers: ServerDiscovery;
+  /** The machine's GPUs and their figures, read in the background (GET /admin/lab/gpus, /metrics). */
+  monitor: GpuMonitor;
   /** Every provider, whatever its source, with its runtime state and events. */
   registry: ProviderRegistry;
   /** Routes and accounts every request; the HTTP layer only translates. */
