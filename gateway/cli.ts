@@ -1,18 +1,23 @@
 // labgate's command line: `labgate serve | validate | schema | version`.
-import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { buildGateway, VERSION } from "./app.ts";
+import type { Gateway } from "./app.ts";
 import { defaultDataDir, DEFAULT_CONFIG_FILE, pruneUnconfiguredCloud, resolveDir } from "./config/defaults.ts";
 import { formatProblem, loadConfigFile } from "./config/load.ts";
 import { createSecretResolver } from "./config/secrets.ts";
+
+// The gateway (fastify, SQLite, every adapter) is imported only once `serve` has checked
+// its arguments, so a mistake is reported at once.
+const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 const USAGE = `labgate ${VERSION} — an OpenAI-compatible gateway for your lab
 
 Usage:
   labgate serve [--config FILE] [--host H] [--port N] [--data-dir DIR] [--models-dir DIR]
   labgate validate FILE
+  labgate pull URL|hf:OWNER/REPO/FILE.gguf [--models-dir DIR] [--sha256 HEX]   a GGUF into the models folder (resumes)
   labgate schema            print the JSON schema of labgate.yaml
   labgate version
 
@@ -25,6 +30,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return serve(rest, env);
     case "validate":
       return validate(rest);
+    case "pull": {
+      // The downloader (node-llama-cpp) is loaded only for this command.
+      const { pullCommand } = await import("./lab/pull-command.ts");
+      return pullCommand(rest, env);
+    }
     case "schema": {
       const { configJsonSchema } = await import("./config/write-schema.ts");
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + "\n");
@@ -41,7 +51,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       console.log(USAGE);
       return command === undefined ? 1 : 0;
     default:
-      console.error(`labgate: unknown command "${command}" (commands: serve, validate, schema, version; see labgate --help)`);
+      console.error(`labgate: unknown command "${command}" (commands: serve, validate, pull, schema, version; see labgate --help)`);
       return 2;
   }
 }
@@ -196,8 +206,9 @@ async function serveChecked(args: string[], env: NodeJS.ProcessEnv): Promise<num
   if (modelsDirGiven === undefined) makeFolder(modelsDir, "models folder");
   else if (statSync(modelsDir, { throwIfNoEntry: false })?.isDirectory() === false) throw new UsageError(`the models folder ${modelsDir} is a file, not a folder`);
 
-  let gateway: Awaited<ReturnType<typeof buildGateway>>;
+  let gateway: Gateway;
   try {
+    const { buildGateway } = await import("./app.ts");
     gateway = await buildGateway({ config, dataDir, modelsDir, env, logLevel: envValue(env, "LABGATE_LOG_LEVEL") ?? "info", defaultMetrics: true });
   } catch (err) {
     console.error(`labgate: cannot start: ${String((err as Error)?.message ?? err).split("\n")[0]}`);
