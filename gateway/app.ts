@@ -205,7 +205,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const labMetrics = createLabMetrics(metrics.registry, { providers: registry, router });
   completions.onOutcome(labMetrics.observe);
   // The machine's GPUs, read in the background (systeminformation rarely, nvidia-smi every few seconds).
-  const gpuMonitor = new GpuMonitor({ env: opts.env ?? process.env, log, ...(opts.gpu === false ? { intervalMs: 0 } : opts.gpu) });
+  const gpuMonitor = new GpuMonitor({ env: opts.env ?? process.env, log, ...(opts.gpu || {}) });
   registerGpuMetrics(metrics.registry, gpuMonitor);
 
   const health: ProviderHealthBook = {

@@ -324,7 +324,7 @@ describe("gpuEnv", () => {
     expect(gpuEnv([2])).toEqual({ CUDA_DEVICE_ORDER: "PCI_BUS_ID", CUDA_VISIBLE_DEVICES: "2", HIP_VISIBLE_DEVICES: "2" });
   });
 
-  it("no gpus: key, nothing set; an empty list hides every GPU", () => {
+  it("no gpus key: nothing set; an empty list hides every GPU", () => {
     expect(gpuEnv(undefined)).toEqual({});
     expect(gpuEnv([])).toEqual({ CUDA_DEVICE_ORDER: "PCI_BUS_ID", CUDA_VISIBLE_DEVICES: "-1", HIP_VISIBLE_DEVICES: "-1" });
   });
