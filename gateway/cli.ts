@@ -182,6 +182,13 @@ async function serveChecked(args: string[], env: NodeJS.ProcessEnv): Promise<num
   const file = configFile ?? fileURLToPath(DEFAULT_CONFIG_FILE);
   const loaded = await loadConfigFile(file);
   if (!loaded.ok) {
+    const unreadable = /^cannot read config \((\w+)\)$/.exec(loaded.problems[0]?.message ?? "");
+    if (loaded.problems.length === 1 && unreadable) {
+      const code = unreadable[1]!;
+      const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a folder" : code === "EACCES" ? "permission denied" : code;
+      const from = values.config !== undefined ? "" : " (from LABGATE_CONFIG)";
+      throw new UsageError(`cannot read the config file ${file}${from}: ${why}`);
+    }
     for (const p of loaded.problems) console.error(formatProblem(p));
     return 1;
   }

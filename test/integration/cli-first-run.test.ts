@@ -66,11 +66,12 @@ function expectOneLine(r: Run, pattern: RegExp): void {
   expect(r.code).not.toBe(0);
   expect(r.stderr).not.toMatch(/^\s+at /m);
   expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
-  expect(r.stderr).toMatch(pattern);
+  expect(r.stderr.trimEnd()).toMatch(pattern);
   expect(r.stdout).toBe("");
 }
 
-describe("CLI mistakes get one line and a non-zero exit", () => {
+// Each case starts one or two node processes; generous timeouts for a busy machine (no timing is asserted).
+describe("CLI mistakes get one line and a non-zero exit", { timeout: 60_000 }, () => {
   // Each would otherwise start a gateway: give it a data folder of its own.
   const serve = (...args: string[]) => run(["serve", "--data-dir", join(tmp, "data-mistakes"), ...args]);
 
@@ -125,6 +126,13 @@ describe("CLI mistakes get one line and a non-zero exit", () => {
     expectOneLine(r, /^labgate: server\.master_key in .*master-key\.yaml is env:LABGATE_TEST_UNSET_MASTER_KEY, but environment variable LABGATE_TEST_UNSET_MASTER_KEY is not set/);
   });
 
+  it("a config file that is not there", async () => {
+    const missing = join(tmp, "labgate.yml");
+    expectOneLine(await serve("--config", missing), new RegExp(`^labgate: cannot read the config file ${missing}: no such file$`));
+    const r = await run(["serve", "--data-dir", join(tmp, "data-mistakes")], { env: freshEnv(join(tmp, "home"), { LABGATE_CONFIG: tmp }) });
+    expectOneLine(r, new RegExp(`^labgate: cannot read the config file ${tmp} \\(from LABGATE_CONFIG\\): it is a folder$`));
+  });
+
   it("an unknown command", async () => {
     expectOneLine(await run(["serv"]), /^labgate: unknown command "serv" \(commands: serve, /);
   });
@@ -144,7 +152,7 @@ function oldNode(): string | undefined {
 }
 const OLD_NODE = oldNode();
 
-describe("an old Node", () => {
+describe("an old Node", { timeout: 60_000 }, () => {
   const message = /^labgate needs Node\.js >= 22\.18 \(this is v\d+\.\d+\.\d+\): install it from https:\/\/nodejs\.org or with `nvm install 22`$/m;
 
   it.skipIf(!OLD_NODE)("gets one line saying which Node is needed and how to get it, and exit 1", async () => {
