@@ -1,4 +1,5 @@
-// Bearer-key checks for /v1 (master key) and /admin (admin key, or loopback only).
+// Bearer-key checks for /v1 (master key), /admin (admin key, else master key, else loopback only)
+// and the operator's read-only endpoints /metrics and /health/<provider> (master or admin key).
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
 import { ApiError } from "./errors.ts";
@@ -31,13 +32,38 @@ export function isLoopback(address: string | undefined): boolean {
   return address === "127.0.0.1" || address === "::1" || address === "::ffff:127.0.0.1" || (address?.startsWith("127.") ?? false);
 }
 
-export function authorizeAdmin(request: FastifyRequest, adminKey: string | undefined): void {
-  if (adminKey) {
+export interface GatewayKeys {
+  masterKey: string | undefined;
+  adminKey: string | undefined;
+}
+
+/**
+ * /admin: the admin key when one is set, else the master key when one is set;
+ * with neither, loopback callers only.
+ */
+export function authorizeAdmin(request: FastifyRequest, keys: GatewayKeys): void {
+  const required = keys.adminKey ?? keys.masterKey;
+  if (required) {
     const key = presentedKey(request);
-    if (!key || !keysEqual(key, adminKey)) throw new ApiError(401, "Admin endpoints need the admin key (Authorization: Bearer <admin key>).", { code: "invalid_admin_key" });
+    if (!key) {
+      throw new ApiError(401, `Admin endpoints need the ${keys.adminKey ? "admin" : "master"} key (Authorization: Bearer <key>).`, { code: "missing_api_key" });
+    }
+    if (!keysEqual(key, required)) throw new ApiError(401, `Admin endpoints need the ${keys.adminKey ? "admin" : "master"} key; this one is not it.`, { code: "invalid_admin_key" });
     return;
   }
   if (!isLoopback(request.socket.remoteAddress)) {
     throw new ApiError(403, "Admin endpoints are open only from 127.0.0.1 when no server.admin_key is configured.", { type: "permission_error", code: "admin_loopback_only" });
   }
+}
+
+/**
+ * /metrics and /health/<provider>: open when no master key is set (like /v1); with one,
+ * the master key or the admin key. /health alone is always open (liveness probes).
+ */
+export function authorizeOperator(request: FastifyRequest, keys: GatewayKeys): void {
+  if (!keys.masterKey) return;
+  const key = presentedKey(request);
+  if (!key) throw new ApiError(401, "This endpoint needs the master or admin key (Authorization: Bearer <key>).", { code: "missing_api_key" });
+  if (keysEqual(key, keys.masterKey) || (keys.adminKey !== undefined && keysEqual(key, keys.adminKey))) return;
+  throw new ApiError(401, "Incorrect API key provided.", { code: "invalid_api_key" });
 }

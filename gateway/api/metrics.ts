@@ -1,11 +1,13 @@
-// GET /metrics for Prometheus.
+// GET /metrics for Prometheus (with a master key: the master or admin key as a bearer token).
 import type { FastifyPluginAsync } from "fastify";
+import { authorizeOperator } from "./auth.ts";
 import type { GatewayDeps } from "./deps.ts";
 
 export const metricsRoutes =
   (deps: GatewayDeps): FastifyPluginAsync =>
   async (app) => {
-    app.get("/metrics", async (_request, reply) => {
+    app.get("/metrics", async (request, reply) => {
+      authorizeOperator(request, deps);
       const m = deps.metrics;
       m.breakerState.reset(); // deployments of models that went away leave no stale series
       for (const d of deps.router.allDeployments()) {
