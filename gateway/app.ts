@@ -4,12 +4,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
-import { CompletionService } from "./completion/service.ts";
+import type { CompletionService } from "./completion/service.ts";
+import { TrackedCompletionService } from "./completion/tracked.ts";
 import type { LabgateConfig, ProviderConfig } from "./config/schema.ts";
 import { createSecretResolver } from "./config/secrets.ts";
 import { adminRoutes } from "./api/admin.ts";
 import type { GatewayDeps, ProviderHealthBook } from "./api/deps.ts";
-import { installErrorHandlers } from "./api/errors.ts";
+import { frameworkError, installErrorHandlers, installServerErrorAnswers, onClientError } from "./api/errors.ts";
+import { exposureProblem, HostPolicy, installGuards, type GuardState } from "./api/guards.ts";
 import { healthRoutes } from "./api/health.ts";
 import { labRoutes } from "./api/lab.ts";
 import { metricsRoutes } from "./api/metrics.ts";
@@ -189,7 +191,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     makeProvider: buildProvider,
     log,
   });
-  const completions = new CompletionService({
+  const completions = new TrackedCompletionService({
     router,
     ids: new IdSource(),
     onInternalError: (err) => log.error({ err }, "request failed inside labgate"),
@@ -220,13 +222,27 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   };
 
+  const requestTimeoutMs = Math.round(config.server.request_timeout_s * 1000);
   const app = Fastify({
     logger: false,
     bodyLimit: Math.round(config.server.body_limit_mb * 1024 * 1024),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },
     forceCloseConnections: "idle",
-    return503OnClosing: true,
+    // While closing, the guards answer 503 in OpenAI's shape (fastify's own 503 is not).
+    return503OnClosing: false,
+    // Receiving the request (headers and body) is bounded; answers and streams are not.
+    requestTimeout: requestTimeoutMs,
+    http: {
+      // A request without Host gets the guards' 403 in OpenAI's shape, not Node's bare 400.
+      requireHostHeader: false,
+      headersTimeout: Math.min(requestTimeoutMs, Math.round(config.server.headers_timeout_s * 1000)),
+      // Node checks those timeouts every 30 s by default: a 15 s limit could take 45.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.round(config.server.headers_timeout_s * 250))),
+    },
+    clientErrorHandler: onClientError,
+    frameworkErrors: frameworkError,
   });
+  installServerErrorAnswers(app.server);
   const masterKey = config.server.master_key ? secrets.resolve(config.server.master_key) : undefined;
   const adminKey = config.server.admin_key ? secrets.resolve(config.server.admin_key) : undefined;
   if (masterKey && !masterKey.ok) throw new Error(`server.master_key: ${masterKey.reason}`);
@@ -252,6 +268,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     version: VERSION,
   };
   installErrorHandlers(app, (err, req) => log.error({ err, url: req.url }, "unhandled error"));
+  // Host, Origin and CORS checks before anything else, on every route.
+  const hosts = new HostPolicy(config.server);
+  const guardState: GuardState = { closing: false };
+  installGuards(app, config.server, hosts, guardState);
   await app.register(healthRoutes(deps));
   await app.register(metricsRoutes(deps));
   await app.register(v1Routes(deps), { prefix: "/v1" });
@@ -290,23 +310,44 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     db,
     log,
     async listen(host = config.server.host, port = config.server.port) {
+      // Checked before binding, so nothing is exposed even for a moment.
+      const exposed = exposureProblem(host, deps.masterKey, config.server);
+      if (exposed) throw new Error(exposed);
       await servers.ready;
       await discovery.ready;
       await app.listen({ host, port });
       const addr = app.server.address();
       const p = typeof addr === "object" && addr ? addr.port : port;
+      hosts.listening(host, p);
       const h = host.includes(":") ? `[${host}]` : host;
       return `http://${h}:${p}`;
     },
     async close() {
       if (closed) return;
       closed = true;
+      guardState.closing = true;
       servers.stop();
       gpuMonitor.stop();
       events.close();
       discovery.stop();
       if (healthTimer) clearInterval(healthTimer);
-      await app.close();
+      // In-flight requests get server.shutdown_grace_s to finish; then their sockets are
+      // closed, which cancels them the way a client that goes away does (logged as 499).
+      const closing = app.close();
+      // A keep-alive connection whose answer ends while closing would otherwise stay open until keepAliveTimeout.
+      const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+      let deadline: NodeJS.Timeout | undefined;
+      const graceMs = config.server.shutdown_grace_s * 1000;
+      const finished = await Promise.race([closing.then(() => true), new Promise<boolean>((resolve) => (deadline = setTimeout(resolve, graceMs, false)))]);
+      clearTimeout(deadline);
+      clearInterval(reaper);
+      if (!finished) {
+        log.warn({ in_flight: completions.inFlight, grace_s: config.server.shutdown_grace_s }, "shutdown grace period over: cancelling in-flight requests");
+        app.server.closeAllConnections();
+        await closing;
+      }
+      // Every request's outcome (its log row) before the log is flushed; bounded in case one never ends.
+      if (!(await completions.idle(5000))) log.warn({ in_flight: completions.inFlight }, "requests still unfinished at shutdown: their log rows are lost");
       requestLog.flush();
       logCeiling.stop();
       await Promise.allSettled(registry.list().map((r) => r.adapter?.close()));

@@ -1,4 +1,8 @@
-// Every error leaves labgate in OpenAI's error shape, with the right status and no stack trace.
+// Every error leaves labgate in OpenAI's error shape, with the right status and no stack trace:
+// fastify's (404, bad URL, body parsing) and Node's own (HTTP parser errors, timeouts, Expect, CONNECT).
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { RouteFailure } from "../router/router.ts";
 
@@ -43,6 +47,8 @@ export function installErrorHandlers(app: FastifyInstance, log: (err: unknown, r
       return reply.code(400).send(errorBody(message, "invalid_request_error", missing ? "missing_required_parameter" : "invalid_value", param));
     }
     switch (fe.code) {
+      case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+        return reply.code(400).send(errorBody("The request body's size did not match its Content-Length.", "invalid_request_error", "invalid_content_length"));
       case "FST_ERR_CTP_INVALID_JSON_BODY":
       case "FST_ERR_CTP_EMPTY_JSON_BODY":
         return reply.code(400).send(errorBody(`We could not parse the JSON body of your request: ${fe.message}`, "invalid_request_error", "invalid_json"));
@@ -59,8 +65,87 @@ export function installErrorHandlers(app: FastifyInstance, log: (err: unknown, r
     return reply.code(status).send(errorBody(status >= 500 ? "Internal error in labgate." : err.message, status >= 500 ? "api_error" : "invalid_request_error", fe.code ?? null));
   });
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send(errorBody(`Unknown route: ${request.method} ${request.url.split("?")[0]}`, "invalid_request_error", "unknown_url"));
+    reply.code(404).send(errorBody(`Unknown route: ${request.method} ${clip(request.url.split("?")[0] ?? "")}`, "invalid_request_error", "unknown_url"));
   });
+}
+
+/** fastify's `frameworkErrors` option: URLs its router cannot decode, or whose parameter is too long. */
+export function frameworkError(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === "FST_ERR_MAX_PARAM_LENGTH") {
+    reply.code(414).send(errorBody("The request URL is too long.", "invalid_request_error", "url_too_long"));
+  } else if (err.code === "FST_ERR_BAD_URL" || err.code === "FST_ERR_INVALID_URL") {
+    reply.code(400).send(errorBody(`The request URL is not valid: ${clip(err.message)}`, "invalid_request_error", "invalid_url"));
+  } else {
+    reply.code(500).send(errorBody("Internal error in labgate.", "api_error", "internal_error"));
+  }
+}
+
+/** A whole HTTP/1.1 error response, for sockets that never became a request fastify sees. */
+export function rawErrorResponse(status: number, reason: string, body: OpenAIErrorBody): string {
+  const json = JSON.stringify(body);
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`
+  );
+}
+
+type ParserError = Error & { code?: string; reason?: string; rawPacket?: unknown };
+
+/** What Node's HTTP parser (or its request/header timeouts) found wrong, as an HTTP status and OpenAI body. */
+export function clientErrorAnswer(err: ParserError): { status: number; reason: string; body: OpenAIErrorBody } {
+  switch (err.code) {
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return { status: 408, reason: "Request Timeout", body: errorBody("The request was not received in time (server.request_timeout_s / headers_timeout_s).", "invalid_request_error", "request_timeout") };
+    case "HPE_HEADER_OVERFLOW":
+      // The URL counts against the same 16 KB as the headers: a request line that alone overflows is a 414.
+      if (requestLineOverflows(Buffer.isBuffer(err.rawPacket) ? err.rawPacket : undefined)) return { status: 414, reason: "URI Too Long", body: errorBody("The request URL is too long.", "invalid_request_error", "url_too_long") };
+      return { status: 431, reason: "Request Header Fields Too Large", body: errorBody("The request's headers are too large (16 KB at most).", "invalid_request_error", "headers_too_large") };
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return { status: 413, reason: "Payload Too Large", body: errorBody("The request's chunk extensions are too large.", "invalid_request_error", "request_too_large") };
+    default: {
+      const why = err.reason ?? err.message;
+      return { status: 400, reason: "Bad Request", body: errorBody(`Malformed HTTP request: ${clip(why)}.`, "invalid_request_error", "invalid_http_request") };
+    }
+  }
+}
+
+function requestLineOverflows(raw: Buffer | undefined): boolean {
+  if (!raw || raw.length === 0) return false;
+  const nl = raw.indexOf(10);
+  // The packet that overflowed starts a request ("GET /...") and its first line never ends, or is most of the limit.
+  return /^[A-Z]+ /.test(raw.subarray(0, 16).toString("latin1")) && (nl === -1 || nl > 8192);
+}
+
+/**
+ * Installs Node-level answers in OpenAI's shape: parser errors and timeouts ('clientError',
+ * given to fastify as clientErrorHandler), unknown Expect values, and CONNECT.
+ */
+export function onClientError(err: ParserError, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  // A response already under way on this socket cannot be followed by another one.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const a = clientErrorAnswer(err);
+    socket.write(rawErrorResponse(a.status, a.reason, a.body));
+  }
+  socket.destroy();
+}
+
+export function installServerErrorAnswers(server: Server): void {
+  server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => {
+    const json = JSON.stringify(errorBody("Only 'Expect: 100-continue' is supported.", "invalid_request_error", "expectation_failed"));
+    res.writeHead(417, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(json), connection: "close" });
+    res.end(json);
+  });
+  server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+    if (socket.writable) socket.write(rawErrorResponse(405, "Method Not Allowed", errorBody("CONNECT is not supported: labgate is not a proxy.", "invalid_request_error", "method_not_allowed")));
+    socket.destroy();
+  });
+}
+
+/** Long URLs and parser reasons are cut before they are echoed back. */
+function clip(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 /** How a routing failure reads in OpenAI's vocabulary (the router itself speaks none). */

@@ -155,6 +155,32 @@ export const serverSchema = z
     body_limit_mb: z.number().positive().default(10),
     sse_keepalive_s: seconds.default(5),
     data_dir: z.string().optional(),
+    // Web pages the user's browser opens can reach a gateway on loopback (DNS rebinding,
+    // cross-site POSTs): every request's Host is checked, and CORS is off unless asked for.
+    allowed_hosts: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "Host names (or name:port) accepted in the Host header besides localhost, 127.0.0.0/8, [::1] and server.host. " +
+          'Add the names clients use to reach a gateway bound to a LAN address; "*" turns the Host check off (behind a proxy that checks it).',
+      ),
+    cors_origins: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("Web origins (scheme://host[:port]) allowed to call /v1 from a browser (CORS). None by default."),
+    allow_unauthenticated: z
+      .boolean()
+      .default(false)
+      .describe("Allow listening on a non-loopback address without server.master_key (anyone on the network can then use /v1 and its cloud keys)."),
+    request_timeout_s: seconds
+      .default(60)
+      .describe("Time a client has to send a whole request (headers and body); answers, streams included, are not bounded by it."),
+    headers_timeout_s: seconds.default(15).describe("Time a client has to send a request's headers (at most request_timeout_s)."),
+    shutdown_grace_s: z
+      .number()
+      .nonnegative()
+      .default(10)
+      .describe("On SIGTERM/SIGINT, in-flight requests get this long to finish; then they are cancelled (logged as 499) and the process exits."),
   })
   .strict();
 
