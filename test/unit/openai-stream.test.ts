@@ -66,8 +66,20 @@ describe("openAIBatches", () => {
     expect((err as UpstreamError).errorClass).toBe("malformed");
   });
 
-  it("a body that ends without [DONE] still gives every chunk, the last one without its blank line too", async () => {
-    const batches = await collect(bodyOf([token("a"), token("b").trimEnd()]));
-    expect(batches.flat()).toHaveLength(2);
+  it("a body that ends without [DONE] gives every chunk, then fails with reset: the answer was cut short", async () => {
+    const body = bodyOf([token("a"), token("b").trimEnd()]);
+    const seen: ChunkBatch[] = [];
+    const err = await (async () => {
+      for await (const b of openAIBatches(body, new AbortController().signal)) seen.push(b);
+    })().catch((e: unknown) => e);
+    expect(seen.flat()).toHaveLength(2); // the last one without its blank line too
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect((err as UpstreamError).errorClass).toBe("reset");
+  });
+
+  it("a body that ends without [DONE] after a finish_reason (and its usage chunk) is complete", async () => {
+    const finish = `data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n`;
+    expect((await collect(bodyOf([token("a"), finish]))).flat()).toHaveLength(2);
+    expect((await collect(bodyOf([token("a") + finish, usage.trimEnd()]))).flat()).toHaveLength(3);
   });
 });

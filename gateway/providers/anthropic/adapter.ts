@@ -5,6 +5,7 @@
 import type { Agent } from "undici";
 import { UpstreamError, fromNetworkError } from "../errors.ts";
 import { createAgent, joinUrl, send, sendJson } from "../http.ts";
+import { Redactor } from "../redact.ts";
 import { parseSseBatches, type SseEvent } from "../sse.ts";
 import type { CallContext, ChunkBatch, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter } from "../types.ts";
 import {
@@ -23,6 +24,8 @@ export interface AnthropicOptions {
   baseUrl: string;
   apiKey: string;
   extraHeaders?: Record<string, string>;
+  /** Cleans upstream error text before it can reach a client (default: one that knows only this provider's key). */
+  redactor?: Redactor;
 }
 
 export function createAnthropicAdapter(opts: AnthropicOptions): ProviderAdapter {
@@ -43,9 +46,11 @@ class AnthropicAdapter implements ProviderAdapter {
   private readonly baseUrl: string;
   private readonly agent: Agent;
   private readonly headers: Record<string, string>;
+  private readonly redactor: Redactor;
 
   constructor(opts: AnthropicOptions) {
     this.name = opts.name;
+    this.redactor = opts.redactor ?? new Redactor({ secrets: [opts.apiKey, ...Object.values(opts.extraHeaders ?? {})] });
     this.baseUrl = opts.baseUrl;
     this.agent = createAgent();
     this.headers = {
@@ -70,7 +75,20 @@ class AnthropicAdapter implements ProviderAdapter {
     throw new UpstreamError("bad_request", "anthropic provides no embeddings");
   }
 
+  /** An error as a client may see it: an UpstreamError whose text holds no secret, path or stack. */
+  private clean(err: unknown, signal: AbortSignal): UpstreamError {
+    return this.redactor.error(err instanceof UpstreamError ? err : fromNetworkError(err, signal), this.name);
+  }
+
   private async messages(request: Record<string, unknown>, kind: "chat" | "text", stream: boolean, ctx: CallContext): Promise<CompletionResult> {
+    try {
+      return await this.exchangeMessages(request, kind, stream, ctx);
+    } catch (err) {
+      throw this.clean(err, ctx.signal);
+    }
+  }
+
+  private async exchangeMessages(request: Record<string, unknown>, kind: "chat" | "text", stream: boolean, ctx: CallContext): Promise<CompletionResult> {
     const call = {
       url: joinUrl(this.baseUrl, "/v1/messages"),
       headers: stream ? { ...this.headers, accept: "text/event-stream" } : this.headers,
@@ -84,7 +102,11 @@ class AnthropicAdapter implements ProviderAdapter {
       return { kind: "json", body, usage };
     }
     const res = await send(call).catch(reclassify);
-    return { kind: "stream", batches: anthropicBatches(res.body, kind, ctx.signal) };
+    const contentType = res.headers["content-type"];
+    return {
+      kind: "stream",
+      batches: anthropicBatches(res.body, kind, ctx.signal, { contentType: Array.isArray(contentType) ? contentType[0] : contentType, redactor: this.redactor, provider: this.name }),
+    };
   }
 
   async health(signal: AbortSignal): Promise<HealthResult> {
@@ -93,12 +115,19 @@ class AnthropicAdapter implements ProviderAdapter {
       const json = await sendJson({ url: joinUrl(this.baseUrl, "/v1/models?limit=1000"), method: "GET", headers: this.headers, signal, dispatcher: this.agent });
       return { ok: true, detail: "ok", latencyMs: performance.now() - started, models: toModelCards(json).map((m) => m.id) };
     } catch (err) {
-      const e = err instanceof UpstreamError ? err : fromNetworkError(err, signal);
-      return { ok: false, detail: e.message, latencyMs: performance.now() - started };
+      return { ok: false, detail: this.clean(err, signal).message, latencyMs: performance.now() - started };
     }
   }
 
   async listModels(signal: AbortSignal): Promise<ModelCard[]> {
+    try {
+      return await this.modelPages(signal);
+    } catch (err) {
+      throw this.clean(err, signal);
+    }
+  }
+
+  private async modelPages(signal: AbortSignal): Promise<ModelCard[]> {
     const cards: ModelCard[] = [];
     let after: string | undefined;
     // Pages of up to 1000 (the API's maximum); a handful of pages is every model Anthropic has.
@@ -119,19 +148,21 @@ class AnthropicAdapter implements ProviderAdapter {
 
 /**
  * Anthropic event stream -> OpenAI chunks, one batch per upstream read.
- * An `error` event, a dropped connection or a stream that ends before the answer
- * is complete is thrown as an UpstreamError; the upstream body is released on
+ * An `error` event, a dropped connection or a stream that ends before its
+ * `message_stop` is thrown as an UpstreamError, and a body that is not an event
+ * stream as `malformed` before the first batch; the upstream body is released on
  * every way out (including the consumer stopping early).
  */
 export async function* anthropicBatches(
   body: AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void },
   kind: "chat" | "text",
   signal: AbortSignal,
+  opts: { contentType?: string; redactor?: Redactor; provider?: string } = {},
 ): AsyncGenerator<ChunkBatch> {
   const translator = createStreamTranslator(kind);
   let complete = false;
   try {
-    for await (const events of parseSseBatches(body)) {
+    for await (const events of parseSseBatches(body, { requireSse: true, contentType: opts.contentType })) {
       const batch: ChunkBatch = [];
       let fault: unknown;
       for (const ev of events) {
@@ -154,7 +185,8 @@ export async function* anthropicBatches(
     if (last.length > 0) yield last;
     complete = true;
   } catch (err) {
-    throw err instanceof UpstreamError ? err : fromNetworkError(err, signal);
+    const e = err instanceof UpstreamError ? err : fromNetworkError(err, signal);
+    throw opts.redactor ? opts.redactor.error(e, opts.provider) : e;
   } finally {
     if (!complete) body.destroy?.();
   }

@@ -479,7 +479,8 @@ export function createStreamTranslator(kind: "chat" | "text"): StreamTranslator 
     },
     end() {
       if (!started) throw new UpstreamError("malformed", "upstream sent no Anthropic event stream (no message_start)");
-      if (finish === undefined) throw new UpstreamError("reset", "upstream stream ended before the answer was complete");
+      // message_stop is the end marker: without it the answer may be cut short, whatever came before.
+      if (!stopped) throw new UpstreamError("reset", "upstream stream ended before the answer was complete (no message_stop)");
       return usageSent ? [] : [usageChunk()];
     },
   };

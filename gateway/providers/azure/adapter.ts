@@ -1,6 +1,7 @@
 // Azure OpenAI: OpenAI's wire format behind deployment URLs, an api-version
 // query parameter and an api-key header.
 import { OpenAICompatibleAdapter, type OpenAIPath } from "../openai-compatible/adapter.ts";
+import type { Redactor } from "../redact.ts";
 
 export interface AzureOptions {
   name: string;
@@ -8,6 +9,7 @@ export interface AzureOptions {
   baseUrl: string;
   apiVersion: string;
   apiKey: string;
+  redactor?: Redactor;
 }
 
 export function azureUrl(baseUrl: string, apiVersion: string, path: OpenAIPath, deployment: string): string {
@@ -24,5 +26,6 @@ export function createAzureAdapter(opts: AzureOptions): OpenAICompatibleAdapter 
     baseUrl: opts.baseUrl,
     authHeaders: { "api-key": opts.apiKey },
     urlFor: (path, deployment) => azureUrl(opts.baseUrl, opts.apiVersion, path, deployment),
+    ...(opts.redactor ? { redactor: opts.redactor } : {}),
   });
 }

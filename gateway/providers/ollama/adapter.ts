@@ -13,6 +13,7 @@ import { Ollama, type AbortableAsyncIterator, type ChatResponse, type Fetch, typ
 import { fetch as undiciFetch, type Agent, type RequestInit as UndiciRequestInit } from "undici";
 import { UpstreamError, classifyHttpError, fromNetworkError, parseRetryAfter } from "../errors.ts";
 import { createAgent } from "../http.ts";
+import { Redactor } from "../redact.ts";
 import type { CallContext, ChunkBatch, CompletionResult, HealthResult, LoadedModel, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
 import {
   ChatStreamMapper,
@@ -32,6 +33,8 @@ export interface OllamaOptions {
   /** http://127.0.0.1:11434 */
   baseUrl: string;
   extraHeaders?: Record<string, string>;
+  /** Cleans upstream error text before it can reach a client (default: one that knows only this provider's header values). */
+  redactor?: Redactor;
 }
 
 /** What one request's fetch learned that the client does not keep. */
@@ -54,9 +57,11 @@ export class OllamaAdapter implements ProviderAdapter {
   private readonly host: string;
   private readonly headers: Record<string, string>;
   private readonly agent: Agent;
+  private readonly redactor: Redactor;
 
   constructor(opts: OllamaOptions) {
     this.name = opts.name;
+    this.redactor = opts.redactor ?? new Redactor({ secrets: Object.values(opts.extraHeaders ?? {}) });
     this.host = ollamaHost(opts.baseUrl);
     this.headers = { ...opts.extraHeaders };
     this.agent = createAgent();
@@ -87,7 +92,36 @@ export class OllamaAdapter implements ProviderAdapter {
     return { id: randomId(prefix), created: Math.floor(Date.now() / 1000), model: upstreamModel, newToolCallId: () => randomId("call_") };
   }
 
+  /** An error as a client may see it: an UpstreamError whose text holds no secret, path or stack. */
+  private clean(err: unknown, signal: AbortSignal): UpstreamError {
+    return this.redactor.error(toUpstreamError(err, signal), this.name);
+  }
+
   async chat(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    try {
+      return await this.chatCall(body, ctx);
+    } catch (err) {
+      throw this.clean(err, ctx.signal);
+    }
+  }
+
+  async completions(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    try {
+      return await this.completionsCall(body, ctx);
+    } catch (err) {
+      throw this.clean(err, ctx.signal);
+    }
+  }
+
+  async embeddings(body: OpenAIBody, ctx: CallContext): Promise<{ body: Record<string, unknown>; usage: Usage | null }> {
+    try {
+      return await this.embeddingsCall(body, ctx);
+    } catch (err) {
+      throw this.clean(err, ctx.signal);
+    }
+  }
+
+  private async chatCall(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
     const stream = body.stream === true;
     const request = toOllamaChatRequest(body, ctx.upstreamModel, stream);
     const meta = this.meta("chatcmpl-", ctx.upstreamModel);
@@ -100,10 +134,10 @@ export class OllamaAdapter implements ProviderAdapter {
     }
     const upstream = await guard(ctx.signal, state, () => client.chat({ ...request, stream: true }));
     const mapper = new ChatStreamMapper(meta);
-    return { kind: "stream", batches: mapStream(upstream, (m) => mapper.push(m), ctx.signal) };
+    return { kind: "stream", batches: mapStream(upstream, (m) => mapper.push(m), ctx.signal, (e) => this.redactor.error(e, this.name)) };
   }
 
-  async completions(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+  private async completionsCall(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
     const stream = body.stream === true;
     const request = toOllamaGenerateRequest(body, ctx.upstreamModel, stream);
     const meta = this.meta("cmpl-", ctx.upstreamModel);
@@ -116,10 +150,10 @@ export class OllamaAdapter implements ProviderAdapter {
     }
     const upstream = await guard(ctx.signal, state, () => client.generate({ ...request, stream: true }));
     const mapper = new CompletionStreamMapper(meta);
-    return { kind: "stream", batches: mapStream(upstream, (m) => mapper.push(m), ctx.signal) };
+    return { kind: "stream", batches: mapStream(upstream, (m) => mapper.push(m), ctx.signal, (e) => this.redactor.error(e, this.name)) };
   }
 
-  async embeddings(body: OpenAIBody, ctx: CallContext): Promise<{ body: Record<string, unknown>; usage: Usage | null }> {
+  private async embeddingsCall(body: OpenAIBody, ctx: CallContext): Promise<{ body: Record<string, unknown>; usage: Usage | null }> {
     const request = toOllamaEmbedRequest(body, ctx.upstreamModel);
     const state: CallState = {};
     const client = this.client(ctx.signal, state);
@@ -143,15 +177,16 @@ export class OllamaAdapter implements ProviderAdapter {
       }
       return { ok: true, detail: `ollama ${version ?? "(unknown version)"}`, latencyMs: performance.now() - started, ...(models ? { models } : {}) };
     } catch (err) {
-      const e = err instanceof UpstreamError ? err : fromNetworkError(err, signal);
-      return { ok: false, detail: e.message, latencyMs: performance.now() - started };
+      return { ok: false, detail: this.clean(err, signal).message, latencyMs: performance.now() - started };
     }
   }
 
   async listModels(signal: AbortSignal): Promise<ModelCard[]> {
     const state: CallState = {};
     const client = this.client(signal, state);
-    const res = await guard(signal, state, () => client.list());
+    const res = await guard(signal, state, () => client.list()).catch((err: unknown) => {
+      throw this.clean(err, signal);
+    });
     return toModelCards(res.models);
   }
 
@@ -230,6 +265,7 @@ async function* mapStream<T extends object>(
   upstream: AbortableAsyncIterator<T>,
   map: (msg: T) => OpenAIChunk[],
   signal: AbortSignal,
+  clean: (err: UpstreamError) => UpstreamError = (e) => e,
 ): AsyncGenerator<ChunkBatch> {
   try {
     for await (const msg of upstream) {
@@ -242,7 +278,7 @@ async function* mapStream<T extends object>(
       if (chunks.length > 0) yield chunks;
     }
   } catch (err) {
-    throw toUpstreamError(err, signal);
+    throw clean(toUpstreamError(err, signal));
   } finally {
     // After `done` the body is complete and this is a no-op; otherwise it closes the connection.
     upstream.abort();

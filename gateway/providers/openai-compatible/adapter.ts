@@ -5,6 +5,7 @@ import type { Agent } from "undici";
 import { UpstreamError, fromNetworkError } from "../errors.ts";
 import { createAgent, joinUrl, send, sendJson, sendJsonText } from "../http.ts";
 import type { UpstreamBody } from "../exchange.ts";
+import { Redactor } from "../redact.ts";
 import { SseParser } from "../sse.ts";
 import { RAW_JSON, type CallContext, type ChunkBatch, type CompletionResult, type HealthResult, type LoadedModel, type ModelCard, type OpenAIBody, type OpenAIChunk, type ProviderAdapter } from "../types.ts";
 import { readUsage, upstreamBody } from "./mapping.ts";
@@ -24,6 +25,8 @@ export interface OpenAICompatibleOptions {
   authHeaders?: Record<string, string>;
   /** Where the liveness probe goes (llama.cpp / vLLM /health); default GET models. */
   healthUrl?: string;
+  /** Cleans upstream error text before it can reach a client (default: one that knows no configured secret). */
+  redactor?: Redactor;
 }
 
 export class OpenAICompatibleAdapter implements ProviderAdapter {
@@ -32,11 +35,13 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   private readonly opts: OpenAICompatibleOptions;
   private readonly agent: Agent;
   private readonly headers: Record<string, string>;
+  private readonly redactor: Redactor;
 
   constructor(opts: OpenAICompatibleOptions) {
     this.name = opts.name;
     this.type = opts.type;
     this.opts = opts;
+    this.redactor = opts.redactor ?? new Redactor({ secrets: [opts.apiKey, ...Object.values(opts.authHeaders ?? {}), ...Object.values(opts.extraHeaders ?? {})] });
     this.agent = createAgent();
     this.headers = {
       ...(opts.authHeaders ?? (opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {})),
@@ -57,17 +62,34 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   }
 
   async embeddings(body: OpenAIBody, ctx: CallContext) {
-    const json = await sendJson({
-      url: this.url("embeddings", ctx.upstreamModel),
-      headers: this.headers,
-      body: { ...body, model: ctx.upstreamModel },
-      signal: ctx.signal,
-      dispatcher: this.agent,
-    });
-    return { body: json, usage: readUsage(json) };
+    try {
+      const json = await sendJson({
+        url: this.url("embeddings", ctx.upstreamModel),
+        headers: this.headers,
+        body: { ...body, model: ctx.upstreamModel },
+        signal: ctx.signal,
+        dispatcher: this.agent,
+      });
+      return { body: json, usage: readUsage(json) };
+    } catch (err) {
+      throw this.clean(err, ctx.signal);
+    }
+  }
+
+  /** An error as a client may see it: an UpstreamError whose text holds no secret, path or stack. */
+  private clean(err: unknown, signal: AbortSignal): UpstreamError {
+    return this.redactor.error(fromNetworkError(err, signal), this.name);
   }
 
   private async complete(path: "chat/completions" | "completions", body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
+    try {
+      return await this.start(path, body, ctx);
+    } catch (err) {
+      throw this.clean(err, ctx.signal);
+    }
+  }
+
+  private async start(path: "chat/completions" | "completions", body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
     const stream = body.stream === true;
     const call = {
       url: this.url(path, ctx.upstreamModel),
@@ -82,7 +104,11 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       return { kind: "json", body: json, usage: readUsage(json), raw: text };
     }
     const res = await send(call);
-    return { kind: "stream", batches: openAIBatches(res.body, ctx.signal) };
+    const contentType = res.headers["content-type"];
+    return {
+      kind: "stream",
+      batches: openAIBatches(res.body, ctx.signal, { contentType: Array.isArray(contentType) ? contentType[0] : contentType, redactor: this.redactor, provider: this.name }),
+    };
   }
 
   async health(signal: AbortSignal): Promise<HealthResult> {
@@ -95,13 +121,14 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       const models = await this.listModels(signal);
       return { ok: true, detail: "ok", latencyMs: performance.now() - started, models: models.map((m) => m.id) };
     } catch (err) {
-      const e = fromNetworkError(err, signal);
-      return { ok: false, detail: e.message, latencyMs: performance.now() - started };
+      return { ok: false, detail: this.clean(err, signal).message, latencyMs: performance.now() - started };
     }
   }
 
   async listModels(signal: AbortSignal): Promise<ModelCard[]> {
-    const json = await sendJson({ url: this.url("models", ""), method: "GET", headers: this.headers, signal, dispatcher: this.agent });
+    const json = await sendJson({ url: this.url("models", ""), method: "GET", headers: this.headers, signal, dispatcher: this.agent }).catch((err: unknown) => {
+      throw this.clean(err, signal);
+    });
     const data = Array.isArray(json.data) ? (json.data as ModelCard[]) : [];
     return data.map((m) => ({
       ...m,
@@ -144,11 +171,24 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
  * the client gets the end of its answer in the same write. The rest of the upstream
  * body (usually just the chunked-encoding terminator) goes by unread, which keeps
  * the connection reusable; aborting instead would close it.
+ *
+ * A body that is not an event stream (an HTML page, half a JSON body) fails with
+ * `malformed` before the first batch, so the router can try elsewhere. A body that
+ * ends without `[DONE]` fails with `reset` after the chunks it had, unless its
+ * answer had already finished (a chunk with a finish_reason): it was cut short.
  */
-export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): AsyncGenerator<ChunkBatch> {
-  const parser = new SseParser();
+export async function* openAIBatches(
+  body: UpstreamBody,
+  signal: AbortSignal,
+  opts: { contentType?: string; redactor?: Redactor; provider?: string } = {},
+): AsyncGenerator<ChunkBatch> {
+  const parser = new SseParser({ requireSse: true, contentType: opts.contentType });
   let sawDone = false;
   let bodyEnded = false;
+  // The last two payloads: the finish chunk is the last one, or the one before the usage chunk.
+  let last = "";
+  let beforeLast = "";
+  let chunkCount = 0;
   try {
     while (!sawDone && !bodyEnded) {
       const read = await body.next();
@@ -157,10 +197,12 @@ export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): A
       const events = bodyEnded ? parser.end() : parser.push(read.value);
       // Most reads carry plain token chunks: one search over the whole read says so,
       // in the bytes (native) unless an event began in an earlier read.
+      const unusual = parser.unusual;
       const mayNeedParsing =
-        carried || bodyEnded
+        unusual ||
+        (carried || bodyEnded
           ? parser.lastText.includes('"usage"') || parser.lastText.includes('"error"')
-          : read.value.indexOf(USAGE_KEY) >= 0 || read.value.indexOf(ERROR_KEY) >= 0;
+          : read.value.indexOf(USAGE_KEY) >= 0 || read.value.indexOf(ERROR_KEY) >= 0);
       const batch: ChunkBatch = [];
       let fault: UpstreamError | undefined;
       for (const ev of events) {
@@ -169,8 +211,14 @@ export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): A
           break;
         }
         try {
-          const chunk = toChunk(ev.data, mayNeedParsing);
-          if (chunk) batch.push(chunk);
+          // A payload spread over several data: lines holds newlines: it is re-serialised, never written raw.
+          const chunk = unusual && ev.data.indexOf("\n") >= 0 ? parseChunk(ev.data) : toChunk(ev.data, mayNeedParsing);
+          if (chunk) {
+            batch.push(chunk);
+            beforeLast = last;
+            last = ev.data;
+            chunkCount++;
+          }
         } catch (err) {
           fault = err as UpstreamError;
           break;
@@ -180,8 +228,15 @@ export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): A
       if (batch.length > 0) yield batch;
       if (fault) throw fault;
     }
+    if (!sawDone && !FINISHED.test(last) && !FINISHED.test(beforeLast)) {
+      if (signal.aborted) throw fromNetworkError(signal.reason, signal);
+      throw chunkCount === 0
+        ? new UpstreamError("malformed", "upstream's event stream ended without any event")
+        : new UpstreamError("reset", "upstream's event stream ended before its end (no data: [DONE], no finish_reason): the answer was cut short");
+    }
   } catch (err) {
-    throw err instanceof UpstreamError ? err : fromNetworkError(err, signal);
+    const e = err instanceof UpstreamError ? err : fromNetworkError(err, signal);
+    throw opts.redactor ? opts.redactor.error(e, opts.provider) : e;
   } finally {
     if (bodyEnded) {
       // nothing left to release
@@ -190,6 +245,8 @@ export async function* openAIBatches(body: UpstreamBody, signal: AbortSignal): A
   }
 }
 
+/** A chunk whose choice finished: `"finish_reason":"stop"` (not null). */
+const FINISHED = /"finish_reason"\s*:\s*"/;
 const USAGE_KEY = Buffer.from('"usage"');
 const ERROR_KEY = Buffer.from('"error"');
 
@@ -200,12 +257,17 @@ function toChunk(data: string, mayNeedParsing: boolean): OpenAIChunk | undefined
     if (data.charCodeAt(0) !== 123 /* { */ || data.charCodeAt(data.length - 1) !== 125 /* } */) throw malformed(data);
     return { [RAW_JSON]: data };
   }
+  return parseChunk(data);
+}
+
+function parseChunk(data: string): OpenAIChunk {
   let chunk: OpenAIChunk;
   try {
     chunk = JSON.parse(data) as OpenAIChunk;
   } catch {
     throw malformed(data);
   }
+  if (chunk === null || typeof chunk !== "object" || Array.isArray(chunk)) throw malformed(data);
   if (chunk.error !== undefined && chunk.error !== null) {
     const e = chunk.error as { message?: string };
     throw new UpstreamError("server_error", `upstream stream error: ${e?.message ?? JSON.stringify(chunk.error)}`);
