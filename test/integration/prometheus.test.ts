@@ -225,16 +225,18 @@ describe.runIf(installed || inCI)("a real Prometheus", () => {
     expect(installed, `${PROMETHEUS} and ${PROMTOOL} come with Debian's prometheus package (.ci/run installs it)`).toBe(true);
   });
 
-  it.runIf(installed)("promtool accepts the shipped scrape config and alert rules, and the alert rules pass their unit tests", async () => {
+  it.runIf(installed)("promtool accepts the shipped scrape config, alert and recording rules, and the rules pass their unit tests", async () => {
     // check config also checks the files it names: give it the key file the example expects.
     const dir = tmp();
     copyFileSync(join(RESOURCES, "prometheus.yml"), join(dir, "prometheus.yml"));
     copyFileSync(join(RESOURCES, "labgate-alerts.yml"), join(dir, "labgate-alerts.yml"));
+    copyFileSync(join(RESOURCES, "labgate-recording.yml"), join(dir, "labgate-recording.yml"));
     writeFileSync(join(dir, "labgate-metrics.key"), "sk-example\n");
     const config = await run(PROMTOOL, ["check", "config", join(dir, "prometheus.yml")]);
-    expect(config.stdout).toContain("SUCCESS: 1 rule files found");
-    const rules = await run(PROMTOOL, ["check", "rules", join(RESOURCES, "labgate-alerts.yml")]);
-    expect(rules.stdout).toContain("SUCCESS: 4 rules found");
+    expect(config.stdout).toContain("SUCCESS: 2 rule files found");
+    const rules = await run(PROMTOOL, ["check", "rules", join(RESOURCES, "labgate-alerts.yml"), join(RESOURCES, "labgate-recording.yml")]);
+    expect(rules.stdout).toMatch(/labgate-alerts\.yml\n\s+SUCCESS: 4 rules found/);
+    expect(rules.stdout).toMatch(/labgate-recording\.yml\n\s+SUCCESS: 5 rules found/);
     const tests = await run(PROMTOOL, ["test", "rules", join(RESOURCES, "labgate-alerts.test.yml")]);
     expect(tests.stdout).toContain("SUCCESS");
   });
@@ -481,7 +483,7 @@ describe.runIf(installed || inCI)("a real Prometheus", () => {
         expect(Math.abs(gotPerToken[tier]! / expectedPerToken[tier]! - 1), `cost per token, ${tier}`).toBeLessThan(1e-9);
       }
 
-      // The shipped alert rules, evaluated by this Prometheus: all healthy; error rate
+      // The shipped alert rules, evaluated by this Prometheus every second: all healthy; error rate
       // (3/17 > 5%), fallback rate (3/17 > 10%) and gone#0's open breaker are pending
       // (their `for:` has not passed); p95 has no hour before to compare with.
       const alerts = await until("the alerts to be pending", 10_000, async () => {
@@ -503,6 +505,27 @@ describe.runIf(installed || inCI)("a real Prometheus", () => {
       expect(alerts.every((a) => a.state === "pending")).toBe(true);
       expect(byName.LabgateCircuitBreakerOpen!.labels).toMatchObject({ provider: "dead", deployment: "gone#0", severity: "warning" });
       expect(byName.LabgateHighErrorRate!.labels.severity).toBe("critical");
+
+      // The shipped recording rules (the same queries for boards), from an evaluation that
+      // saw the last scrape used above: the same numbers.
+      const lastScrape = windowTimes[windowTimes.length - 1]!;
+      const te = await until("the recording rules to run after the traffic", 10_000, async () => {
+        const r = await query(prom, "timestamp(labgate:router_error_ratio:rate5m)", now());
+        const t = r.length === 1 ? Number(r[0]!.value[1]) : 0;
+        return t > lastScrape + 0.5 ? t : undefined;
+      });
+      expect(await scalar(prom, "labgate:router_error_ratio:rate5m", te)).toBeCloseTo(errors / total, 12);
+      expect(await scalar(prom, "labgate:router_fallback_ratio:rate5m", te)).toBeCloseTo(fallbacks / total, 12);
+      const recordedP95 = await scalar(prom, "labgate:router_latency_seconds:p95_rate5m", te);
+      expect(recordedP95).toBeGreaterThan(lower);
+      expect(recordedP95).toBeLessThanOrEqual(Number.isFinite(upper) ? upper : lower);
+      const recordedRates = Object.fromEntries((await query(prom, "provider:router_requests:rate5m", te)).map((r) => [r.metric.provider!, Number(r.value[1])]));
+      const recordedSum = Object.values(recordedRates).reduce((a, b) => a + b, 0);
+      expect(Object.keys(recordedRates).sort()).toEqual(Object.keys(sentBy).sort());
+      for (const [p, k] of Object.entries(sentBy)) expect(recordedRates[p]! / recordedSum, `recorded share of ${p}`).toBeCloseTo(k / total, 12);
+      const recordedPerToken = Object.fromEntries((await query(prom, "route_tier:billing_cost_per_token:rate5m", te)).map((r) => [r.metric.route_tier!, Number(r.value[1])]));
+      expect(Object.keys(recordedPerToken).sort()).toEqual(["premium", "standard"]);
+      for (const tier of ["premium", "standard"]) expect(Math.abs(recordedPerToken[tier]! / expectedPerToken[tier]! - 1)).toBeLessThan(1e-9);
 
       console.log(
         `prometheus: error rate ${errorRate} (sent ${errors}/${total}), fallback rate ${fallbackRate} (sent ${fallbacks}/${total}), ` +
