@@ -20,6 +20,7 @@ import { startDiscovery } from "./lab/discovery.ts";
 import { GpuMonitor } from "./lab/gpus.ts";
 import { ServerDiscovery } from "./lab/servers.ts";
 import { createAdapter, loadAdapterModules } from "./providers/factory.ts";
+import { Redactor } from "./providers/redact.ts";
 import { ProviderRegistry } from "./providers/registry.ts";
 import type { HealthResult } from "./providers/types.ts";
 import { Router } from "./router/router.ts";
@@ -118,6 +119,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const toggles = providerState.load();
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics === true });
   const secrets = createSecretResolver(opts.env ?? process.env);
+  // Upstream error text reaches clients only cleaned: every resolved secret (added as resolved), tokens, paths, stacks.
+  const redactor = new Redactor({ onFullText: (text, info) => log.debug({ ...info, upstream_message: text }, "upstream error (full text)") });
   // Heavy adapter modules (the embedded engine's, Ollama's) only for configurations that have such a provider.
   const adapterModules = await loadAdapterModules(Object.values(config.providers).map((pc) => pc.type));
 
@@ -130,8 +133,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     for (const [h, ref] of Object.entries(pc.headers ?? {})) refs.push([`header:${h}`, ref]);
     for (const [field, ref] of refs) {
       const r = secrets.resolve(ref);
-      if (r.ok) resolved[field] = r.value;
-      else problems.push(`${field === "api_key" ? "api_key" : field}: ${r.reason}`);
+      if (r.ok) {
+        resolved[field] = r.value;
+        redactor.add(r.value);
+      } else problems.push(`${field === "api_key" ? "api_key" : field}: ${r.reason}`);
     }
     const enabled = toggles.get(name) ?? pc.enabled ?? true;
     if (problems.length > 0) {
@@ -139,7 +144,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       return new ProviderRuntime({ name, config: pc, unavailableReason: `secret not resolved (${problems.join("; ")})`, enabled });
     }
     try {
-      const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir, modules: adapterModules });
+      const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir, modules: adapterModules, redactor });
       return new ProviderRuntime({ name, config: pc, adapter, enabled });
     } catch (err) {
       log.warn({ provider: name, err: (err as Error).message }, "provider unavailable: adapter could not start");
@@ -247,6 +252,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const adminKey = config.server.admin_key ? secrets.resolve(config.server.admin_key) : undefined;
   if (masterKey && !masterKey.ok) throw new Error(`server.master_key: ${masterKey.reason}`);
   if (adminKey && !adminKey.ok) throw new Error(`server.admin_key: ${adminKey.reason}`);
+  redactor.add(masterKey?.ok ? masterKey.value : undefined, adminKey?.ok ? adminKey.value : undefined);
 
   const deps: GatewayDeps = {
     config,

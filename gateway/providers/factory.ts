@@ -7,6 +7,7 @@ import { createAnthropicAdapter } from "./anthropic/adapter.ts";
 import { createAzureAdapter } from "./azure/adapter.ts";
 import { LazyAdapter } from "./lazy-adapter.ts";
 import { OpenAICompatibleAdapter } from "./openai-compatible/adapter.ts";
+import type { Redactor } from "./redact.ts";
 import type { ProviderAdapter } from "./types.ts";
 
 export const DEFAULT_BASE_URLS: Partial<Record<ProviderType, string>> = {
@@ -24,6 +25,8 @@ export interface AdapterContext {
   secrets: Record<string, string>;
   /** Models folder for the embedded engine when the provider names none. */
   defaultModelsDir: string;
+  /** The gateway's redactor: cleans upstream error text (every resolved secret, tokens, paths, stacks) before clients see it. */
+  redactor?: Redactor;
   /**
    * The heavy adapter modules this gateway has imported (loadAdapterModules). A
    * provider of a type not among them gets a LazyAdapter that imports it now.
@@ -94,14 +97,14 @@ function origin(url: string): string {
 }
 
 export function createAdapter(ctx: AdapterContext): ProviderAdapter {
-  const { name, config, secrets } = ctx;
+  const { name, config, secrets, redactor } = ctx;
   const baseUrl = config.base_url ?? DEFAULT_BASE_URLS[config.type] ?? "";
   const extraHeaders: Record<string, string> = {};
   for (const [k, v] of Object.entries(secrets)) if (k.startsWith("header:")) extraHeaders[k.slice(7)] = v;
   switch (config.type) {
     case "openai":
     case "openai-compatible":
-      return new OpenAICompatibleAdapter({ name, type: config.type, baseUrl: openAIBase(baseUrl), apiKey: secrets.api_key, extraHeaders });
+      return new OpenAICompatibleAdapter({ name, type: config.type, baseUrl: openAIBase(baseUrl), apiKey: secrets.api_key, extraHeaders, redactor });
     case "llamacpp":
     case "vllm":
       return new OpenAICompatibleAdapter({
@@ -111,13 +114,14 @@ export function createAdapter(ctx: AdapterContext): ProviderAdapter {
         apiKey: secrets.api_key,
         extraHeaders,
         healthUrl: `${origin(baseUrl)}/health`,
+        redactor,
       });
     case "azure":
-      return createAzureAdapter({ name, baseUrl, apiVersion: config.api_version ?? "2024-10-21", apiKey: secrets.api_key ?? "" });
+      return createAzureAdapter({ name, baseUrl, apiVersion: config.api_version ?? "2024-10-21", apiKey: secrets.api_key ?? "", redactor });
     case "anthropic":
-      return createAnthropicAdapter({ name, baseUrl, apiKey: secrets.api_key ?? "", extraHeaders });
+      return createAnthropicAdapter({ name, baseUrl, apiKey: secrets.api_key ?? "", extraHeaders, redactor });
     case "ollama":
-      return heavyAdapter(ctx, "ollama", (m) => m.createOllamaAdapter({ name, baseUrl, extraHeaders }));
+      return heavyAdapter(ctx, "ollama", (m) => m.createOllamaAdapter({ name, baseUrl, extraHeaders, redactor }));
     case "embedded":
       // The user's models folder; while it holds no GGUF, the demo model shipped with labgate
       // answers instead (only for the default folder: a models_dir named in the config is taken as meant).
