@@ -1,14 +1,15 @@
 // `npm run bench`: every benchmark in one run, on loopback, printed as tables.
 //   1. routing decision micro-benchmark (bench/route-decision.ts)
 //   2. gateway: direct mock vs bare pass-through vs labgate, non-streaming and streaming (bench/gateway.ts)
-//   3. embedded engine (bench/embedded.ts, when present)
+//   3. idle memory of `labgate serve`: one provider vs the default config vs bare node (bench/memory.ts)
+//   4. embedded engine (bench/embedded.ts, when present)
 // Environment knobs (all optional):
 //   BENCH_QUICK=1          short runs (1 s warm-up, 4 s load, 2 s one-connection) for a smoke test
 //   BENCH_DURATION=<s>     measured seconds at 50 connections (default 10)
 //   BENCH_ROUNDS=<n>       split the measured time into n rounds, targets taking turns (default 4)
 //   BENCH_LAYOUT=pinned|shared   CPU layout of the gateway bench (default pinned, see bench/README.md)
 //   BENCH_PROFILE=<dir>    run labgate with --cpu-prof, profile written to <dir>
-//   BENCH_ONLY=route,gateway,embedded   run a subset
+//   BENCH_ONLY=route,gateway,memory,embedded   run a subset
 //   BENCH_TARGETS=direct,bare,labgate   BENCH_MODES=json,stream   subsets of the gateway bench
 //   BENCH_JSON=<file>      also write the raw results as JSON
 import { existsSync, writeFileSync } from "node:fs";
@@ -16,6 +17,7 @@ import { cpus } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { MODES, TARGETS, benchGateway, formatGatewayReport, summarize, type GatewayBenchOptions, type GatewayReport } from "./gateway.ts";
 import { profileSummary } from "./lib/profile.ts";
+import { benchMemory, formatMemoryReport, type MemoryReport } from "./memory.ts";
 import { table } from "./lib/table.ts";
 import { benchRouteDecision, formatRouteDecisionReport, type RouteDecisionReport } from "./route-decision.ts";
 
@@ -27,7 +29,7 @@ interface EmbeddedRow {
 
 const env = process.env;
 
-const only = new Set((env.BENCH_ONLY ?? "route,gateway,embedded").split(",").map((s) => s.trim()));
+const only = new Set((env.BENCH_ONLY ?? "route,gateway,memory,embedded").split(",").map((s) => s.trim()));
 const quick = env.BENCH_QUICK === "1";
 const started = performance.now();
 let failed = false;
@@ -41,7 +43,7 @@ function section(title: string): void {
 const cpu = cpus();
 console.log(`labgate bench — node ${process.version}, ${cpu.length} CPU (${cpu[0]?.model.trim() ?? "?"}), ${new Date().toISOString()}`);
 
-const raw: { route?: RouteDecisionReport; gateway?: GatewayReport; embedded?: EmbeddedRow[] } = {};
+const raw: { route?: RouteDecisionReport; gateway?: GatewayReport; memory?: MemoryReport; embedded?: EmbeddedRow[] } = {};
 
 if (only.has("route")) {
   section("Routing decision (50 deployments, one group)");
@@ -81,6 +83,17 @@ if (only.has("gateway")) {
   } catch (err) {
     failed = true;
     console.log(`gateway bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  }
+}
+
+if (only.has("memory")) {
+  section("Idle memory: labgate serve, one provider vs the default config, next to bare node");
+  try {
+    raw.memory = await benchMemory(quick ? { runs: 1, idleS: 3 } : {});
+    console.log(formatMemoryReport(raw.memory));
+  } catch (err) {
+    failed = true;
+    console.log(`memory bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   }
 }
 

@@ -59,6 +59,8 @@ export async function startLabgate(upstream: string): Promise<LabgateTarget> {
     env: {},
     logLevel: "silent",
     healthIntervalMs: 0,
+    // As \`labgate serve\` builds it: with the process metrics (labgate_process_*).
+    defaultMetrics: true,
   });
   const url = await gateway.listen("127.0.0.1", 0);
   return {
