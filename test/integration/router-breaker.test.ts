@@ -124,7 +124,7 @@ describe("circuit breaker", () => {
     expect(A.hits()).toBe(aHits);
   });
 
-  it("half-opens after the cooldown, and one good probe closes it", async () => {
+  it("half-opens after the cooldown: a failed probe opens it again for another full cooldown, a good one closes it", async () => {
     const s = await setup();
     const { A, gw } = s;
     await openA(s);
@@ -132,33 +132,14 @@ describe("circuit breaker", () => {
     advanceClock(COOLDOWN_MS);
     await untilStates(gw, { a: "half_open", b: "closed" });
 
-    A.fault = { kind: "none" }; // A has recovered
-    const probe = await chat(gw);
-    expect([probe.status, probe.provider, probe.fallback]).toEqual([200, "a", "false"]);
-    expect(probe.attempts.map((x) => [x.provider, x.error_class])).toEqual([["a", null]]);
-    expect(A.hits()).toBe(aHits + 1);
-    await untilStates(gw, { a: "closed", b: "closed" });
-    for (let i = 0; i < 3; i++) expect((await chat(gw)).provider).toBe("a");
-    expect(A.hits()).toBe(aHits + 4);
-  });
-
-  it("a failed probe opens it again for another full cooldown", async () => {
-    const s = await setup();
-    const { A, gw } = s;
-    await openA(s);
-    advanceClock(COOLDOWN_MS);
-    await untilStates(gw, { a: "half_open", b: "closed" });
-    const aHits = A.hits();
-
-    const probe = await chat(gw); // A still failing
-    expect([probe.status, probe.provider]).toEqual([200, "b"]);
-    expect(probe.attempts.map((x) => [x.provider, x.error_class])).toEqual([
+    // A still failing: the probe fails, B answers, and the breaker is open again.
+    const failed = await chat(gw);
+    expect([failed.status, failed.provider]).toEqual([200, "b"]);
+    expect(failed.attempts.map((x) => [x.provider, x.error_class])).toEqual([
       ["a", "server_error"],
       ["b", null],
     ]);
     await untilStates(gw, { a: "open", b: "closed" });
-    expect((await chat(gw)).attempts.map((x) => x.provider)).toEqual(["b"]);
-
     // The new cooldown counts from the failed probe.
     advanceClock(COOLDOWN_MS - 1);
     expect((await chat(gw)).attempts.map((x) => x.provider)).toEqual(["b"]);
@@ -166,9 +147,19 @@ describe("circuit breaker", () => {
     expect(A.hits()).toBe(aHits + 1);
     advanceClock(1);
     await untilStates(gw, { a: "half_open", b: "closed" });
+
+    // A has recovered: one good probe closes the breaker, and A takes the traffic again.
+    A.fault = { kind: "none" };
+    const probe = await chat(gw);
+    expect([probe.status, probe.provider, probe.fallback]).toEqual([200, "a", "false"]);
+    expect(probe.attempts.map((x) => [x.provider, x.error_class])).toEqual([["a", null]]);
+    expect(A.hits()).toBe(aHits + 2);
+    await untilStates(gw, { a: "closed", b: "closed" });
+    for (let i = 0; i < 3; i++) expect((await chat(gw)).provider).toBe("a");
+    expect(A.hits()).toBe(aHits + 5);
   });
 
-  it("POST /admin/circuit-breaker/reset closes it at once (no cooldown wait)", async () => {
+  it("POST /admin/circuit-breaker/reset closes it at once (no cooldown wait); ?deployment= resets one, 404 for an unknown one", async () => {
     const s = await setup();
     const { A, gw } = s;
     await openA(s);
@@ -184,11 +175,8 @@ describe("circuit breaker", () => {
     const r = await chat(gw);
     expect([r.provider, r.fallback]).toEqual(["a", "false"]);
     expect(A.hits()).toBe(aHits + 1);
-  });
 
-  it("reset can target one deployment, and says 404 for an unknown one", async () => {
-    const s = await setup();
-    const { A, gw } = s;
+    // Open again, then reset that one deployment by its id.
     await openA(s);
     A.fault = { kind: "none" };
     const one = await fetch(`${gw.url}/admin/circuit-breaker/reset?deployment=${encodeURIComponent("m#0")}`, { method: "POST" });
