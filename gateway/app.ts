@@ -18,6 +18,8 @@ import { metricsRoutes } from "./api/metrics.ts";
 import { v1Routes } from "./api/v1.ts";
 import { startDiscovery } from "./lab/discovery.ts";
 import { GpuMonitor } from "./lab/gpus.ts";
+import { LaunchedFile } from "./lab/orphans.ts";
+import { LabProcesses } from "./lab/processes.ts";
 import { ServerDiscovery } from "./lab/servers.ts";
 import { createAdapter, loadAdapterModules } from "./providers/factory.ts";
 import { Redactor } from "./providers/redact.ts";
@@ -119,6 +121,14 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const toggles = providerState.load();
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics === true });
   const secrets = createSecretResolver(opts.env ?? process.env);
+  const events = new EventHub({ summaryMs: opts.eventSummaryMs });
+  // Every provider, from the config, discovery or a launched server, and its events.
+  const registry = new ProviderRegistry();
+  // Servers labgate runs itself (providers with launch:). What an earlier labgate that was
+  // killed left running is stopped first: launched.json says what it started, and when.
+  const launchedFile = new LaunchedFile(join(opts.dataDir, "launched.json"));
+  for (const r of await launchedFile.reap()) log.warn({ process: r.name, pid: r.pid, command: r.command }, "stopped a server an earlier labgate left running");
+  const processes = new LabProcesses({ registry, events, log, file: launchedFile, env: opts.env ?? process.env });
   // Upstream error text reaches clients only cleaned: every resolved secret (added as resolved), tokens, paths, stacks.
   const redactor = new Redactor({ onFullText: (text, info) => log.debug({ ...info, upstream_message: text }, "upstream error (full text)") });
   // Heavy adapter modules (the embedded engine's, Ollama's) only for configurations that have such a provider.
@@ -145,7 +155,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     try {
       const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir, modules: adapterModules, redactor });
-      return new ProviderRuntime({ name, config: pc, adapter, enabled });
+      // A launched server's traffic waits for it to be healthy (or starts it, on demand).
+      return new ProviderRuntime({ name, config: pc, adapter: pc.launch ? processes.add(name, pc, adapter) : adapter, enabled });
     } catch (err) {
       log.warn({ provider: name, err: (err as Error).message }, "provider unavailable: adapter could not start");
       return new ProviderRuntime({ name, config: pc, unavailableReason: (err as Error).message, enabled });
@@ -153,8 +164,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   const runtimes = Object.entries(config.providers).map(([name, pc]) => buildProvider(name, pc));
 
-  // The config is one source of providers; discovery and supervised servers add theirs.
-  const registry = ProviderRegistry.of(runtimes, "config");
+  // The config is one source of providers; launched servers another; discovery adds its own later.
+  for (const r of runtimes) registry.add(r, config.providers[r.name]?.launch ? "supervisor" : "config");
   const discoveredModels = new Map<string, string[]>();
   registry.on((e) => {
     if (e.type === "enabled") {
@@ -205,7 +216,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   completions.onOutcome(logOutcomes(requestLog));
   completions.onOutcome(countOutcomes(metrics));
   // Live events for the dashboard and the tray: registry changes, and a summary of outcomes each second.
-  const events = new EventHub({ summaryMs: opts.eventSummaryMs });
   registry.on((e) => events.fromRegistry(e));
   completions.onOutcome((o) => events.observe(o));
   // The lab's own metric names (router_*, billing_*, provider_up, batch_*).
@@ -214,6 +224,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   // The machine's GPUs, read in the background (systeminformation rarely, nvidia-smi every few seconds).
   const gpuMonitor = new GpuMonitor({ env: opts.env ?? process.env, log, ...(opts.gpu || {}) });
   registerGpuMetrics(metrics.registry, gpuMonitor);
+  // GPU figures reach the dashboard and the tray as they change (the monitor reports changes only).
+  gpuMonitor.on((gpus) => events.publish("gpu", { gpus }));
 
   const health: ProviderHealthBook = {
     async probe(name) {
@@ -259,9 +271,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     router,
     registry,
     servers,
+    processes,
     monitor: gpuMonitor,
     events,
-    labSnapshot: () => ({ ...providersView(registry, router), servers: servers.snapshot() }),
+    labSnapshot: () => ({ ...providersView(registry, router), servers: servers.snapshot(), processes: processes.list(), gpus: gpuMonitor.snapshot() }),
     completions,
     requestLog,
     metrics,
@@ -292,6 +305,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     if ((e.type === "added" && e.source === "discovery") || (e.type === "health" && e.healthy)) void discovery.refresh();
   });
   servers.start();
+  processes.startAll();
   if (opts.gpu !== false) gpuMonitor.start();
   const healthTimer =
     opts.healthIntervalMs === 0
@@ -354,6 +368,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       }
       // Every request's outcome (its log row) before the log is flushed; bounded in case one never ends.
       if (!(await completions.idle(5000))) log.warn({ in_flight: completions.inFlight }, "requests still unfinished at shutdown: their log rows are lost");
+      // Launched servers stop with the gateway once its requests are done (gracefully, then forced after their stop timeout).
+      await processes.close();
       requestLog.flush();
       logCeiling.stop();
       await Promise.allSettled(registry.list().map((r) => r.adapter?.close()));

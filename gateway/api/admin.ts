@@ -6,6 +6,7 @@ import type { GatewayDeps } from "./deps.ts";
 import { ApiError } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { labModelRoutes } from "./lab-models.ts";
+import { labProcessRoutes } from "./lab-processes.ts";
 import { labServerRoutes } from "./lab-servers.ts";
 import { providersView } from "./provider-status.ts";
 
@@ -36,6 +37,7 @@ export const adminRoutes =
     // The lab's own routes and the live events share this plugin's admin check.
     await app.register(labServerRoutes(deps), { prefix: "/lab" });
     await app.register(labModelRoutes(deps), { prefix: "/lab" });
+    await app.register(labProcessRoutes(deps), { prefix: "/lab" });
     await app.register(eventRoutes(deps));
 
     // At most MAX_PAGE_ROWS rows (a larger limit is clamped) and about MAX_PAGE_BYTES of JSON; has_more when older rows are left.

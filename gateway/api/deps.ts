@@ -2,6 +2,7 @@
 import type { CompletionService } from "../completion/service.ts";
 import type { LabgateConfig } from "../config/schema.ts";
 import type { GpuMonitor } from "../lab/gpus.ts";
+import type { LabProcesses } from "../lab/processes.ts";
 import type { ServerDiscovery } from "../lab/servers.ts";
 import type { EventHub } from "../telemetry/events.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
@@ -24,6 +25,8 @@ export interface GatewayDeps {
   events: EventHub;
   /** What a client of the event stream is shown first. */
   labSnapshot(): Record<string, unknown>;
+  /** Servers labgate launches and supervises (providers with launch:). */
+  processes: LabProcesses;
   /** Inference servers found running on the lab's machines. */
   servers: ServerDiscovery;
   /** The machine's GPUs and their figures, read in the background (GET /admin/lab/gpus, /metrics). */

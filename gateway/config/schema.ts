@@ -40,6 +40,31 @@ const limits = {
   max_in_flight: z.number().int().positive().optional().describe("Concurrent requests before it counts as saturated."),
 };
 
+// A server labgate runs itself (llama-server, ollama serve, vllm serve). Restart
+// backoff follows GPUStack: 10 s doubling to 5 min; a crash loop (max_restarts
+// crashes within restart_window_s) gives up until an operator starts it again.
+export const launchSchema = z
+  .object({
+    command: z.string().min(1).describe("The program, e.g. llama-server, ollama, vllm (a path, or a name on PATH)."),
+    args: z.array(z.string()).default([]),
+    env: z.record(z.string(), z.string()).optional().describe("Extra environment variables (plain values; keep secrets out of the config)."),
+    cwd: z.string().optional(),
+    port: port.min(1).optional().describe("Where it listens; defaults to the provider's base_url port (one of the two is needed)."),
+    health_path: z.string().startsWith("/").optional().describe("Polled until it answers 200 before traffic is routed (default by type: /health, /api/version for ollama)."),
+    startup_timeout_s: seconds.default(120),
+    stop_timeout_s: seconds.default(10).describe("After SIGTERM to its process group, SIGKILL after this long."),
+    on_demand: z.boolean().default(false).describe("Start on the first request for one of its models (requests wait for it) instead of with the gateway."),
+    idle_ttl_s: seconds.optional().describe("Stop after this long without traffic (with on_demand)."),
+    gpus: z.array(z.number().int().nonnegative()).optional().describe("Pin to these GPUs (sets CUDA_VISIBLE_DEVICES and HIP_VISIBLE_DEVICES)."),
+    restart: z.enum(["always", "on-failure", "never"]).default("on-failure"),
+    backoff_initial_s: seconds.default(10),
+    backoff_max_s: seconds.default(300),
+    max_restarts: z.number().int().nonnegative().default(5),
+    restart_window_s: seconds.default(600),
+  })
+  .strict();
+export type LaunchConfig = z.infer<typeof launchSchema>;
+
 export const providerSchema = z
   .object({
     type: z.enum(PROVIDER_TYPES),
@@ -59,6 +84,7 @@ export const providerSchema = z
     context_size: z.number().int().positive().optional().describe("embedded: context length per sequence."),
     gpu: z.union([z.boolean(), z.enum(["auto", "cuda", "vulkan", "metal"])]).optional(),
     model_names: z.record(z.string(), z.string()).optional().describe("embedded: file name -> model name overrides."),
+    launch: launchSchema.optional().describe("labgate runs this server as a supervised child process (started, health-checked, restarted, stopped)."),
     ...limits,
   })
   .strict();

@@ -15,6 +15,8 @@ export class ProviderRuntime {
   /** Why the provider cannot serve at all (unresolved secret, engine missing...). */
   readonly unavailableReason: string | undefined;
   enabled: boolean;
+  /** Set while a launched server cannot take traffic (starting, stopped, failed): why. */
+  notReady: string | undefined;
   inFlight = 0;
   readonly limiter: RateLimiter;
 
@@ -90,7 +92,7 @@ export class DeploymentRuntime {
    */
   unavailability(ignoreBreaker = false): "provider_unavailable" | "disabled" | "circuit_open" | "rate_limited" | "saturated" | undefined {
     const p = this.provider;
-    if (p.unavailableReason) return "provider_unavailable";
+    if (p.unavailableReason || p.notReady !== undefined) return "provider_unavailable";
     if (!p.enabled) return "disabled";
     if (!ignoreBreaker && !this.breaker.canPass()) return "circuit_open";
     if (!this.limiter.hasRoom() || !p.limiter.hasRoom()) return "rate_limited";
