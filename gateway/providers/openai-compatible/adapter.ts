@@ -6,7 +6,7 @@ import { UpstreamError, fromNetworkError } from "../errors.ts";
 import { createAgent, joinUrl, send, sendJson, sendJsonText } from "../http.ts";
 import type { UpstreamBody } from "../exchange.ts";
 import { Redactor } from "../redact.ts";
-import { SseParser } from "../sse.ts";
+import { SseParser, type SseEvent } from "../sse.ts";
 import { RAW_JSON, type CallContext, type ChunkBatch, type CompletionResult, type HealthResult, type LoadedModel, type ModelCard, type OpenAIBody, type OpenAIChunk, type ProviderAdapter } from "../types.ts";
 import { readUsage, upstreamBody } from "./mapping.ts";
 
@@ -185,10 +185,10 @@ export async function* openAIBatches(
   const parser = new SseParser({ requireSse: true, contentType: opts.contentType });
   let sawDone = false;
   let bodyEnded = false;
-  // The last two payloads: the finish chunk is the last one, or the one before the usage chunk.
-  let last = "";
-  let beforeLast = "";
-  let chunkCount = 0;
+  // The events of the last two reads that had any: where a finish chunk (last, or before the usage chunk) would be.
+  let lastEvents: SseEvent[] = NO_EVENTS;
+  let earlierEvents: SseEvent[] = NO_EVENTS;
+  let sawChunk = false;
   try {
     while (!sawDone && !bodyEnded) {
       const read = await body.next();
@@ -213,24 +213,26 @@ export async function* openAIBatches(
         try {
           // A payload spread over several data: lines holds newlines: it is re-serialised, never written raw.
           const chunk = unusual && ev.data.indexOf("\n") >= 0 ? parseChunk(ev.data) : toChunk(ev.data, mayNeedParsing);
-          if (chunk) {
-            batch.push(chunk);
-            beforeLast = last;
-            last = ev.data;
-            chunkCount++;
-          }
+          if (chunk) batch.push(chunk);
         } catch (err) {
           fault = err as UpstreamError;
           break;
         }
       }
+      if (events.length > 0) {
+        earlierEvents = lastEvents;
+        lastEvents = events;
+      }
       // What came before a fault in the same read still reaches the client.
-      if (batch.length > 0) yield batch;
+      if (batch.length > 0) {
+        sawChunk = true;
+        yield batch;
+      }
       if (fault) throw fault;
     }
-    if (!sawDone && !FINISHED.test(last) && !FINISHED.test(beforeLast)) {
+    if (!sawDone && !finished(lastEvents, earlierEvents)) {
       if (signal.aborted) throw fromNetworkError(signal.reason, signal);
-      throw chunkCount === 0
+      throw !sawChunk
         ? new UpstreamError("malformed", "upstream's event stream ended without any event")
         : new UpstreamError("reset", "upstream's event stream ended before its end (no data: [DONE], no finish_reason): the answer was cut short");
     }
@@ -245,8 +247,13 @@ export async function* openAIBatches(
   }
 }
 
-/** A chunk whose choice finished: `"finish_reason":"stop"` (not null). */
-const FINISHED = /"finish_reason"\s*:\s*"/;
+const NO_EVENTS: SseEvent[] = [];
+
+/** Whether the last or the last but one payload is a chunk whose choice finished: `"finish_reason":"stop"` (not null). */
+function finished(last: SseEvent[], earlier: SseEvent[]): boolean {
+  const tail = last.length >= 2 ? last.slice(-2) : [...earlier.slice(-1), ...last];
+  return tail.some((ev) => /"finish_reason"\s*:\s*"/.test(ev.data));
+}
 const USAGE_KEY = Buffer.from('"usage"');
 const ERROR_KEY = Buffer.from('"error"');
 
