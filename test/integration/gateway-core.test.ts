@@ -47,14 +47,38 @@ afterAll(async () => {
   await slow?.close();
 });
 
+interface Relay {
+  url: string;
+  /** SSE events passed on so far. */
+  sent(): number;
+  /** Let n more events through. */
+  release(n: number): void;
+  /** Streams still open, and streams the gateway closed before their end. */
+  open(): number;
+  cutOff(): number;
+  /** With holdEnd: end the streams (held open after the fake's last byte until this). */
+  finish(): void;
+  close(): Promise<void>;
+}
+
 /**
- * A loopback relay in front of a fake upstream that passes the fake's stream on one SSE event at a time (its exact
- * bytes), each only when the test releases it.
+ * A loopback relay in front of a fake upstream. Streams (SSE) are passed on one event at a time, the fake's exact
+ * bytes, each only when the test releases it; with holdEnd a stream is kept open after the fake's end until
+ * finish() (an upstream that lingers after [DONE]). Other answers (JSON) pass through whole.
  */
-async function gatedRelay(target: FakeOpenAI): Promise<{ url: string; sent(): number; release(n: number): void; close(): Promise<void> }> {
+async function gatedRelay(target: FakeOpenAI, opts: { holdEnd?: boolean } = {}): Promise<Relay> {
   let allowed = 0;
   let sent = 0;
-  let wake: (() => void) | undefined;
+  let finished = !opts.holdEnd;
+  let open = 0;
+  let cutOff = 0;
+  const waiters: (() => void)[] = [];
+  const wakeAll = (): void => {
+    for (const w of waiters.splice(0)) w();
+  };
+  const until = async (ok: () => boolean): Promise<void> => {
+    while (!ok()) await new Promise<void>((r) => waiters.push(r));
+  };
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on("data", (d: Buffer) => parts.push(d));
@@ -62,18 +86,29 @@ async function gatedRelay(target: FakeOpenAI): Promise<{ url: string; sent(): nu
       void (async () => {
         const body = req.method === "GET" || req.method === "HEAD" ? undefined : Buffer.concat(parts);
         const upstream = await fetch(target.url + req.url, { method: req.method, headers: { "content-type": "application/json" }, body });
-        res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "text/event-stream" });
+        const type = upstream.headers.get("content-type") ?? "";
+        res.writeHead(upstream.status, { "content-type": type });
+        if (!type.startsWith("text/event-stream")) {
+          res.end(Buffer.from(await upstream.arrayBuffer()));
+          return;
+        }
+        open++;
+        res.on("close", () => {
+          open--;
+          if (!res.writableFinished) cutOff++;
+        });
         const decoder = new TextDecoder();
         let buf = "";
         for await (const bytes of upstream.body as AsyncIterable<Uint8Array>) {
           buf += decoder.decode(bytes, { stream: true });
           for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
-            while (sent >= allowed) await new Promise<void>((r) => (wake = r));
+            await until(() => sent < allowed);
             res.write(buf.slice(0, end + 2));
             buf = buf.slice(end + 2);
             sent++;
           }
         }
+        await until(() => finished);
         res.end(buf);
       })().catch(() => res.destroy());
     });
@@ -84,10 +119,17 @@ async function gatedRelay(target: FakeOpenAI): Promise<{ url: string; sent(): nu
     sent: () => sent,
     release(n) {
       allowed += n;
-      wake?.();
-      wake = undefined;
+      wakeAll();
+    },
+    open: () => open,
+    cutOff: () => cutOff,
+    finish() {
+      finished = true;
+      wakeAll();
     },
     close: () => {
+      finished = true;
+      wakeAll();
       server.closeAllConnections();
       return new Promise<void>((r) => server.close(() => r()));
     },
@@ -277,7 +319,9 @@ models: {m: {deployments: [{provider: lab, model: x}]}}
   });
 
   it("the answer ends at [DONE] even when the upstream keeps its response open after it", async () => {
-    const lingering = await startFakeOpenAI({ name: "lingering", holdAfterDoneMs: 3000 });
+    // The upstream's response stays open after [DONE] until the test ends it (no hold time to race).
+    const lingering = await gatedRelay(up, { holdEnd: true });
+    lingering.release(Infinity);
     const gw2 = await startGateway(`
 providers: {lab: {type: llamacpp, base_url: "${lingering.url}"}}
 models: {m: {deployments: [{provider: lab, model: x}]}}
@@ -287,12 +331,13 @@ models: {m: {deployments: [{provider: lab, model: x}]}}
       const stream = await c.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }], stream: true });
       let text = "";
       for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
-      expect(text).toBe("Hello from the fake upstream.");
       // The client has its whole answer while the upstream is still holding on.
-      expect(lingering.lingering).toBe(1);
+      expect(text).toBe("Hello from the fake upstream.");
+      expect([lingering.open(), lingering.cutOff()]).toEqual([1, 0]);
       // labgate reads the rest quietly instead of cutting the connection.
-      await expect.poll(() => lingering.lingering, { timeout: 6000 }).toBe(0);
-      expect(lingering.abortedStreams).toBe(0);
+      lingering.finish();
+      await expect.poll(() => lingering.open(), { timeout: 3000 }).toBe(0);
+      expect(lingering.cutOff()).toBe(0);
       gw2.gateway.requestLog.flush();
       expect(gw2.gateway.requestLog.recent(1)[0]).toMatchObject({ status: 200, completion_tokens: 5 });
     } finally {
