@@ -20,8 +20,10 @@ export function startDiscovery(
   opts: { intervalMs?: number | undefined; firstRoundMs?: number; graceMs?: number } = {},
 ): Discovery {
   const intervalMs = opts.intervalMs ?? 2000;
-  // A server that stops answering keeps its models for the grace period (at least 3 rounds).
-  const dropAfter = Math.max(MIN_FAILURES_BEFORE_DROP, Math.ceil((opts.graceMs ?? 0) / intervalMs));
+  // A server found on the machine that stops answering keeps its models for lab.discovery.grace_s
+  // (at least 3 rounds); a configured provider's go after 3 failed rounds.
+  const graceRounds = Math.max(MIN_FAILURES_BEFORE_DROP, Math.ceil((opts.graceMs ?? 0) / intervalMs));
+  const dropAfter = (name: string): number => (router.registry.sourceOf(name) === "discovery" ? graceRounds : MIN_FAILURES_BEFORE_DROP);
   let running: Promise<void> | undefined;
   const lastError = new Map<string, string>();
   const failuresInARow = new Map<string, number>();
@@ -42,7 +44,7 @@ export function startDiscovery(
       // state); a server that stays unreachable serves none until it comes back.
       const n = (failuresInARow.get(name) ?? 0) + 1;
       failuresInARow.set(name, n);
-      if (n >= dropAfter) router.setDiscoveredModels(name, []);
+      if (n >= dropAfter(name)) router.setDiscoveredModels(name, []);
       const msg = (err as Error).message;
       if (lastError.get(name) !== msg) log.debug({ provider: name, err: msg }, "model discovery failed");
       lastError.set(name, msg);
