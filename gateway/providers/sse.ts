@@ -28,6 +28,12 @@ export interface SseParserOptions {
   requireSse?: boolean;
   /** The response's content-type, named in that error. */
   contentType?: string;
+  /**
+   * llama.cpp's server writes a stream error as an `error: <json>` line (the event
+   * name used as the field name): with this, such a line counts as an SSE field and
+   * yields an event of type "error" with that data, like `event: error` + `data:`.
+   */
+  errorField?: boolean;
 }
 
 const NO_EVENTS: SseEvent[] = [];
@@ -57,6 +63,7 @@ export class SseParser {
   // stream mode, at a fraction of the cost per read.
   private readonly decoder = new StringDecoder("utf8");
   private readonly contentType: string | undefined;
+  private readonly errorField: boolean;
   /** Text after the last complete line (always starts at a line start). */
   private buffer = "";
   /** The buffer ends with a CR that may be the first half of a CRLF. */
@@ -86,6 +93,7 @@ export class SseParser {
   constructor(opts: SseParserOptions = {}) {
     this.sniffing = opts.requireSse === true;
     this.contentType = opts.contentType;
+    this.errorField = opts.errorField === true;
   }
 
   /** Part of an event is waiting for the rest of it (the network cut it). */
@@ -224,6 +232,13 @@ export class SseParser {
         if (/^[0-9]+$/.test(value)) this.retryMs = Number(value);
         break;
       default:
+        if (field === "error" && this.errorField) {
+          this.eventType = "error";
+          this.data = this.hasData ? this.data + "\n" + value : value;
+          this.hasData = true;
+          this.pending = true;
+          break;
+        }
         if (this.sniffing) throw this.notSse(buffer.slice(start));
         return; // unknown fields are ignored
     }

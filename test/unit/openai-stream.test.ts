@@ -61,6 +61,21 @@ describe("openAIBatches", () => {
     expect(body.destroyed).toBe(true);
   });
 
+  it("llama.cpp's `error: {...}` line is a stream error with its message, mid-stream or first", async () => {
+    const line = `error: {"code":500,"message":"the slot was released","type":"server_error"}\n\n`;
+    const body = bodyOf([token("a"), line]);
+    const seen: ChunkBatch[] = [];
+    const err = await (async () => {
+      for await (const b of openAIBatches(body, new AbortController().signal)) seen.push(b);
+    })().catch((e: unknown) => e);
+    expect(seen.flat()).toHaveLength(1);
+    expect(err).toMatchObject({ errorClass: "server_error", message: "upstream stream error: the slot was released" });
+    const first = await collect(bodyOf([line])).catch((e: unknown) => e);
+    expect(first).toMatchObject({ errorClass: "server_error" });
+    const named = await collect(bodyOf([`event: error\ndata: {"message":"boom"}\n\n`])).catch((e: unknown) => e);
+    expect(named).toMatchObject({ errorClass: "server_error", message: "upstream stream error: boom" });
+  });
+
   it("a cut or non-JSON payload is malformed", async () => {
     const err = await collect(bodyOf(["data: {not json\n\n"])).catch((e: unknown) => e);
     expect((err as UpstreamError).errorClass).toBe("malformed");

@@ -200,6 +200,15 @@ describe("SseParser: reads cut anywhere give the same events", () => {
   });
 });
 
+describe("SseParser: llama.cpp's error field", () => {
+  it("with errorField, an `error:` line is an event of type error; without, an unknown field", () => {
+    const line = 'error: {"code":500,"message":"boom"}\n\n';
+    expect(parse([line], { parser: new SseParser({ errorField: true }) })).toEqual([ev('{"code":500,"message":"boom"}', "error")]);
+    expect(parse([line])).toEqual([]);
+    expect(() => new SseParser({ requireSse: true, errorField: true }).push(line)).not.toThrow();
+  });
+});
+
 describe("SseParser: the fast path", () => {
   it("single-line data events separated by LF LF keep their payload as is and leave `unusual` off", () => {
     const parser = new SseParser();

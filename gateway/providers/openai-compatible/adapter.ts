@@ -182,7 +182,7 @@ export async function* openAIBatches(
   signal: AbortSignal,
   opts: { contentType?: string; redactor?: Redactor; provider?: string } = {},
 ): AsyncGenerator<ChunkBatch> {
-  const parser = new SseParser({ requireSse: true, contentType: opts.contentType });
+  const parser = new SseParser({ requireSse: true, contentType: opts.contentType, errorField: true });
   let sawDone = false;
   let bodyEnded = false;
   // The events of the last two reads that had any: where a finish chunk (last, or before the usage chunk) would be.
@@ -208,6 +208,10 @@ export async function* openAIBatches(
       for (const ev of events) {
         if (ev.data === "[DONE]") {
           sawDone = true;
+          break;
+        }
+        if (ev.event === "error") {
+          fault = streamError(ev.data);
           break;
         }
         try {
@@ -280,6 +284,19 @@ function parseChunk(data: string): OpenAIChunk {
     throw new UpstreamError("server_error", `upstream stream error: ${e?.message ?? JSON.stringify(chunk.error)}`);
   }
   return chunk;
+}
+
+/** An `error` event (llama.cpp's `error: {"code":500,"message":…}` line, or `event: error`). */
+function streamError(data: string): UpstreamError {
+  let message = data;
+  try {
+    const j = JSON.parse(data) as { message?: unknown; error?: { message?: unknown } | string };
+    const m = typeof j.message === "string" ? j.message : typeof j.error === "string" ? j.error : j.error?.message;
+    if (typeof m === "string") message = m;
+  } catch {
+    // not JSON: the text is the message
+  }
+  return new UpstreamError("server_error", `upstream stream error: ${message}`);
 }
 
 function malformed(data: string): UpstreamError {
