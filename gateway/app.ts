@@ -32,9 +32,11 @@ import { ProviderStateStore } from "./store/provider-state.ts";
 import { IdSource } from "./store/ids.ts";
 import { LogCeiling } from "./store/log-ceiling.ts";
 import { logOutcomes } from "./store/outcome-log.ts";
+import { todaysSpend } from "./store/spend.ts";
 import { RequestLog } from "./store/request-log.ts";
 import { createMetrics, type GatewayMetrics } from "./telemetry/metrics.ts";
 import { providersView } from "./api/provider-status.ts";
+import { BudgetBook, CLOUD_PROVIDER_TYPES, registerBudgetMetrics, startOfDay } from "./telemetry/budgets.ts";
 import { EventHub } from "./telemetry/events.ts";
 import { createLabMetrics, type LabMetrics } from "./telemetry/lab-metrics.ts";
 import { countOutcomes } from "./telemetry/outcome-metrics.ts";
@@ -184,7 +186,18 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       log.info({ provider: e.provider, healthy: e.healthy, detail: e.detail }, e.healthy ? "provider healthy" : "provider unhealthy");
     }
   });
+  // Budgets: today's spend (after a restart, from the request log), ceilings said once, cloud closed when asked.
+  const budgets = new BudgetBook({
+    config: config.budgets,
+    onCross: (s) => {
+      log.warn({ kind: s.kind, name: s.name, measure: s.measure, value: s.value, limit: s.limit, on_exceed: config.budgets.on_exceed }, "budget crossed");
+      events.publish("budget", s);
+    },
+  });
+  budgets.seed(todaysSpend(db, startOfDay(Date.now())));
+  registerBudgetMetrics(metrics.registry, budgets);
   const router = new Router(config, registry, {
+    blocked: (d) => (budgets.blockOverflow && CLOUD_PROVIDER_TYPES.has(d.provider.type) ? "budget_exceeded" : undefined),
     observer: {
       onAttempt: (d, errorClass) => metrics.child.attempts(d.provider.name, errorClass ?? "ok").inc(),
       onTtfb: (d, ms) => metrics.child.ttfb(d.provider.name).observe(ms / 1000),
@@ -221,6 +234,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   // The lab's own metric names (router_*, billing_*, provider_up, batch_*).
   const labMetrics = createLabMetrics(metrics.registry, { providers: registry, router });
   completions.onOutcome(labMetrics.observe);
+  completions.onOutcome((o) => budgets.observe(o));
   // The machine's GPUs, read in the background (systeminformation rarely, nvidia-smi every few seconds).
   const gpuMonitor = new GpuMonitor({ env: opts.env ?? process.env, log, ...(opts.gpu || {}) });
   registerGpuMetrics(metrics.registry, gpuMonitor);
@@ -274,7 +288,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     processes,
     monitor: gpuMonitor,
     events,
-    labSnapshot: () => ({ ...providersView(registry, router), servers: servers.snapshot(), processes: processes.list(), gpus: gpuMonitor.snapshot() }),
+    labSnapshot: () => ({ ...providersView(registry, router), servers: servers.snapshot(), processes: processes.list(), gpus: gpuMonitor.snapshot(), budgets: budgets.statuses() }),
     completions,
     requestLog,
     metrics,

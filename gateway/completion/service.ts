@@ -5,7 +5,7 @@ import { UpstreamError } from "../providers/errors.ts";
 import { readUsage } from "../providers/openai-compatible/mapping.ts";
 import type { ChunkBatch, OpenAIBody, Operation, Usage } from "../providers/types.ts";
 import { RouteFailure, type RoutedResponse, type RouteInfo, type Router } from "../router/router.ts";
-import { costOf } from "../store/cost.ts";
+import { busyCostOf, costOf } from "../store/cost.ts";
 import type { IdSource } from "../store/ids.ts";
 import { failureStatus, type OutcomeListener, type RequestOutcome } from "./outcome.ts";
 
@@ -227,6 +227,13 @@ export class CompletionService {
     r: { status: number; errorClass: string | null; usage: Usage | null; ttfbMs: number | undefined; overheadMs: number; started: number; routingMs: number },
   ): RequestOutcome {
     const d = route.deployment;
+    const totalMs = performance.now() - r.started;
+    // Per-token price when there is one; else the hardware's hourly cost by busy time (the
+    // request has left the deployment's in-flight count already, so it runs alongside inFlight others).
+    const costUsd =
+      d.price === undefined && d.config.hourly_cost !== undefined && r.status === 200
+        ? busyCostOf(d.config.hourly_cost, totalMs, d.inFlight + 1)
+        : costOf(r.usage, d.price);
     return {
       ...this.base(id, ts, req, model),
       provider: d.provider.name,
@@ -240,9 +247,9 @@ export class CompletionService {
       errorClass: r.errorClass,
       unknownModel: false,
       usage: r.usage,
-      costUsd: costOf(r.usage, d.price),
+      costUsd,
       ttfbMs: r.ttfbMs ?? null,
-      totalMs: performance.now() - r.started,
+      totalMs,
       overheadMs: r.overheadMs,
       routingMs: r.routingMs,
       attempts: route.attempts,

@@ -105,6 +105,11 @@ export const deploymentSchema = z
     weight: z.number().nonnegative().optional(),
     tier: z.string().optional().describe("Free-form tier label: local, standard, premium..."),
     price: priceSchema.optional(),
+    hourly_cost: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe("USD per hour of the hardware behind a local deployment, charged to its requests by their busy time (instead of a per-token price)."),
     overflow: z.boolean().optional().describe("Takes traffic only when every non-overflow deployment cannot."),
     context_length: z.number().int().positive().optional(),
     timeout_s: seconds.optional(),
@@ -243,6 +248,29 @@ export const labSchema = z
   })
   .strict();
 
+const budgetLimit = z.number().positive();
+export const budgetsSchema = z
+  .object({
+    tiers: z
+      .record(
+        z.string().min(1),
+        z
+          .object({
+            max_usd_per_1k_tokens: budgetLimit.optional().describe("Ceiling of the tier's cost per 1,000 tokens over the day."),
+            daily_usd: budgetLimit.optional().describe("Ceiling of the tier's spend per day."),
+          })
+          .strict(),
+      )
+      .default({}),
+    providers: z.record(z.string().min(1), z.object({ daily_usd: budgetLimit }).strict()).default({}),
+    on_exceed: z
+      .enum(["alert", "block_overflow"])
+      .default("alert")
+      .describe("alert: /metrics, the gate, the events and one log line; block_overflow: also no cloud overflow for the rest of the day (local deployments keep serving)."),
+  })
+  .strict();
+export type BudgetsConfig = z.infer<typeof budgetsSchema>;
+
 export const configSchema = z
   .object({
     server: serverSchema.default(serverSchema.parse({})),
@@ -251,6 +279,7 @@ export const configSchema = z
     router: routerSchema.default(routerSchema.parse({})),
     lab: labSchema.default(labSchema.parse({})),
     store: storeSchema.default(storeSchema.parse({})),
+    budgets: budgetsSchema.default(budgetsSchema.parse({})),
   })
   .strict();
 

@@ -150,6 +150,8 @@ export interface RouterOptions {
   now?: () => number;
   observer?: RouterObserver;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Why a deployment is kept out for now beyond its own state (a budget crossed closes cloud overflow). */
+  blocked?: (d: DeploymentRuntime) => string | undefined;
 }
 
 interface Candidate {
@@ -172,6 +174,7 @@ export class Router {
   private readonly now: () => number;
   private readonly observer: RouterObserver;
   private readonly sleepFn: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly blocked: (d: DeploymentRuntime) => string | undefined;
 
   constructor(config: LabgateConfig, registry: ProviderRegistry, opts: RouterOptions = {}) {
     this.cfg = config.router;
@@ -179,6 +182,7 @@ export class Router {
     this.now = opts.now ?? Date.now;
     this.observer = opts.observer ?? {};
     this.sleepFn = opts.sleep ?? sleep;
+    this.blocked = opts.blocked ?? (() => undefined);
     this.registry = registry;
     registry.on((e) => {
       if (e.type === "removed") this.setDiscoveredModels(e.provider, [], true);
@@ -323,7 +327,7 @@ export class Router {
       const eligible = (overflow: boolean): DeploymentRuntime[] =>
         group.deployments.filter((d) => {
           if (d.overflow !== overflow) return false;
-          const why = d.unavailability(panic);
+          const why = d.unavailability(panic) ?? this.blocked(d);
           if (why) skipReasons.set(d.id, why);
           return why === undefined;
         });
@@ -388,7 +392,7 @@ export class Router {
         }
         // The plan listed this deployment before earlier candidates were tried; other
         // requests may have filled its slots or its rate limit meanwhile.
-        const why = d.unavailability(cand.panic);
+        const why = d.unavailability(cand.panic) ?? this.blocked(d);
         if (why) {
           skipReasons.set(d.id, why);
           continue;
