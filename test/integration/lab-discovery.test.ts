@@ -107,6 +107,18 @@ describe("servers found on the machine", () => {
     });
     expect(chat.status).toBe(200);
     expect(chat.headers.get("x-routed-provider")).toBe("openai-compatible");
+
+    // The operator's toggle works on a discovered provider as on a configured one.
+    const ask = () =>
+      fetch(`${gw.v1}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: genericModels[0], messages: [{ role: "user", content: "hi" }] }),
+      }).then((r) => r.status);
+    await fetch(`${gw.url}/admin/providers/openai-compatible/disable`, { method: "POST" });
+    expect(await ask()).toBe(503);
+    await fetch(`${gw.url}/admin/providers/openai-compatible/enable`, { method: "POST" });
+    expect(await ask()).toBe(200);
   });
 
   it("a server that goes away turns unhealthy and its models leave; one that appears is added without a restart", async () => {

@@ -159,6 +159,11 @@ describe("launched servers", () => {
     expect(stopped).toMatchObject({ state: "stopped", last_exit: { code: 0, signal: null } });
     expect((await chat(gw)).status).toBe(503);
     expect((await (await fetch(`${gw.url}/admin/lab/processes/lab-llama/start`, { method: "POST" })).json()) as Proc).toMatchObject({ state: "running" });
+    // The operator's toggle works on a launched server's provider too.
+    await fetch(`${gw.url}/admin/providers/lab-llama/disable`, { method: "POST" });
+    expect((await chat(gw)).status).toBe(503);
+    await fetch(`${gw.url}/admin/providers/lab-llama/enable`, { method: "POST" });
+    expect((await chat(gw)).status).toBe(200);
 
     const port2 = await freePort();
     const stubborn = await gateway(launchConfig(port2, ["--ignore-sigterm"]));
