@@ -102,7 +102,8 @@ export class Redactor {
    */
   error(err: UpstreamError, provider?: string): UpstreamError {
     const cleaned = this.clean(err.message);
-    this.onFullText?.(this.redact(err.message.length > MAX_FULL_TEXT ? err.message.slice(0, MAX_FULL_TEXT) + "…" : err.message), {
+    // A client that went away is not an upstream saying anything.
+    if (err.errorClass !== "cancelled") this.onFullText?.(this.redact(err.message.length > MAX_FULL_TEXT ? err.message.slice(0, MAX_FULL_TEXT) + "…" : err.message), {
       ...(provider === undefined ? {} : { provider }),
       errorClass: err.errorClass,
     });
