@@ -117,7 +117,7 @@ export function createAdapter(ctx: AdapterContext): ProviderAdapter {
         redactor,
       });
     case "azure":
-      return createAzureAdapter({ name, baseUrl, apiVersion: config.api_version ?? "2024-10-21", apiKey: secrets.api_key ?? "", redactor });
+      return createAzureAdapter({ name, baseUrl, apiVersion: config.api_version ?? "2024-10-21", apiKey: secrets.api_key ?? "", extraHeaders, redactor });
     case "anthropic":
       return createAnthropicAdapter({ name, baseUrl, apiKey: secrets.api_key ?? "", extraHeaders, redactor });
     case "ollama":

@@ -1,7 +1,6 @@
 // Small pieces every request-mapping module needs, kept in one place.
 import { UpstreamError } from "./errors.ts";
-
-export type Json = Record<string, unknown>;
+import type { Json } from "./types.ts";
 
 export function isRecord(v: unknown): v is Json {
   return typeof v === "object" && v !== null && !Array.isArray(v);

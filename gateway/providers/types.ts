@@ -2,6 +2,9 @@
 // Adapters translate an OpenAI-shaped request into their upstream's protocol and
 // translate the answer back into OpenAI shapes. They never route, retry or log.
 
+/** A JSON object whose fields are not typed (upstream answers, request pieces). */
+export type Json = Record<string, unknown>;
+
 /** An OpenAI request body as the client sent it (validated loosely at the API edge). */
 export type OpenAIBody = Record<string, unknown> & { model: string };
 

@@ -22,7 +22,7 @@ beforeAll(async () => {
 providers:
   ollama:    {type: ollama, base_url: "${ollama.url}"}
   anthropic: {type: anthropic, base_url: "${anthropic.url}", api_key: env:ANTHROPIC_API_KEY}
-  azure:     {type: azure, base_url: "${azure.url}", api_version: "2024-10-21", api_key: env:AZURE_KEY}
+  azure:     {type: azure, base_url: "${azure.url}", api_version: "2024-10-21", api_key: env:AZURE_KEY, headers: {x-lab-route: env:AZURE_ROUTE, Ocp-Apim-Subscription-Key: env:AZURE_APIM_KEY}}
 models:
   "llama3.1:latest":
     deployments: [{provider: ollama, model: "llama3.2", tier: local}]
@@ -31,7 +31,7 @@ models:
   gpt-4-turbo:
     deployments: [{provider: azure, model: gpt4-deployment}]
 `,
-    { env: { ANTHROPIC_API_KEY: "sk-ant-test", AZURE_KEY: "az-key" } },
+    { env: { ANTHROPIC_API_KEY: "sk-ant-test", AZURE_KEY: "az-key", AZURE_ROUTE: "lab-east", AZURE_APIM_KEY: "apim-secret" } },
   );
   client = new OpenAI({ baseURL: gw.v1, apiKey: "x", maxRetries: 0 });
 });
@@ -157,5 +157,22 @@ describe("azure behind the gateway", () => {
     expect(sent.query).toBe("api-version=2024-10-21");
     expect(sent.headers["api-key"]).toBe("az-key");
     expect(sent.headers.authorization).toBeUndefined();
+  });
+
+  it("sends the provider's headers: (secret references) with every request, streamed or not, next to the api-key", async () => {
+    const before = azure.requests.length;
+    await client.chat.completions.create({ model: "gpt-4-turbo", messages: [{ role: "user", content: "Hi" }] });
+    const stream = await client.chat.completions.create({ model: "gpt-4-turbo", messages: [{ role: "user", content: "Hi" }], stream: true });
+    let text = "";
+    for await (const c of stream) text += c.choices[0]?.delta?.content ?? "";
+    expect(text).toContain("Hello");
+    const sent = azure.requests.slice(before);
+    expect(sent.map((r) => r.path)).toEqual(["/openai/deployments/gpt4-deployment/chat/completions", "/openai/deployments/gpt4-deployment/chat/completions"]);
+    for (const r of sent) {
+      expect(r.headers["x-lab-route"]).toBe("lab-east");
+      expect(r.headers["ocp-apim-subscription-key"]).toBe("apim-secret");
+      expect(r.headers["api-key"]).toBe("az-key");
+      expect(r.query).toBe("api-version=2024-10-21");
+    }
   });
 });

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createAnthropicAdapter } from "../../gateway/providers/anthropic/adapter.ts";
-import { toAnthropicMessages, toMessagesRequest } from "../../gateway/providers/anthropic/mapping.ts";
+import { toAnthropicMessages, toMessagesRequest } from "../../gateway/providers/anthropic/request.ts";
 import { UpstreamError } from "../../gateway/providers/errors.ts";
 import type { CallContext, CompletionResult, OpenAIChunk, ProviderAdapter } from "../../gateway/providers/types.ts";
 import { startFakeAnthropic, type FakeAnswer, type FakeAnthropic } from "../fixtures/fake-anthropic.ts";

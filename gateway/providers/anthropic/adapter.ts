@@ -2,21 +2,18 @@
 // spoken over HTTP with undici. Translates OpenAI chat / completions requests into
 // Messages requests and the answers (JSON or event stream) back into OpenAI shapes.
 // Like every adapter it translates only: no routing, retries or logging.
+// Here only the I/O: request.ts builds the request body, response.ts reads a whole
+// answer, stream.ts an event stream, errors.ts Anthropic's errors; wire.ts types them.
 import type { Agent } from "undici";
 import { UpstreamError, fromNetworkError } from "../errors.ts";
 import { createAgent, joinUrl, send, sendJson } from "../http.ts";
 import { Redactor } from "../redact.ts";
-import { parseSseBatches, type SseEvent } from "../sse.ts";
-import type { CallContext, ChunkBatch, CompletionResult, HealthResult, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter } from "../types.ts";
-import {
-  ANTHROPIC_VERSION,
-  completionToMessagesRequest,
-  createStreamTranslator,
-  toChatCompletion,
-  toMessagesRequest,
-  toModelCards,
-  toTextCompletion,
-} from "./mapping.ts";
+import type { CallContext, CompletionResult, HealthResult, ModelCard, OpenAIBody, ProviderAdapter } from "../types.ts";
+import { reclassifyBilling } from "./errors.ts";
+import { completionToMessagesRequest, toMessagesRequest } from "./request.ts";
+import { toChatCompletion, toModelCards, toTextCompletion } from "./response.ts";
+import { anthropicBatches } from "./stream.ts";
+import { ANTHROPIC_VERSION, type AnthropicMessagesRequest } from "./wire.ts";
 
 export interface AnthropicOptions {
   name: string;
@@ -30,14 +27,6 @@ export interface AnthropicOptions {
 
 export function createAnthropicAdapter(opts: AnthropicOptions): ProviderAdapter {
   return new AnthropicAdapter(opts);
-}
-
-/** Anthropic's 402 billing_error means the account cannot pay: a provider problem, not the request's. */
-function reclassify(err: unknown): never {
-  if (err instanceof UpstreamError && err.upstreamStatus === 402) {
-    throw new UpstreamError("auth", err.message, { upstreamStatus: 402, retryAfterMs: err.retryAfterMs, cause: err });
-  }
-  throw err;
 }
 
 class AnthropicAdapter implements ProviderAdapter {
@@ -80,7 +69,7 @@ class AnthropicAdapter implements ProviderAdapter {
     return this.redactor.error(err instanceof UpstreamError ? err : fromNetworkError(err, signal), this.name);
   }
 
-  private async messages(request: Record<string, unknown>, kind: "chat" | "text", stream: boolean, ctx: CallContext): Promise<CompletionResult> {
+  private async messages(request: AnthropicMessagesRequest, kind: "chat" | "text", stream: boolean, ctx: CallContext): Promise<CompletionResult> {
     try {
       return await this.exchangeMessages(request, kind, stream, ctx);
     } catch (err) {
@@ -88,7 +77,7 @@ class AnthropicAdapter implements ProviderAdapter {
     }
   }
 
-  private async exchangeMessages(request: Record<string, unknown>, kind: "chat" | "text", stream: boolean, ctx: CallContext): Promise<CompletionResult> {
+  private async exchangeMessages(request: AnthropicMessagesRequest, kind: "chat" | "text", stream: boolean, ctx: CallContext): Promise<CompletionResult> {
     const call = {
       url: joinUrl(this.baseUrl, "/v1/messages"),
       headers: stream ? { ...this.headers, accept: "text/event-stream" } : this.headers,
@@ -97,11 +86,11 @@ class AnthropicAdapter implements ProviderAdapter {
       dispatcher: this.agent,
     };
     if (!stream) {
-      const json = await sendJson(call).catch(reclassify);
+      const json = await sendJson(call).catch(reclassifyBilling);
       const { body, usage } = kind === "chat" ? toChatCompletion(json) : toTextCompletion(json);
       return { kind: "json", body, usage };
     }
-    const res = await send(call).catch(reclassify);
+    const res = await send(call).catch(reclassifyBilling);
     const contentType = res.headers["content-type"];
     return {
       kind: "stream",
@@ -144,61 +133,4 @@ class AnthropicAdapter implements ProviderAdapter {
   async close(): Promise<void> {
     await this.agent.close();
   }
-}
-
-/**
- * Anthropic event stream -> OpenAI chunks, one batch per upstream read.
- * An `error` event, a dropped connection or a stream that ends before its
- * `message_stop` is thrown as an UpstreamError, and a body that is not an event
- * stream as `malformed` before the first batch; the upstream body is released on
- * every way out (including the consumer stopping early).
- */
-export async function* anthropicBatches(
-  body: AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void },
-  kind: "chat" | "text",
-  signal: AbortSignal,
-  opts: { contentType?: string; redactor?: Redactor; provider?: string } = {},
-): AsyncGenerator<ChunkBatch> {
-  const translator = createStreamTranslator(kind);
-  let complete = false;
-  try {
-    for await (const events of parseSseBatches(body, { requireSse: true, contentType: opts.contentType })) {
-      const batch: ChunkBatch = [];
-      let fault: unknown;
-      for (const ev of events) {
-        // After message_stop, read on to the body's end rather than breaking out:
-        // leaving early aborts the exchange, and the keep-alive connection is lost.
-        if (translator.stopped || ev.data === "") continue;
-        try {
-          batch.push(...translateEvent(translator, ev));
-        } catch (err) {
-          fault = err;
-          break;
-        }
-      }
-      // What came before a fault in the same read still reaches the client.
-      if (batch.length > 0) yield batch;
-      if (fault !== undefined) throw fault;
-    }
-    if (signal.aborted) throw fromNetworkError(signal.reason, signal);
-    const last = translator.end();
-    if (last.length > 0) yield last;
-    complete = true;
-  } catch (err) {
-    const e = err instanceof UpstreamError ? err : fromNetworkError(err, signal);
-    throw opts.redactor ? opts.redactor.error(e, opts.provider) : e;
-  } finally {
-    if (!complete) body.destroy?.();
-  }
-}
-
-function translateEvent(translator: ReturnType<typeof createStreamTranslator>, ev: SseEvent): OpenAIChunk[] {
-  let data: Record<string, unknown>;
-  try {
-    data = JSON.parse(ev.data) as Record<string, unknown>;
-  } catch {
-    throw new UpstreamError("malformed", `upstream sent invalid JSON in stream: ${ev.data.slice(0, 120)}`);
-  }
-  const type = ev.event ?? (typeof data.type === "string" ? data.type : "");
-  return translator.push(type, data);
 }

@@ -9,6 +9,8 @@ export interface AzureOptions {
   baseUrl: string;
   apiVersion: string;
   apiKey: string;
+  /** The provider's `headers:` (sent with every request, after the api-key header). */
+  extraHeaders?: Record<string, string>;
   redactor?: Redactor;
 }
 
@@ -25,6 +27,7 @@ export function createAzureAdapter(opts: AzureOptions): OpenAICompatibleAdapter 
     type: "azure",
     baseUrl: opts.baseUrl,
     authHeaders: { "api-key": opts.apiKey },
+    ...(opts.extraHeaders ? { extraHeaders: opts.extraHeaders } : {}),
     urlFor: (path, deployment) => azureUrl(opts.baseUrl, opts.apiVersion, path, deployment),
     ...(opts.redactor ? { redactor: opts.redactor } : {}),
   });

@@ -9,20 +9,9 @@ import { DEFAULT_CONTEXT_CAP, type Prompt, type SamplingParams } from "../../../
 import type { ProviderConfig } from "../../config/schema.ts";
 import { UpstreamError } from "../errors.ts";
 import type { CallContext, ChunkBatch, CompletionResult, HealthResult, LoadedModel, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
-import {
-  chatChunk,
-  chatMessages,
-  completionChunk,
-  completionPrompt,
-  embeddingInputs,
-  newId,
-  openAIFinish,
-  samplingParams,
-  usage,
-  usageChunk,
-  type ChunkMeta,
-} from "./mapping.ts";
+import { chatMessages, completionPrompt, embeddingInputs, newId, openAIFinish, samplingParams, usage } from "./mapping.ts";
 import { embeddingToBase64 } from "../mapping-helpers.ts";
+import { chatChunk, chatCompletion, textChunk, textCompletion, usageChunk, type EnvelopeMeta } from "../openai-envelopes.ts";
 
 export interface EmbeddedOptions {
   name: string;
@@ -244,7 +233,12 @@ export class EmbeddedAdapter implements ProviderAdapter {
     } catch (err) {
       throw toUpstream(err);
     }
-    const meta: ChunkMeta = { id: newId(op === "chat" ? "chatcmpl" : "cmpl"), created: Math.floor(Date.now() / 1000), model: ctx.upstreamModel };
+    const created = Math.floor(Date.now() / 1000);
+    // Chat answers say system_fingerprint: null (as llama-server does); completions have none.
+    const meta: EnvelopeMeta =
+      op === "chat"
+        ? { id: newId("chatcmpl"), created, model: ctx.upstreamModel, system_fingerprint: null }
+        : { id: newId("cmpl"), created, model: ctx.upstreamModel };
 
     if (!params.stream) {
       let r;
@@ -258,23 +252,8 @@ export class EmbeddedAdapter implements ProviderAdapter {
       const text = r.text ?? "";
       const out =
         op === "chat"
-          ? {
-              id: meta.id,
-              object: "chat.completion",
-              created: meta.created,
-              model: meta.model,
-              system_fingerprint: null,
-              choices: [{ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finish }],
-              usage: u,
-            }
-          : {
-              id: meta.id,
-              object: "text_completion",
-              created: meta.created,
-              model: meta.model,
-              choices: [{ text: echo + text, index: 0, logprobs: null, finish_reason: finish }],
-              usage: u,
-            };
+          ? chatCompletion(meta, { role: "assistant", content: text, refusal: null }, finish, u)
+          : textCompletion(meta, echo + text, finish, u);
       return { kind: "json", body: out, usage: u };
     }
     return { kind: "stream", batches: streamBatches(op, gen, meta, echo) };
@@ -282,20 +261,20 @@ export class EmbeddedAdapter implements ProviderAdapter {
 }
 
 /** One batch per piece of text the engine sends (it already groups tokens that come close together). */
-async function* streamBatches(op: "chat" | "completions", gen: Generation, meta: ChunkMeta, echo: string): AsyncGenerator<ChunkBatch> {
+async function* streamBatches(op: "chat" | "completions", gen: Generation, meta: EnvelopeMeta, echo: string): AsyncGenerator<ChunkBatch> {
   let finished = false;
   try {
     if (op === "chat") yield [chatChunk(meta, { role: "assistant", content: "" }, null)];
-    else if (echo) yield [completionChunk(meta, echo, null)];
+    else if (echo) yield [textChunk(meta, echo, null)];
     for await (const text of gen.text) {
-      yield [op === "chat" ? chatChunk(meta, { content: text }, null) : completionChunk(meta, text, null)];
+      yield [op === "chat" ? chatChunk(meta, { content: text }, null) : textChunk(meta, text, null)];
     }
     const r = await gen.result;
     const finish = openAIFinish(r.finishReason);
     finished = true;
     yield [
-      op === "chat" ? chatChunk(meta, {}, finish) : completionChunk(meta, "", finish),
-      usageChunk(meta, op === "chat" ? "chat.completion.chunk" : "text_completion", usage(r.promptTokens, r.completionTokens)),
+      op === "chat" ? chatChunk(meta, {}, finish) : textChunk(meta, "", finish),
+      usageChunk(op === "chat" ? "chat.completion.chunk" : "text_completion", meta, usage(r.promptTokens, r.completionTokens)),
     ];
   } catch (err) {
     throw toUpstream(err);

@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import type { ChatMessage, FinishReason, Prompt, SamplingParams } from "../../../native/protocol.ts";
 import { UpstreamError } from "../errors.ts";
-import type { OpenAIBody, OpenAIChunk, Usage } from "../types.ts";
+import type { OpenAIBody, Usage } from "../types.ts";
 
 /** OpenAI's default for the legacy completions endpoint. */
 export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -160,37 +160,6 @@ export function usage(promptTokens: number, completionTokens: number): Usage {
 
 export function openAIFinish(reason: FinishReason): "stop" | "length" {
   return reason === "length" ? "length" : "stop";
-}
-
-export interface ChunkMeta {
-  id: string;
-  created: number;
-  model: string;
-}
-
-export function chatChunk(meta: ChunkMeta, delta: Record<string, unknown>, finishReason: string | null): OpenAIChunk {
-  return {
-    id: meta.id,
-    object: "chat.completion.chunk",
-    created: meta.created,
-    model: meta.model,
-    system_fingerprint: null,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-  };
-}
-
-export function completionChunk(meta: ChunkMeta, text: string, finishReason: string | null): OpenAIChunk {
-  return {
-    id: meta.id,
-    object: "text_completion",
-    created: meta.created,
-    model: meta.model,
-    choices: [{ text, index: 0, logprobs: null, finish_reason: finishReason }],
-  };
-}
-
-export function usageChunk(meta: ChunkMeta, object: string, u: Usage): OpenAIChunk {
-  return { id: meta.id, object, created: meta.created, model: meta.model, choices: [], usage: u };
 }
 
 /** Float32 vector -> OpenAI's base64 encoding (little-endian float32 bytes). */

@@ -14,13 +14,12 @@ import type {
   Tool,
   ToolCall,
 } from "ollama";
-import type { ModelCard, OpenAIBody, OpenAIChunk, Usage } from "../types.ts";
+import type { Json, ModelCard, OpenAIBody, OpenAIChunk, Usage } from "../types.ts";
 import { badRequest, embeddingToBase64, isRecord, parseToolArguments } from "../mapping-helpers.ts";
-
-type Json = Record<string, unknown>;
+import { chatChunk, chatCompletion, textChunk, textCompletion, usageChunk, type EnvelopeMeta } from "../openai-envelopes.ts";
 
 /** What the adapter fixes per request: the id and clock of the answer, and the upstream model. */
-export interface ResponseMeta {
+export interface ResponseMeta extends EnvelopeMeta {
   /** `chatcmpl-…` for chat, `cmpl-…` for completions. */
   id: string;
   /** Unix seconds. */
@@ -228,32 +227,13 @@ export function toChatCompletion(res: ChatResponse, meta: ResponseMeta): { body:
   if (typeof m.thinking === "string" && m.thinking !== "") message.reasoning_content = m.thinking;
   if (toolCalls.length > 0) message.tool_calls = toolCalls;
   const usage = usageFromOllama(res);
-  return {
-    body: {
-      id: meta.id,
-      object: "chat.completion",
-      created: meta.created,
-      model: meta.model,
-      choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(res.done_reason, toolCalls.length > 0) }],
-      usage: usage ?? ZERO_USAGE,
-    },
-    usage,
-  };
+  return { body: chatCompletion(meta, message, finishReason(res.done_reason, toolCalls.length > 0), usage ?? ZERO_USAGE), usage };
 }
 
 export function toTextCompletion(res: GenerateResponse, meta: ResponseMeta): { body: Json; usage: Usage | null } {
   const usage = usageFromOllama(res);
-  return {
-    body: {
-      id: meta.id,
-      object: "text_completion",
-      created: meta.created,
-      model: meta.model,
-      choices: [{ text: typeof res.response === "string" ? res.response : "", index: 0, logprobs: null, finish_reason: finishReason(res.done_reason, false) }],
-      usage: usage ?? ZERO_USAGE,
-    },
-    usage,
-  };
+  const text = typeof res.response === "string" ? res.response : "";
+  return { body: textCompletion(meta, text, finishReason(res.done_reason, false), usage ?? ZERO_USAGE), usage };
 }
 
 /** Float vector -> OpenAI's base64 form (little-endian float32), which the OpenAI SDKs ask for by default. */
@@ -305,12 +285,8 @@ export class ChatStreamMapper {
     this.meta = meta;
   }
 
-  private chunk(choices: Json[], extra: Json = {}): OpenAIChunk {
-    return { id: this.meta.id, object: "chat.completion.chunk", created: this.meta.created, model: this.meta.model, choices, ...extra };
-  }
-
   private delta(delta: Json, finish: string | null = null): OpenAIChunk {
-    return this.chunk([{ index: 0, delta, logprobs: null, finish_reason: finish }]);
+    return chatChunk(this.meta, delta, finish);
   }
 
   push(res: ChatResponse): OpenAIChunk[] {
@@ -326,7 +302,7 @@ export class ChatStreamMapper {
     if (calls.length > 0) out.push(this.delta({ tool_calls: calls.map((c) => ({ index: this.toolIndex++, ...c })) }));
     if (res.done) {
       out.push(this.delta({}, finishReason(res.done_reason, this.toolIndex > 0)));
-      out.push(this.chunk([], { usage: usageFromOllama(res) ?? ZERO_USAGE }));
+      out.push(usageChunk("chat.completion.chunk", this.meta, usageFromOllama(res) ?? ZERO_USAGE));
     }
     return out;
   }
@@ -340,18 +316,14 @@ export class CompletionStreamMapper {
     this.meta = meta;
   }
 
-  private chunk(choices: Json[], extra: Json = {}): OpenAIChunk {
-    return { id: this.meta.id, object: "text_completion", created: this.meta.created, model: this.meta.model, choices, ...extra };
-  }
-
   push(res: GenerateResponse): OpenAIChunk[] {
     const out: OpenAIChunk[] = [];
     if (typeof res.response === "string" && res.response !== "") {
-      out.push(this.chunk([{ text: res.response, index: 0, logprobs: null, finish_reason: null }]));
+      out.push(textChunk(this.meta, res.response));
     }
     if (res.done) {
-      out.push(this.chunk([{ text: "", index: 0, logprobs: null, finish_reason: finishReason(res.done_reason, false) }]));
-      out.push(this.chunk([], { usage: usageFromOllama(res) ?? ZERO_USAGE }));
+      out.push(textChunk(this.meta, "", finishReason(res.done_reason, false)));
+      out.push(usageChunk("text_completion", this.meta, usageFromOllama(res) ?? ZERO_USAGE));
     }
     return out;
   }
