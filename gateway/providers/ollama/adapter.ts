@@ -1,20 +1,23 @@
 // Adapter for Ollama's native API (/api/chat, /api/generate, /api/embed, /api/tags,
-// /api/version) through the `ollama` npm client. It translates; it never routes,
-// retries or logs.
+// /api/version, /api/ps). It translates; it never routes, retries or logs.
 //
-// The client is built per request around a fetch that (1) goes through this
-// provider's own undici pool, (2) carries the call's AbortSignal (the client passes
-// no signal for non-streaming calls and only its own for streams), and (3) for
-// streams, checks each NDJSON line before the client parses it, because the client
-// drops malformed lines with a console warning and turns `{"error": …}` lines and
-// truncated streams into plain Errors that cannot be told from each other.
+// The answers (chat, generate, embed) go over this provider's undici pool through
+// the same exchange as the other HTTP adapters (providers/exchange.ts), and streams
+// are read as NDJSON straight off it (ndjson.ts): measured against the `ollama` npm
+// client (a client per request, web streams, every line re-encoded for its parser),
+// the exchange takes about a quarter of the CPU per streamed chat (bench/ollama-path.ts).
+//
+// The client stays for the management calls (version, tags, ps, unload): built per
+// call around a fetch that goes through the same pool and carries the call's
+// AbortSignal (the client passes none for non-streaming calls).
 import { randomBytes } from "node:crypto";
-import { Ollama, type AbortableAsyncIterator, type ChatResponse, type Fetch, type GenerateResponse } from "ollama";
+import { Ollama, type ChatResponse, type EmbedResponse, type Fetch, type GenerateResponse } from "ollama";
 import { fetch as undiciFetch, type Agent, type RequestInit as UndiciRequestInit } from "undici";
 import { UpstreamError, classifyHttpError, fromNetworkError, parseRetryAfter } from "../errors.ts";
-import { createAgent } from "../http.ts";
+import { exchange, type UpstreamBody, type UpstreamResponse } from "../exchange.ts";
+import { createAgent, upstreamErrorMessage } from "../http.ts";
 import { Redactor } from "../redact.ts";
-import type { CallContext, ChunkBatch, CompletionResult, HealthResult, LoadedModel, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
+import type { CallContext, CompletionResult, HealthResult, LoadedModel, ModelCard, OpenAIBody, ProviderAdapter, Usage } from "../types.ts";
 import {
   ChatStreamMapper,
   CompletionStreamMapper,
@@ -27,6 +30,7 @@ import {
   toTextCompletion,
   type ResponseMeta,
 } from "./mapping.ts";
+import { ndjsonBatches } from "./ndjson.ts";
 
 export interface OllamaOptions {
   name: string;
@@ -56,6 +60,8 @@ export class OllamaAdapter implements ProviderAdapter {
   readonly type = "ollama";
   private readonly host: string;
   private readonly headers: Record<string, string>;
+  /** For chat, generate and embed: JSON in and out, the provider's headers (but not over these two). */
+  private readonly postHeaders: Record<string, string>;
   private readonly agent: Agent;
   private readonly redactor: Redactor;
 
@@ -64,11 +70,13 @@ export class OllamaAdapter implements ProviderAdapter {
     this.redactor = opts.redactor ?? new Redactor({ secrets: Object.values(opts.extraHeaders ?? {}) });
     this.host = ollamaHost(opts.baseUrl);
     this.headers = { ...opts.extraHeaders };
+    const own = Object.entries(this.headers).filter(([k]) => !/^(content-type|accept)$/i.test(k));
+    this.postHeaders = { "content-type": "application/json", accept: "application/json", ...Object.fromEntries(own) };
     this.agent = createAgent();
   }
 
-  /** A client whose every request carries `signal` and goes through this provider's pool. */
-  private client(signal: AbortSignal, state: CallState, guardStream = false): Ollama {
+  /** A client (management calls) whose every request carries `signal` and goes through this provider's pool. */
+  private client(signal: AbortSignal, state: CallState): Ollama {
     const agent = this.agent;
     const fetchFn = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
       const signals = init?.signal ? [init.signal, signal] : [signal];
@@ -77,15 +85,53 @@ export class OllamaAdapter implements ProviderAdapter {
         signal: signals.length === 1 ? signal : AbortSignal.any(signals),
         dispatcher: agent,
       });
-      if (!res.ok) {
-        state.retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
-        return res as unknown as Response;
-      }
-      if (!guardStream || !res.body) return res as unknown as Response;
-      const guarded = guardNdjson(res.body as unknown as ReadableStream<Uint8Array>);
-      return new Response(guarded, { status: res.status, statusText: res.statusText, headers: res.headers as unknown as Headers });
+      if (!res.ok) state.retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
+      return res as unknown as Response;
     };
     return new Ollama({ host: this.host, headers: this.headers, fetch: fetchFn as Fetch });
+  }
+
+  /** POSTs `request` as JSON; resolves with the body of a 2xx answer, throws an UpstreamError for any other. */
+  private async post(path: string, request: object, signal: AbortSignal): Promise<UpstreamBody> {
+    const payload = JSON.stringify(request);
+    let res: UpstreamResponse;
+    try {
+      res = await exchange({ url: this.host + path, method: "POST", headers: this.postHeaders, body: payload, signal, dispatcher: this.agent });
+    } catch (err) {
+      throw fromNetworkError(err, signal);
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) return res.body;
+    let text = "";
+    try {
+      text = await res.body.text();
+    } catch {
+      // the body is only for the message
+    }
+    const status = res.statusCode;
+    const message = upstreamErrorMessage(text) || `HTTP ${status}`;
+    throw new UpstreamError(classifyHttpError(status, message), `Ollama answered ${status}: ${message}`, {
+      upstreamStatus: status,
+      retryAfterMs: parseRetryAfter(res.headers["retry-after"]),
+    });
+  }
+
+  /** POSTs `request` and parses the whole answer, which must be a JSON object that is not Ollama's error. */
+  private async postJson<T>(path: string, request: object, signal: AbortSignal): Promise<T> {
+    const body = await this.post(path, request, signal);
+    let text: string;
+    try {
+      text = await body.text();
+    } catch (err) {
+      throw fromNetworkError(err, signal);
+    }
+    let res: unknown;
+    try {
+      res = JSON.parse(text);
+    } catch (err) {
+      throw new UpstreamError("malformed", `Ollama sent invalid JSON: ${(err as Error).message}`, { cause: err });
+    }
+    checkBody(res);
+    return res as T;
   }
 
   private meta(prefix: string, upstreamModel: string): ResponseMeta {
@@ -125,40 +171,31 @@ export class OllamaAdapter implements ProviderAdapter {
     const stream = body.stream === true;
     const request = toOllamaChatRequest(body, ctx.upstreamModel, stream);
     const meta = this.meta("chatcmpl-", ctx.upstreamModel);
-    const state: CallState = {};
-    const client = this.client(ctx.signal, state, stream);
     if (!stream) {
-      const res = await guard(ctx.signal, state, () => client.chat({ ...request, stream: false }));
-      checkBody(res);
+      const res = await this.postJson<ChatResponse>("/api/chat", request, ctx.signal);
       return { kind: "json", ...toChatCompletion(res, meta) };
     }
-    const upstream = await guard(ctx.signal, state, () => client.chat({ ...request, stream: true }));
+    const upstream = await this.post("/api/chat", request, ctx.signal);
     const mapper = new ChatStreamMapper(meta);
-    return { kind: "stream", batches: mapStream(upstream, (m) => mapper.push(m), ctx.signal, (e) => this.redactor.error(e, this.name)) };
+    return { kind: "stream", batches: ndjsonBatches(upstream, (m) => mapper.push(m as unknown as ChatResponse), ctx.signal, (e) => this.redactor.error(e, this.name)) };
   }
 
   private async completionsCall(body: OpenAIBody, ctx: CallContext): Promise<CompletionResult> {
     const stream = body.stream === true;
     const request = toOllamaGenerateRequest(body, ctx.upstreamModel, stream);
     const meta = this.meta("cmpl-", ctx.upstreamModel);
-    const state: CallState = {};
-    const client = this.client(ctx.signal, state, stream);
     if (!stream) {
-      const res = await guard(ctx.signal, state, () => client.generate({ ...request, stream: false }));
-      checkBody(res);
+      const res = await this.postJson<GenerateResponse>("/api/generate", request, ctx.signal);
       return { kind: "json", ...toTextCompletion(res, meta) };
     }
-    const upstream = await guard(ctx.signal, state, () => client.generate({ ...request, stream: true }));
+    const upstream = await this.post("/api/generate", request, ctx.signal);
     const mapper = new CompletionStreamMapper(meta);
-    return { kind: "stream", batches: mapStream(upstream, (m) => mapper.push(m), ctx.signal, (e) => this.redactor.error(e, this.name)) };
+    return { kind: "stream", batches: ndjsonBatches(upstream, (m) => mapper.push(m as unknown as GenerateResponse), ctx.signal, (e) => this.redactor.error(e, this.name)) };
   }
 
   private async embeddingsCall(body: OpenAIBody, ctx: CallContext): Promise<{ body: Record<string, unknown>; usage: Usage | null }> {
     const request = toOllamaEmbedRequest(body, ctx.upstreamModel);
-    const state: CallState = {};
-    const client = this.client(ctx.signal, state);
-    const res = await guard(ctx.signal, state, () => client.embed(request));
-    checkBody(res);
+    const res = await this.postJson<EmbedResponse>("/api/embed", request, ctx.signal);
     if (!Array.isArray(res.embeddings)) throw new UpstreamError("malformed", "Ollama /api/embed answered without embeddings");
     return toEmbeddingList(res, ctx.upstreamModel, body.encoding_format);
   }
@@ -254,116 +291,4 @@ function checkBody(res: unknown): void {
   if (res === null || typeof res !== "object" || Array.isArray(res)) throw new UpstreamError("malformed", "Ollama answered something that is not a JSON object");
   const e = (res as { error?: unknown }).error;
   if (e !== undefined) throw new UpstreamError("server_error", `Ollama error: ${typeof e === "string" ? e : JSON.stringify(e)}`);
-}
-
-/**
- * Maps the client's stream object by object, as they arrive: the chunks of one
- * Ollama object make one batch. Leaving early (the consumer stops, or an error)
- * aborts the upstream request.
- */
-async function* mapStream<T extends object>(
-  upstream: AbortableAsyncIterator<T>,
-  map: (msg: T) => OpenAIChunk[],
-  signal: AbortSignal,
-  clean: (err: UpstreamError) => UpstreamError = (e) => e,
-): AsyncGenerator<ChunkBatch> {
-  try {
-    for await (const msg of upstream) {
-      let chunks: OpenAIChunk[];
-      try {
-        chunks = map(msg);
-      } catch (err) {
-        throw new UpstreamError("malformed", `Ollama sent an unexpected stream object: ${(err as Error).message}`);
-      }
-      if (chunks.length > 0) yield chunks;
-    }
-  } catch (err) {
-    throw clean(toUpstreamError(err, signal));
-  } finally {
-    // After `done` the body is complete and this is a no-op; otherwise it closes the connection.
-    upstream.abort();
-  }
-}
-
-/**
- * Passes an NDJSON body through line by line, each line as soon as it is complete
- * and only when the reader asks for it (back-pressure is kept). The stream fails with
- * the right error class on a malformed line, on an `{"error": …}` line (Ollama keeps
- * HTTP 200 for errors after the first byte) and on an end without `done`, and only
- * once every line before the fault has been read: an errored stream drops what is
- * still queued, so the fault must not be raised ahead of the reader.
- */
-export function guardNdjson(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  const reader = source.getReader();
-  const decoder = new TextDecoder();
-  const encoder = new TextEncoder();
-  const lines: string[] = [];
-  let buffer = "";
-  let sawDone = false;
-  let ended = false;
-
-  /** The line to pass on, or undefined for a blank line; throws on a fault. */
-  const check = (line: string): Uint8Array | undefined => {
-    const text = line.trim();
-    if (text === "") return undefined;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(text);
-    } catch {
-      throw new UpstreamError("malformed", `Ollama sent an invalid NDJSON line: ${text.slice(0, 120)}`);
-    }
-    if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
-      throw new UpstreamError("malformed", `Ollama sent a stream line that is not an object: ${text.slice(0, 120)}`);
-    }
-    const error = (obj as { error?: unknown }).error;
-    if (error !== undefined) {
-      throw new UpstreamError("server_error", `Ollama stream error: ${typeof error === "string" ? error : JSON.stringify(error)}`);
-    }
-    if ((obj as { done?: unknown }).done === true) sawDone = true;
-    return encoder.encode(text + "\n");
-  };
-
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          for (;;) {
-            const line = lines.shift();
-            if (line !== undefined) {
-              const out = check(line);
-              if (out) {
-                controller.enqueue(out);
-                return;
-              }
-              continue;
-            }
-            if (ended) {
-              if (!sawDone) throw new UpstreamError("reset", "Ollama's stream ended before its final (done) object");
-              controller.close();
-              return;
-            }
-            const { value, done } = await reader.read();
-            if (done) {
-              ended = true;
-              buffer += decoder.decode();
-              if (buffer !== "") lines.push(buffer);
-              buffer = "";
-              continue;
-            }
-            buffer += decoder.decode(value, { stream: true });
-            const parts = buffer.split("\n");
-            buffer = parts.pop() ?? "";
-            lines.push(...parts);
-          }
-        } catch (err) {
-          reader.cancel(err).catch(() => {});
-          throw err;
-        }
-      },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
 }

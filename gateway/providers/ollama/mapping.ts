@@ -71,30 +71,32 @@ export function toOllamaFormat(responseFormat: unknown): string | object | undef
 }
 
 /**
- * A `data:` URL's bytes. Images go to the ollama client as bytes, never as strings:
- * its Node build treats a string image as a file path when such a file exists and
- * would upload that file, so a client-supplied string must never reach it.
+ * A `data:` URL's image as the base64 Ollama takes, decoded and encoded again, so
+ * what goes upstream is always the canonical base64 of the image's bytes, never the
+ * client's string itself. (The `ollama` npm client, which labgate keeps for
+ * management calls only, would even read a string image as a file path when such a
+ * file exists: a client-supplied string must never reach it.)
  */
-function imageBytes(part: Json): Uint8Array {
+function imageBase64(part: Json): string {
   const iu = part.image_url;
   const url = typeof iu === "string" ? iu : isRecord(iu) && typeof iu.url === "string" ? iu.url : undefined;
   if (url === undefined) throw badRequest("image_url content part without a url");
   const m = /^data:[^,]*?;base64,(.*)$/s.exec(url);
   if (!m) throw badRequest("Ollama takes images only as base64 data: URLs, not remote URLs");
-  return new Uint8Array(Buffer.from(m[1], "base64"));
+  return Buffer.from(m[1], "base64").toString("base64");
 }
 
 /** OpenAI message content (string, null or content-part array) -> text + images. */
-export function splitContent(content: unknown): { text: string; images: Uint8Array[] } {
+export function splitContent(content: unknown): { text: string; images: string[] } {
   if (typeof content === "string") return { text: content, images: [] };
   if (content == null) return { text: "", images: [] };
   if (!Array.isArray(content)) throw badRequest("message content must be a string or an array of content parts");
   const texts: string[] = [];
-  const images: Uint8Array[] = [];
+  const images: string[] = [];
   for (const part of content) {
     if (typeof part === "string") texts.push(part);
     else if (isRecord(part) && (part.type === "text" || part.type === "input_text") && typeof part.text === "string") texts.push(part.text);
-    else if (isRecord(part) && part.type === "image_url") images.push(imageBytes(part));
+    else if (isRecord(part) && part.type === "image_url") images.push(imageBase64(part));
     else throw badRequest(`content part type ${JSON.stringify(isRecord(part) ? part.type : typeof part)} is not supported by Ollama`);
   }
   return { text: texts.join("\n"), images };
