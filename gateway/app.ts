@@ -41,6 +41,7 @@ import { EventHub } from "./telemetry/events.ts";
 import { createLabMetrics, type LabMetrics } from "./telemetry/lab-metrics.ts";
 import { countOutcomes } from "./telemetry/outcome-metrics.ts";
 import { registerGpuMetrics } from "./telemetry/gpu-metrics.ts";
+import { UpstreamMetrics } from "./telemetry/upstream-metrics.ts";
 
 export interface GatewayOptions {
   config: LabgateConfig;
@@ -73,6 +74,8 @@ export interface GatewayOptions {
    * false: no GPU monitoring (an empty list).
    */
   gpu?: false | { nvidiaSmi?: string; intervalMs?: number; inventoryIntervalMs?: number };
+  /** Period of the vLLM / llama.cpp metrics scrapes (ms, default 10000); 0: none. */
+  upstreamMetricsIntervalMs?: number;
 }
 
 export interface Gateway {
@@ -240,6 +243,15 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   registerGpuMetrics(metrics.registry, gpuMonitor);
   // GPU figures reach the dashboard and the tray as they change (the monitor reports changes only).
   gpuMonitor.on((gpus) => events.publish("gpu", { gpus }));
+  // vLLM and llama.cpp servers' own figures (/metrics, /slots), scraped in the background and
+  // re-exported as upstream_*; their history feeds the readiness gate (and `labgate gate`, from the file).
+  const upstream = new UpstreamMetrics({
+    providers: registry,
+    metrics: metrics.registry,
+    intervalMs: opts.upstreamMetricsIntervalMs,
+    file: join(opts.dataDir, "upstream-metrics.json"),
+    onError: (provider, err) => log.debug({ provider, err: (err as Error)?.message }, "upstream metrics scrape failed"),
+  });
 
   const health: ProviderHealthBook = {
     async probe(name) {
@@ -291,6 +303,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     labSnapshot: () => ({ ...providersView(registry, router), servers: servers.snapshot(), processes: processes.list(), gpus: gpuMonitor.snapshot(), budgets: budgets.statuses() }),
     completions,
     requestLog,
+    db,
+    upstream,
     metrics,
     providerState,
     health,
@@ -321,6 +335,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   servers.start();
   processes.startAll();
   if (opts.gpu !== false) gpuMonitor.start();
+  if (opts.upstreamMetricsIntervalMs !== 0) upstream.start();
   const healthTimer =
     opts.healthIntervalMs === 0
       ? undefined
@@ -362,6 +377,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       guardState.closing = true;
       servers.stop();
       gpuMonitor.stop();
+      await upstream.stop();
       events.close();
       discovery.stop();
       if (healthTimer) clearInterval(healthTimer);

@@ -18,6 +18,7 @@ Usage:
   labgate serve [--config FILE] [--host H] [--port N] [--data-dir DIR] [--models-dir DIR]
   labgate validate FILE
   labgate pull URL|hf:OWNER/REPO/FILE.gguf [--models-dir DIR] [--sha256 HEX]   a GGUF into the models folder (resumes)
+  labgate gate [--window 30m] [--json] [--prometheus URL] [--config FILE] [--data-dir DIR]   the readiness gate (exit 1 on a FAIL)
   labgate schema            print the JSON schema of labgate.yaml
   labgate version
 
@@ -35,6 +36,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       const { pullCommand } = await import("./lab/pull-command.ts");
       return pullCommand(rest, env);
     }
+    case "gate":
+      return (await import("./telemetry/gate-command.ts")).gateCommand(rest, env);
     case "schema": {
       const { configJsonSchema } = await import("./config/write-schema.ts");
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + "\n");
@@ -51,7 +54,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       console.log(USAGE);
       return command === undefined ? 1 : 0;
     default:
-      console.error(`labgate: unknown command "${command}" (commands: serve, validate, pull, schema, version; see labgate --help)`);
+      console.error(`labgate: unknown command "${command}" (commands: serve, validate, pull, gate, schema, version; see labgate --help)`);
       return 2;
   }
 }

@@ -5,6 +5,7 @@ import { authorizeAdmin } from "./auth.ts";
 import type { GatewayDeps } from "./deps.ts";
 import { ApiError } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
+import { gateRoutes } from "./gate.ts";
 import { labModelRoutes } from "./lab-models.ts";
 import { labProcessRoutes } from "./lab-processes.ts";
 import { labServerRoutes } from "./lab-servers.ts";
@@ -39,6 +40,7 @@ export const adminRoutes =
     await app.register(labModelRoutes(deps), { prefix: "/lab" });
     await app.register(labProcessRoutes(deps), { prefix: "/lab" });
     await app.register(eventRoutes(deps));
+    await app.register(gateRoutes(deps));
 
     // At most MAX_PAGE_ROWS rows (a larger limit is clamped) and about MAX_PAGE_BYTES of JSON; has_more when older rows are left.
     app.get<{ Querystring: { limit?: string } }>("/requests", async (request) => {

@@ -12,6 +12,8 @@ import type { RequestLog } from "../store/request-log.ts";
 import type { GatewayMetrics } from "../telemetry/metrics.ts";
 import type { HealthResult } from "../providers/types.ts";
 import type { Logger } from "pino";
+import type { Db } from "../store/db.ts";
+import type { UpstreamHistory } from "../telemetry/upstream-metrics.ts";
 
 export interface ProviderHealthBook {
   /** Probe a provider now; the result is recorded in the registry (lastHealth, health events). */
@@ -36,6 +38,10 @@ export interface GatewayDeps {
   /** Routes and accounts every request; the HTTP layer only translates. */
   completions: CompletionService;
   requestLog: RequestLog;
+  /** The gateway's database (the readiness gate reads the request log there). */
+  db: Db;
+  /** What the lab's vLLM and llama.cpp servers said in the last scrapes (the readiness gate's vLLM criteria). */
+  upstream: UpstreamHistory;
   metrics: GatewayMetrics;
   providerState: ProviderStateStore;
   health: ProviderHealthBook;
