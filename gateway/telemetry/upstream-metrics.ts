@@ -207,8 +207,8 @@ interface ProviderState {
   type: string;
   last: UpstreamFigures | undefined;
   samples: UpstreamSample[];
-  /** /metrics answered 501 (llama-server without --metrics): ask /slots instead. */
-  slotsOnly: boolean;
+  /** /metrics answered 501 (llama-server without --metrics): ask /slots instead until then (ms; /metrics again after 5 minutes, for a restart with --metrics). */
+  slotsUntil: number;
 }
 
 export class UpstreamMetrics implements UpstreamHistory {
@@ -218,6 +218,10 @@ export class UpstreamMetrics implements UpstreamHistory {
   private running: Promise<void> | undefined;
   private readonly now: () => number;
   private stopped = false;
+  /** Aborts the scrapes in flight when the gateway stops. */
+  private readonly aborter = new AbortController();
+  /** The history file was written with some provider in it (rewritten while it changes, not for a lab without scraped servers). */
+  private wroteFile = false;
 
   constructor(opts: UpstreamMetricsOptions) {
     this.opts = opts;
@@ -234,6 +238,7 @@ export class UpstreamMetrics implements UpstreamHistory {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.aborter.abort();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.running;
@@ -264,7 +269,7 @@ export class UpstreamMetrics implements UpstreamHistory {
     for (const name of [...this.state.keys()]) if (!names.has(name)) this.state.delete(name);
     await Promise.all(
       targets.map(async (p) => {
-        const st = this.state.get(p.name) ?? { type: p.type, last: undefined, samples: [], slotsOnly: false };
+        const st = this.state.get(p.name) ?? { type: p.type, last: undefined, samples: [], slotsUntil: 0 };
         this.state.set(p.name, st);
         st.type = p.type;
         try {
@@ -288,24 +293,27 @@ export class UpstreamMetrics implements UpstreamHistory {
         }
       }),
     );
-    if (this.opts.file && !this.stopped) await this.writeFile(this.opts.file);
+    if (this.opts.file && !this.stopped && (this.state.size > 0 || this.wroteFile)) {
+      this.wroteFile = this.state.size > 0;
+      await this.writeFile(this.opts.file);
+    }
   }
 
   private async scrapeOne(type: string, base: string, st: ProviderState): Promise<UpstreamFigures> {
     const get = async (path: string): Promise<Response> =>
-      (this.opts.fetch ?? fetch)(`${base}${path}`, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 3000) });
+      (this.opts.fetch ?? fetch)(`${base}${path}`, { signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs ?? 3000), this.aborter.signal]) });
     if (type === "vllm") {
       const r = await get("/metrics");
       if (!r.ok) throw new Error(`GET /metrics: ${r.status}`);
       return vllmFigures(parsePrometheusText(await r.text()));
     }
-    if (!st.slotsOnly) {
+    if (this.now() >= st.slotsUntil) {
       const r = await get("/metrics");
       if (r.ok) return llamacppFigures(parsePrometheusText(await r.text()));
       await r.body?.cancel();
       // 501 "This server does not support metrics endpoint." (started without --metrics).
       if (r.status !== 501 && r.status !== 404) throw new Error(`GET /metrics: ${r.status}`);
-      st.slotsOnly = true;
+      st.slotsUntil = this.now() + 5 * 60_000;
     }
     const r = await get("/slots");
     if (!r.ok) throw new Error(`GET /slots: ${r.status}`);

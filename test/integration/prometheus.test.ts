@@ -16,21 +16,17 @@
 // /metrics before and after: p95 equals the one computed from the sent buckets when
 // it holds, and falls in the same bucket when it cannot (a bucket the first rounds
 // never reached).
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync, copyFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { useLab } from "../fixtures/lab.ts";
+import { PROMETHEUS, PROMTOOL, prometheusInstalled as installed, query, until, usePrometheus, type PromMatrix, type RunningPrometheus } from "../fixtures/prometheus.ts";
 
-const PROMETHEUS = "/usr/bin/prometheus";
-const PROMTOOL = "/usr/bin/promtool";
 const RESOURCES = resolve(dirname(fileURLToPath(import.meta.url)), "../../resources/prometheus");
-const installed = existsSync(PROMETHEUS) && existsSync(PROMTOOL);
 const inCI = process.env.CI === "true";
 if (!installed && !inCI) {
   console.warn(`prometheus.test.ts: skipped, ${PROMETHEUS} or ${PROMTOOL} is missing (apt-get install prometheus)`);
@@ -98,118 +94,9 @@ function bucketQuantile(q: number, buckets: [number, number][]): { value: number
 
 // ---------------------------------------------------------------- a Prometheus of our own
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` every 100 ms until it returns something other than undefined, or throws after `ms` with `what`. */
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await sleep(100);
-  }
-}
-
-interface RunningPrometheus {
-  url: string;
-  log(): string;
-  stop(): Promise<void>;
-}
-
-const started: RunningPrometheus[] = [];
-const tmpDirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((p) => p.stop()));
-  for (const d of tmpDirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "labgate-prometheus-"));
-  tmpDirs.push(d);
-  return d;
-}
-
-async function startPrometheus(dir: string, config: string): Promise<RunningPrometheus> {
-  const configFile = join(dir, "prometheus.yml");
-  writeFileSync(configFile, config);
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const child: ChildProcess = spawn(
-      PROMETHEUS,
-      [
-        `--config.file=${configFile}`,
-        `--storage.tsdb.path=${join(dir, `data-${attempt}`)}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        "--storage.tsdb.retention.time=1h",
-        "--log.level=warn",
-      ],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
-    let log = "";
-    child.stderr!.on("data", (c: Buffer) => (log = (log + c.toString("utf8")).slice(-8000)));
-    const exited = new Promise<void>((r) => child.once("exit", () => r()));
-    let alive = true;
-    void exited.then(() => (alive = false));
-    const prom: RunningPrometheus = {
-      url: `http://127.0.0.1:${port}`,
-      log: () => log,
-      async stop() {
-        if (!alive) return;
-        child.kill("SIGTERM");
-        const killer = setTimeout(() => child.kill("SIGKILL"), 5000);
-        await exited;
-        clearTimeout(killer);
-      },
-    };
-    started.push(prom);
-    try {
-      const ready = await until("Prometheus /-/ready", 15_000, async () => {
-        if (!alive) return "exited";
-        const r = await fetch(`${prom.url}/-/ready`);
-        return r.ok ? "ready" : undefined;
-      });
-      if (ready === "exited") throw new Error(`prometheus exited:\n${log}`);
-      return prom;
-    } catch (e) {
-      // The port we picked may have been taken in between: try another one, twice.
-      await prom.stop();
-      if (attempt >= 3 || !/address already in use/.test(log)) throw e;
-    }
-  }
-}
-
-interface PromVector {
-  metric: Record<string, string>;
-  value: [number, string];
-}
-interface PromMatrix {
-  metric: Record<string, string>;
-  values: [number, string][];
-}
-
-async function query<T = PromVector>(prom: RunningPrometheus, promql: string, time: number): Promise<T[]> {
-  const url = `${prom.url}/api/v1/query?query=${encodeURIComponent(promql)}&time=${time.toFixed(3)}`;
-  const body = (await (await fetch(url)).json()) as { status: string; error?: string; data: { result: T[] } };
-  if (body.status !== "success") throw new Error(`query ${promql}: ${body.error}`);
-  return body.data.result;
-}
+const prometheus = usePrometheus();
+const tmp = () => prometheus.tmp();
+const startPrometheus = (dir: string, config: string) => prometheus.start(dir, config);
 
 /** One number from a query that must give exactly one series. */
 async function scalar(prom: RunningPrometheus, promql: string, time: number): Promise<number> {
