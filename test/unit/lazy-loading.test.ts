@@ -20,7 +20,7 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CHILD = String.raw`
 import { registerHooks } from "node:module";
 import perfHooks from "node:perf_hooks";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -53,6 +53,8 @@ async function build(yaml, extra = {}) {
     healthIntervalMs: 0, serverDiscovery: false, gpu: false, ...extra,
   });
   await gateway.listen("127.0.0.1", 0);
+  const close = gateway.close.bind(gateway);
+  gateway.close = async () => { await close(); rmSync(dataDir, { recursive: true, force: true }); };
   return gateway;
 }
 const snapshot = () => ({ urls: [...loaded], ...counts });
