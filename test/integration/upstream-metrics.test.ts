@@ -136,6 +136,9 @@ describe("upstream metrics through a gateway", () => {
       const body = (await r.json()) as { verdict: string; criteria: GateCriterion[] };
       return Object.fromEntries(body.criteria.map((c) => [c.id, c]));
     };
+    const bad = await fetch(`${gw.url}/admin/gate?window=soon`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe("invalid_window");
     let g = await gate();
     expect(g.kv_cache_hit_rate).toMatchObject({ verdict: "PASS" });
     expect(g.kv_cache_hit_rate!.value).toBeCloseTo(0.9, 12);

@@ -324,6 +324,22 @@ describe("labgate gate over the request log", () => {
     expect(report.criteria.find((c) => c.id === "attribution")!.value).not.toBeNull();
   });
 
+  it("counts a vLLM restart (counters back to zero) as Prometheus does, and reads an in-memory history (GET /admin/gate)", async () => {
+    const { dir, now } = dataDir();
+    const parsed = parseConfigText(CONFIG(), "t.yaml");
+    if (!parsed.ok) throw new Error("config");
+    const { default: Database } = await import("better-sqlite3");
+    const db = new Database(join(dir, "labgate.db"), { readonly: true });
+    const s = (ts: number, hits: number, queries: number): UpstreamSample => ({ ts, running: 1, waiting: 1, kvCacheUsage: 0.1, prefixCacheHits: hits, prefixCacheQueries: queries });
+    // 1000 -> 1800 of 1000 -> 2000 queries, a restart, then 0 -> 100 of 0 -> 1000: 900 hits in 2000 queries.
+    const samples = [s(now - 60_000, 1000, 1000), s(now - 50_000, 1800, 2000), s(now - 40_000, 0, 0), s(now - 30_000, 100, 1000)];
+    const report = evaluateGate({ config: parsed.config, windowMs: 1_800_000, db, now, upstream: { history: (since) => [{ provider: "v", type: "vllm", samples: samples.filter((x) => x.ts >= since) }] } });
+    db.close();
+    const kv = report.criteria.find((c) => c.id === "kv_cache_hit_rate")!;
+    expect(kv.value).toBeCloseTo(900 / 2000, 12);
+    expect(kv.verdict).toBe("FAIL");
+  });
+
   it("says what is wrong with its arguments (exit 2)", async () => {
     expect((await runGate(["--window", "soon"])).err).toMatch(/--window must be a duration/);
     expect((await runGate(["--window", "soon"])).code).toBe(2);
