@@ -250,6 +250,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     metrics: metrics.registry,
     intervalMs: opts.upstreamMetricsIntervalMs,
     file: join(opts.dataDir, "upstream-metrics.json"),
+    headers: (p): Record<string, string> => {
+      const key = p.config.api_key ? secrets.resolve(p.config.api_key) : undefined;
+      return key?.ok ? { authorization: `Bearer ${key.value}` } : {};
+    },
     onError: (provider, err) => log.debug({ provider, err: (err as Error)?.message }, "upstream metrics scrape failed"),
   });
 

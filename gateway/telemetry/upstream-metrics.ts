@@ -10,6 +10,7 @@
 import { rename, writeFile, readFile } from "node:fs/promises";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { ProviderRegistry } from "../providers/registry.ts";
+import type { ProviderRuntime } from "../router/runtime.ts";
 import { DEFAULT_BASE_URLS } from "../providers/factory.ts";
 
 // ---------------------------------------------------------------- the text format
@@ -199,6 +200,8 @@ export interface UpstreamMetricsOptions {
   /** Where the history is written after each round, for `labgate gate` (a JSON file; none by default). */
   file?: string;
   onError?: (provider: string, err: unknown) => void;
+  /** Headers for a provider's scrapes: its API key (llama-server with --api-key guards /metrics and /slots too). */
+  headers?: (provider: ProviderRuntime) => Record<string, string>;
   now?: () => number;
   fetch?: typeof fetch;
 }
@@ -273,7 +276,8 @@ export class UpstreamMetrics implements UpstreamHistory {
         this.state.set(p.name, st);
         st.type = p.type;
         try {
-          const figures = await this.scrapeOne(p.type, origin(p.config.base_url ?? DEFAULT_BASE_URLS[p.config.type as keyof typeof DEFAULT_BASE_URLS] ?? ""), st);
+          const base = origin(p.config.base_url ?? DEFAULT_BASE_URLS[p.config.type as keyof typeof DEFAULT_BASE_URLS] ?? "");
+          const figures = await this.scrapeOne(p.type, base, st, this.opts.headers?.(p) ?? {});
           st.last = figures;
           const ts = this.now();
           st.samples.push({
@@ -299,9 +303,12 @@ export class UpstreamMetrics implements UpstreamHistory {
     }
   }
 
-  private async scrapeOne(type: string, base: string, st: ProviderState): Promise<UpstreamFigures> {
+  private async scrapeOne(type: string, base: string, st: ProviderState, headers: Record<string, string>): Promise<UpstreamFigures> {
     const get = async (path: string): Promise<Response> =>
-      (this.opts.fetch ?? fetch)(`${base}${path}`, { signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs ?? 3000), this.aborter.signal]) });
+      (this.opts.fetch ?? fetch)(`${base}${path}`, {
+        headers,
+        signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs ?? 3000), this.aborter.signal]),
+      });
     if (type === "vllm") {
       const r = await get("/metrics");
       if (!r.ok) throw new Error(`GET /metrics: ${r.status}`);

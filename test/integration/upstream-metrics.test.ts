@@ -16,13 +16,17 @@ interface Fake {
   url: string;
   routes: Record<string, { status: number; type: string; body: string }>;
   hits: string[];
+  /** The Authorization header of each request. */
+  auth: (string | undefined)[];
   close(): Promise<void>;
 }
 
 async function fakeServer(routes: Fake["routes"]): Promise<Fake> {
   const hits: string[] = [];
+  const auth: (string | undefined)[] = [];
   const server: Server = createServer((req, res) => {
     hits.push(req.url ?? "");
+    auth.push(req.headers.authorization);
     const r = fake.routes[(req.url ?? "/").split("?")[0]!];
     if (!r) {
       res.writeHead(404, { "content-type": "application/json" });
@@ -37,6 +41,7 @@ async function fakeServer(routes: Fake["routes"]): Promise<Fake> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     routes,
     hits,
+    auth,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -99,11 +104,11 @@ describe("upstream metrics through a gateway", () => {
     const config = {
       providers: {
         v: { type: "vllm", base_url: `${vllm.url}/v1` },
-        l: { type: "llamacpp", base_url: llama.url },
+        l: { type: "llamacpp", base_url: llama.url, api_key: "env:LLAMA_KEY" },
       },
       models: { m: { deployments: [{ provider: "v", model: "meta-llama/Llama-3.1-8B-Instruct" }] } },
     };
-    const gw: TestGateway = await startGateway(JSON.stringify(config), { upstreamMetricsIntervalMs: 100 });
+    const gw: TestGateway = await startGateway(JSON.stringify(config), { upstreamMetricsIntervalMs: 100, env: { LLAMA_KEY: "sk-llama-local" } });
     open.push(gw);
     const metrics = async () => (await fetch(`${gw.url}/metrics`)).text();
 
@@ -126,6 +131,9 @@ describe("upstream metrics through a gateway", () => {
     expect(first).not.toContain('upstream_requests_waiting{provider="l"}');
     expect(llama.hits.filter((h) => h === "/metrics")).toHaveLength(1);
     expect(llama.hits.filter((h) => h === "/slots").length).toBeGreaterThanOrEqual(1);
+    // llama-server started with --api-key guards /metrics and /slots too: the provider's key goes along; vLLM's has none here.
+    expect(llama.auth.filter((a, i) => llama.hits[i] === "/slots" || llama.hits[i] === "/metrics").every((a) => a === "Bearer sk-llama-local")).toBe(true);
+    expect(vllm.auth.filter((a, i) => vllm.hits[i] === "/metrics").every((a) => a === undefined)).toBe(true);
 
     // Old names only, with 900 more hits in 1,000 more queries and 5 waiting.
     vllm.routes["/metrics"]!.body = vllmText({ hits: 61440 + 900, queries: 98304 + 1000, waiting: 5, names: "old" });
