@@ -34,6 +34,7 @@ import { LogCeiling } from "./store/log-ceiling.ts";
 import { logOutcomes } from "./store/outcome-log.ts";
 import { todaysSpend } from "./store/spend.ts";
 import { RequestLog } from "./store/request-log.ts";
+import { Retention } from "./store/retention.ts";
 import { createMetrics, type GatewayMetrics } from "./telemetry/metrics.ts";
 import { providersView } from "./api/provider-status.ts";
 import { BudgetBook, CLOUD_PROVIDER_TYPES, registerBudgetMetrics, startOfDay } from "./telemetry/budgets.ts";
@@ -88,6 +89,8 @@ export interface Gateway {
   requestLog: RequestLog;
   /** Keeps the request log under store.max_log_mb, oldest rows first, on its own timer. */
   logCeiling: LogCeiling;
+  /** Deletes request-log rows and analytics rollups older than store.retention_days, on its own timer. */
+  retention: Retention;
   metrics: GatewayMetrics;
   /** The lab's live events (GET /admin/events); the supervisor, GPUs and budgets publish there too. */
   events: EventHub;
@@ -122,6 +125,13 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     onError: (err) => log.error({ err }, "request log trim failed"),
   });
   logCeiling.start();
+  // Retention: rows older than store.retention_days go, in small steps off the request path, and the file gives the space back.
+  const retention = new Retention(db, {
+    retentionDays: config.store.retention_days,
+    onPurge: (r) => log.debug({ rows: r.rows, rollups: r.rollups, pages_freed: r.pagesFreed }, "request log: rows past retention deleted"),
+    onError: (err) => log.error({ err }, "request log retention failed"),
+  });
+  retention.start();
   const providerState = new ProviderStateStore(db);
   const toggles = providerState.load();
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics === true });
@@ -356,6 +366,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     completions,
     requestLog,
     logCeiling,
+    retention,
     metrics,
     labMetrics,
     gpus: gpuMonitor,
@@ -406,6 +417,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       await processes.close();
       requestLog.flush();
       logCeiling.stop();
+      retention.stop();
       await Promise.allSettled(registry.list().map((r) => r.adapter?.close()));
       db.close();
     },

@@ -19,6 +19,7 @@ Usage:
   labgate validate FILE
   labgate pull URL|hf:OWNER/REPO/FILE.gguf [--models-dir DIR] [--sha256 HEX]   a GGUF into the models folder (resumes)
   labgate gate [--window 30m] [--json] [--prometheus URL] [--config FILE] [--data-dir DIR]   the readiness gate (exit 1 on a FAIL)
+  labgate report [--since 24h] [--config FILE] [--data-dir DIR] [--json]   spend, traffic, errors, fallbacks, TTFB
   labgate schema            print the JSON schema of labgate.yaml
   labgate version
 
@@ -38,6 +39,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     case "gate":
       return (await import("./telemetry/gate-command.ts")).gateCommand(rest, env);
+    case "report": {
+      const { reportCommand } = await import("./telemetry/report-command.ts");
+      return reportCommand(rest, env);
+    }
     case "schema": {
       const { configJsonSchema } = await import("./config/write-schema.ts");
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + "\n");

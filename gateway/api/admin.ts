@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { MAX_PAGE_ROWS } from "../store/request-log.ts";
 import { authorizeAdmin } from "./auth.ts";
 import type { GatewayDeps } from "./deps.ts";
+import { analyticsRoutes } from "./analytics.ts";
 import { ApiError } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { gateRoutes } from "./gate.ts";
@@ -41,6 +42,7 @@ export const adminRoutes =
     await app.register(labProcessRoutes(deps), { prefix: "/lab" });
     await app.register(eventRoutes(deps));
     await app.register(gateRoutes(deps));
+    await app.register(analyticsRoutes(deps), { prefix: "/analytics" });
 
     // At most MAX_PAGE_ROWS rows (a larger limit is clamped) and about MAX_PAGE_BYTES of JSON; has_more when older rows are left.
     app.get<{ Querystring: { limit?: string } }>("/requests", async (request) => {

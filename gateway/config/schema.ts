@@ -227,6 +227,14 @@ export const storeSchema = z
         "Ceiling of the request log in the database (MB; its table and indexes). Past it the oldest rows are deleted in small batches " +
           "off the request path and their space is reused, so the file stops growing. 1024 MB holds about 2.8 million typical rows.",
       ),
+    retention_days: z
+      .number()
+      .positive()
+      .default(30)
+      .describe(
+        "Days the request log and its hourly analytics rollups are kept. Older rows are deleted in small batches off the request path " +
+          "(checked every minute) and the freed pages are given back to the file system a few at a time (incremental vacuum).",
+      ),
   })
   .strict();
 

@@ -57,7 +57,9 @@ export function boundRow(r: RequestLogRow): RequestLogRow {
     fits(r.public_model) &&
     fits(r.provider) &&
     fits(r.upstream_model) &&
-    fits(r.error_class)
+    fits(r.error_class) &&
+    fits(r.tier ?? null) &&
+    fits(r.first_provider ?? null)
   ) {
     return r;
   }
@@ -70,6 +72,8 @@ export function boundRow(r: RequestLogRow): RequestLogRow {
     provider: boundNullable(r.provider),
     upstream_model: boundNullable(r.upstream_model),
     error_class: boundNullable(r.error_class),
+    ...(r.tier != null ? { tier: boundText(r.tier) } : {}),
+    ...(r.first_provider != null ? { first_provider: boundText(r.first_provider) } : {}),
     attempts,
   };
 }

@@ -9,6 +9,11 @@ export type Db = Database.Database;
 export function openDatabase(file: string): Db {
   if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
+  // Pages freed by retention go back to the file system in small steps (PRAGMA incremental_vacuum,
+  // store/retention.ts). SQLite lets auto_vacuum change only before the first table: a new file
+  // gets it here; an older one keeps reusing its free pages (a VACUUM with the gateway stopped
+  // switches it over, see README "Storage").
+  if (file !== ":memory:" && (db.pragma("page_count", { simple: true }) as number) === 0) db.pragma("auto_vacuum = INCREMENTAL");
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
   db.pragma("busy_timeout = 5000");

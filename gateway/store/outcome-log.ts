@@ -1,6 +1,7 @@
 // The request log subscribes to request outcomes: one row per outcome.
 import type { RequestOutcome } from "../completion/outcome.ts";
 import type { RequestLog } from "./request-log.ts";
+import { attemptCount } from "./rollup.ts";
 
 export function logOutcomes(log: RequestLog): (o: RequestOutcome) => void {
   return (o) =>
@@ -25,5 +26,8 @@ export function logOutcomes(log: RequestLog): (o: RequestOutcome) => void {
       total_ms: o.totalMs,
       overhead_ms: o.overheadMs,
       attempts: o.attempts,
+      tier: o.tier,
+      attempt_count: attemptCount(o),
+      first_provider: o.attempts[0]?.provider ?? null,
     });
 }

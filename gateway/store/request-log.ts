@@ -2,6 +2,7 @@
 // transactions so the hot path never waits on the disk.
 import { boundRow } from "./bounds.ts";
 import type { Db } from "./db.ts";
+import { attemptCount, RollupWriter } from "./rollup.ts";
 
 export interface AttemptRecord {
   attempt: number;
@@ -33,6 +34,12 @@ export interface RequestLogRow {
   total_ms: number;
   overhead_ms: number | null;
   attempts: AttemptRecord[];
+  /** Tier of the deployment that answered (null when unknown). */
+  tier?: string | null;
+  /** Attempts made (0: nothing was tried); from `attempts` when absent. */
+  attempt_count?: number;
+  /** Provider of the first attempt (for fallbacks from -> to); from `attempts` when absent. */
+  first_provider?: string | null;
 }
 
 /** Most rows one page of the log holds (GET /admin/requests?limit=). */
@@ -60,6 +67,8 @@ export class RequestLog {
   private readonly db: Db;
   private readonly insert;
   private readonly insertMany: (rows: RequestLogRow[]) => void;
+  /** Hourly rollups for analytics, kept in the same transaction as the rows. */
+  private readonly rollups: RollupWriter;
   private queue: RequestLogRow[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly batchSize: number;
@@ -80,8 +89,10 @@ export class RequestLog {
     // Positional parameters: binding named ones costs an object walk per row.
     this.insert = db.prepare(`INSERT INTO request_log
       (id, ts, tenant, operation, public_model, provider, upstream_model, fallback_depth, is_overflow, stream,
-       status, error_class, prompt_tokens, completion_tokens, cost_usd, ttfb_ms, total_ms, overhead_ms, attempts, panic)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+       status, error_class, prompt_tokens, completion_tokens, cost_usd, ttfb_ms, total_ms, overhead_ms, attempts, panic,
+       tier, attempt_count, first_provider)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.rollups = new RollupWriter(db);
     this.insertMany = db.transaction((rows: RequestLogRow[]) => {
       for (const r of rows) {
         this.insert.run(
@@ -105,8 +116,12 @@ export class RequestLog {
           r.overhead_ms,
           JSON.stringify(r.attempts),
           r.panic ? 1 : 0,
+          r.tier ?? null,
+          r.attempt_count ?? attemptCount(r),
+          r.first_provider ?? r.attempts[0]?.provider ?? null,
         );
       }
+      this.rollups.add(rows);
     });
   }
 
@@ -151,6 +166,11 @@ export class RequestLog {
       this.failing = true;
       this.schedule(Math.max(1000, this.flushIntervalMs));
     }
+  }
+
+  /** The database the log writes to (analytics opens its own read-only connection to the same file). */
+  get database(): Db {
+    return this.db;
   }
 
   get pending(): number {

@@ -126,7 +126,8 @@ describe("request log rows are bounded whoever writes them", () => {
     const r = row(7, { error_class: "timeout", attempts: [attempt(1, { error_class: "timeout" }), attempt(2)] });
     log.append(r);
     log.flush();
-    expect(log.get(r.id)).toEqual(r);
+    // With what analytics adds to it (migration 3): tier, attempts made, the first attempt's provider.
+    expect(log.get(r.id)).toEqual({ ...r, tier: null, attempt_count: 2, first_provider: "ollama" });
   });
 });
 
@@ -269,7 +270,7 @@ describe("the request log's ceiling", () => {
 
 describe("store config", () => {
   it("store.max_log_mb defaults to 1024 and must be a positive number", () => {
-    expect(configSchema.parse({}).store).toEqual({ max_log_mb: 1024 });
+    expect(configSchema.parse({}).store).toEqual({ max_log_mb: 1024, retention_days: 30 });
     expect(configSchema.parse({ store: { max_log_mb: 0.5 } }).store.max_log_mb).toBe(0.5);
     expect(configSchema.safeParse({ store: { max_log_mb: 0 } }).success).toBe(false);
     expect(configSchema.safeParse({ store: { max_log_mb: "big" } }).success).toBe(false);
