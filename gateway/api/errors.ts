@@ -23,7 +23,7 @@ export class ApiError extends Error {
   constructor(status: number, message: string, opts: { type?: string; code?: string; param?: string; headers?: Record<string, string> } = {}) {
     super(message);
     this.status = status;
-    this.type = opts.type ?? (status === 401 ? "authentication_error" : status === 404 ? "not_found_error" : status >= 500 ? "api_error" : "invalid_request_error");
+    this.type = opts.type ?? (status === 401 ? "authentication_error" : status >= 500 ? "api_error" : "invalid_request_error");
     this.code = opts.code ?? null;
     this.param = opts.param ?? null;
     this.headers = opts.headers ?? {};

@@ -101,7 +101,14 @@ export class CompletionService {
   }
 
   private emit(o: RequestOutcome): void {
-    for (let i = 0; i < this.listeners.length; i++) this.listeners[i]!(o);
+    for (let i = 0; i < this.listeners.length; i++) {
+      try {
+        this.listeners[i]!(o);
+      } catch (err) {
+        // A consumer's bug must not fail the request nor keep the outcome from the others.
+        this.onInternalError(err);
+      }
+    }
   }
 
   async complete(req: CompletionRequest): Promise<Completion> {

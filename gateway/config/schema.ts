@@ -12,7 +12,8 @@ export const secretRef = z
   })
   .describe("A secret reference: env:NAME (environment variable) or vault:PATH.");
 
-const seconds = z.number().positive();
+// Node's timers take at most 2^31-1 ms; a longer one would fire at once.
+const seconds = z.number().positive().max(2_147_483);
 const firstByteTimeout = z
   .number()
   .positive()
@@ -164,7 +165,7 @@ export const routerSchema = z
   .object({
     timeout_s: seconds.default(600).describe("One attempt: the whole answer (JSON), or the first chunk and then the longest silence (streams)."),
     total_timeout_s: seconds
-      .default(900)
+      .default(600)
       .describe(
         "One request across all its attempts, backoffs and fallbacks, until its answer starts (a stream already flowing is bounded by timeout_s of silence instead).",
       ),

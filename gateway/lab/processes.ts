@@ -270,6 +270,7 @@ export class LabProcesses {
       if (e.supervisor.state === "running") return;
       if (!e.launch.on_demand || this.closing) throw new UpstreamError("unavailable", `${e.name} is ${e.supervisor.state}`);
       // Waits up to the startup timeout (the supervisor's), or until the caller gives up.
+      if (signal.aborted) throw signal.reason;
       const started = e.supervisor.start();
       await new Promise<void>((resolve, reject) => {
         const onAbort = (): void => reject(signal.reason);

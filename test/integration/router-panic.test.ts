@@ -97,6 +97,8 @@ describe("panic mode", () => {
       expectOpenAIError(a);
     }
     expect(A.hits() + B.hits()).toBeLessThanOrEqual(4 * 200);
+    // And no single request cost the upstreams more than 4 calls (retries 2 would allow 6 without panic's bound).
+    expect(Math.max(...answers.map((a) => a.attempts.length))).toBeLessThanOrEqual(4);
 
     // The breakers did open, and panic is what kept the group serving: it shows in the log and in /metrics.
     gw.gateway.requestLog.flush();
@@ -167,6 +169,18 @@ describe("panic mode", () => {
     // The default cooldown (30 s) has not passed: not even a probe went to A.
     expect(A.hits()).toBe(aHits);
     expect(await panicOf(gw)).toBe(false);
+  });
+
+  it("router.total_timeout_s ends a request whose upstream hangs, however many retries it has left", async () => {
+    const A = await lab.fake({ name: "A" });
+    A.fault = { kind: "hang" };
+    const gw = await lab.gateway(twoDeployments(A, A, { retries: 5, timeout_s: 0.3, total_timeout_s: 0.5, retry_backoff_ms: 10, retry_backoff_max_ms: 10 }));
+    const a = await chat(gw);
+    expect(a.status).toBe(504);
+    expectOpenAIError(a);
+    // Each attempt may take 0.3 s of the 0.5 s: at most two, far from the 12 that 5 retries over 2 deployments allow.
+    expect(a.attempts.length).toBeLessThanOrEqual(2);
+    expect(a.attempts.at(-1)!.error_class).toBe("timeout");
   });
 
   it("recovery: once the flaky upstreams turn healthy, the half-open probes close the breakers and the group leaves panic", async () => {

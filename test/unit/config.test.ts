@@ -24,7 +24,7 @@ describe("config loading", () => {
     expect(r.config.router.retries).toBe(2);
     expect(r.config.router.circuit_breaker.error_rate_threshold).toBe(0.5);
     expect(r.config.router.circuit_breaker.panic_threshold).toBe(0.5);
-    expect(r.config.router.total_timeout_s).toBe(900);
+    expect(r.config.router.total_timeout_s).toBe(600);
     expect(r.config.server.master_key).toBe("env:LABGATE_MASTER_KEY");
   });
 
