@@ -34,6 +34,7 @@ export class Retention {
   private readonly onError: (err: unknown) => void;
   private readonly deleteRows;
   private readonly deleteRollups: { run(hour: number): { changes: number } }[];
+  private readonly deleteDays;
   private readonly incremental: boolean;
   private timer: NodeJS.Timeout | undefined;
   private pendingStep: NodeJS.Immediate | undefined;
@@ -59,6 +60,7 @@ export class Retention {
     this.deleteRows = db.prepare("DELETE FROM request_log WHERE rowid IN (SELECT rowid FROM request_log WHERE ts < ? ORDER BY ts LIMIT ?)");
     // Rollups one hour at a time (a few hundred rows), by their primary key's first column.
     this.deleteRollups = ROLLUP_TABLES.map((t) => db.prepare(`DELETE FROM ${t} WHERE hour = (SELECT min(hour) FROM ${t} WHERE hour < ?)`));
+    this.deleteDays = db.prepare("DELETE FROM request_rollup_day WHERE day = (SELECT min(day) FROM request_rollup_day WHERE day < ?)");
     this.incremental = (db.pragma("auto_vacuum", { simple: true }) as number) === 2;
   }
 
@@ -81,6 +83,8 @@ export class Retention {
       const hour = Math.floor(this.cutoff / HOUR_MS) * HOUR_MS;
       let n = 0;
       for (const d of this.deleteRollups) n += d.run(hour).changes;
+      // Daily spend rollups: days wholly before the cutoff.
+      n += this.deleteDays.run(Math.floor(this.cutoff / DAY_MS) * DAY_MS).changes;
       this.run.rollups += n;
       this.deletedRollups += n;
       if (n === 0) this.phase = "vacuum";

@@ -68,6 +68,7 @@ export const ROLLUP_TABLES = ["request_rollup", "request_rollup_provider", "requ
 
 export class RollupWriter {
   private readonly spend;
+  private readonly spendDay;
   private readonly provider;
   private readonly error;
   private readonly fallback;
@@ -77,6 +78,11 @@ export class RollupWriter {
     this.spend = db.prepare(`INSERT INTO request_rollup (hour, provider, model, tenant, tier, requests, errors, prompt_tokens, completion_tokens, cost_usd)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (hour, provider, model, tenant, tier) DO UPDATE SET
+        requests = requests + excluded.requests, errors = errors + excluded.errors, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = completion_tokens + excluded.completion_tokens, cost_usd = cost_usd + excluded.cost_usd`);
+    this.spendDay = db.prepare(`INSERT INTO request_rollup_day (day, provider, model, tenant, tier, requests, errors, prompt_tokens, completion_tokens, cost_usd)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (day, provider, model, tenant, tier) DO UPDATE SET
         requests = requests + excluded.requests, errors = errors + excluded.errors, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
         completion_tokens = completion_tokens + excluded.completion_tokens, cost_usd = cost_usd + excluded.cost_usd`);
     this.provider = db.prepare(`INSERT INTO request_rollup_provider (hour, provider, requests, errors) VALUES (?, ?, ?, ?)
@@ -92,6 +98,7 @@ export class RollupWriter {
   /** Adds a batch of rows to the rollups. Call inside the transaction that inserts them. */
   add(rows: readonly RequestLogRow[]): void {
     const spend = new Sums(5);
+    const spendDay = new Sums(5);
     const provider = new Sums(2);
     const error = new Sums(3);
     const fallback = new Sums(3);
@@ -100,7 +107,9 @@ export class RollupWriter {
       const hour = hourOf(r.ts);
       const p = r.provider ?? "";
       const failed = r.status >= 400 ? 1 : 0;
-      spend.add([hour, p, r.public_model, r.tenant ?? "", r.tier ?? ""], [1, failed, r.prompt_tokens ?? 0, r.completion_tokens ?? 0, r.cost_usd ?? 0]);
+      const sums = [1, failed, r.prompt_tokens ?? 0, r.completion_tokens ?? 0, r.cost_usd ?? 0];
+      spend.add([hour, p, r.public_model, r.tenant ?? "", r.tier ?? ""], sums);
+      spendDay.add([Math.floor(hour / DAY_MS) * DAY_MS, p, r.public_model, r.tenant ?? "", r.tier ?? ""], sums);
       provider.add([hour, p], [1, failed]);
       if (r.error_class !== null) error.add([hour, p, r.error_class], [1]);
       if (isFallback({ fallback_depth: r.fallback_depth, attempt_count: r.attempt_count ?? attemptCount(r) })) {
@@ -109,6 +118,7 @@ export class RollupWriter {
       if (r.ttfb_ms !== null && r.ttfb_ms !== undefined) ttfb.add([hour, p, ttfbBin(r.ttfb_ms)], [1]);
     }
     for (const row of spend.rows.values()) this.spend.run(row);
+    for (const row of spendDay.rows.values()) this.spendDay.run(row);
     for (const row of provider.rows.values()) this.provider.run(row);
     for (const row of error.rows.values()) this.error.run(row);
     for (const row of fallback.rows.values()) this.fallback.run(row);

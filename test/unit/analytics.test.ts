@@ -171,6 +171,23 @@ describe("analytics over the hourly rollups", () => {
     expect(limited.truncated).toBeGreaterThan(0);
   });
 
+  it("spend's largest series over a range that is not whole days (hourly edges, daily middle)", () => {
+    const from = T0 + 5 * HOUR_MS;
+    const to = T0 + 40 * HOUR_MS;
+    const inRange = rows.filter((r) => r.ts >= from && r.ts < to);
+    const byKey = new Map<string, number>();
+    for (const r of inRange) {
+      const k = [r.provider, r.public_model, r.tenant, r.tier].join("|");
+      byKey.set(k, (byKey.get(k) ?? 0) + (r.cost_usd ?? 0));
+    }
+    const top = [...byKey.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3);
+    const ans = spend(db, { from, to, bucket: "hour", limit: 3 });
+    expect(ans.buckets.length).toBe(35);
+    expect(ans.truncated).toBe(byKey.size - 3);
+    expect(ans.series.map((s) => [s.key.provider, s.key.model, s.key.tenant, s.key.tier].join("|"))).toEqual(top.map(([k]) => k));
+    for (const [i, s] of ans.series.entries()) expect(s.total.cost_usd).toBeCloseTo(top[i]![1], 5);
+  });
+
   it("distribution: requests per provider per bucket, with shares", () => {
     const ans = distribution(db, { ...params, bucket: "day" });
     for (const s of ans.series) {
@@ -334,6 +351,8 @@ describe("retention", () => {
     expect(oldest).toBeGreaterThanOrEqual(now - 2 * DAY_MS);
     const oldestRollup = db.prepare("SELECT min(hour) FROM request_rollup").pluck().get() as number;
     expect(oldestRollup).toBeGreaterThanOrEqual(now - 2 * DAY_MS - HOUR_MS);
+    const oldestDay = db.prepare("SELECT min(day) FROM request_rollup_day").pluck().get() as number;
+    expect(oldestDay).toBeGreaterThanOrEqual(now - 3 * DAY_MS);
     expect(db.prepare("SELECT count(*) FROM request_log").pluck().get()).toBeLessThanOrEqual(2 * 24 * 400);
     expect(retention.deletedRows).toBeGreaterThan(4 * 24 * 400);
     expect(retention.pagesFreed).toBeGreaterThan(0);
