@@ -318,6 +318,9 @@ export type GpuListener = (gpus: Gpu[]) => void;
  * Keeps the GPU list fresh in the background and tells listeners when it changes
  * (a GPU appears or goes, or a figure moves; not when only updated_at does).
  */
+/** How long a missing nvidia-smi is not looked for again. */
+const SMI_MISSING_RETRY_MS = 60_000;
+
 export class GpuMonitor {
   private readonly env: NodeJS.ProcessEnv;
   private readonly nvidiaSmi: string;
@@ -342,6 +345,8 @@ export class GpuMonitor {
   private stopped = false;
   /** What was last logged about each source, so a lasting failure is logged once. */
   private smiFailing = false;
+  /** Set when nvidia-smi is not installed: no new try before this time. */
+  private smiMissingUntil: number | undefined;
   private inventoryFailing = false;
 
   constructor(opts: GpuMonitorOptions = {}) {
@@ -400,6 +405,8 @@ export class GpuMonitor {
 
   private async readLive(): Promise<void> {
     if (this.stopped) return;
+    // No nvidia-smi on this machine: ask again once a minute, not every few seconds (each try forks the gateway).
+    if (this.smiMissingUntil !== undefined && this.now() < this.smiMissingUntil) return;
     let rows: NvidiaSmiRow[] | undefined;
     let problem: string | undefined;
     try {
@@ -410,6 +417,7 @@ export class GpuMonitor {
       else problem = `exit code ${code}: ${stdout.trim().split("\n")[0]?.slice(0, 200) ?? ""}`;
     } catch (err) {
       problem = (err as Error).message;
+      this.smiMissingUntil = (err as NodeJS.ErrnoException).code === "ENOENT" ? this.now() + SMI_MISSING_RETRY_MS : undefined;
     }
     if (this.stopped) return;
     if (rows === undefined) {

@@ -58,12 +58,14 @@ export class BudgetBook {
   private crossed = new Set<string>();
   /** Some ceiling is crossed today (kept up to date by observe/seed: the router asks on every request). */
   private anyCrossed = false;
+  private readonly hasBudgets: boolean;
 
   constructor(opts: BudgetBookOptions) {
     this.cfg = opts.config;
     this.now = opts.now ?? Date.now;
     this.onCross = opts.onCross ?? (() => {});
     this.day = dayOf(this.now());
+    this.hasBudgets = Object.keys(this.cfg.tiers).length > 0 || Object.keys(this.cfg.providers).length > 0;
   }
 
   get configured(): boolean {
@@ -78,7 +80,8 @@ export class BudgetBook {
   }
 
   observe(o: RequestOutcome): void {
-    if (!o.costUsd && !o.usage) return;
+    // Nothing configured, nothing to count (this runs for every request).
+    if (!this.hasBudgets || (!o.costUsd && !o.usage)) return;
     this.rollDay();
     this.add(o.tier, o.provider, o.costUsd ?? 0, o.usage ? o.usage.prompt_tokens + o.usage.completion_tokens : 0);
     if (!this.configured) return;

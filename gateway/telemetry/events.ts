@@ -131,6 +131,7 @@ export class EventHub {
 
   /** Each request's outcome feeds the next summary. */
   observe(o: RequestOutcome): void {
+    if (this.listeners.size === 0) return; // nobody follows the summaries: nothing to gather (this runs per request)
     const provider = o.provider ?? "none";
     let b = this.byProvider.get(provider);
     if (!b) this.byProvider.set(provider, (b = { requests: 0, errors: 0, spend: 0, ttfbs: [] }));

@@ -2,6 +2,8 @@
 // the limit: no upstream sees them, no breaker counts them, the model keeps serving.
 import { describe, expect, it } from "vitest";
 import { MAX_BODY_DEPTH, MAX_MESSAGES, MAX_MODEL_LENGTH } from "../../gateway/api/body-limits.ts";
+import type { ProviderAdapter } from "../../gateway/providers/types.ts";
+import { ProviderRuntime } from "../../gateway/router/runtime.ts";
 import { useLab } from "../fixtures/lab.ts";
 
 const lab = useLab();
@@ -56,5 +58,52 @@ describe("hostile request bodies", () => {
     gw.gateway.requestLog.flush();
     const stored = gw.gateway.db.prepare("SELECT MAX(LENGTH(public_model)) AS n FROM request_log").get() as { n: number | null };
     expect(stored.n ?? 0).toBeLessThanOrEqual(MAX_MODEL_LENGTH);
+  });
+});
+
+describe("a failure inside labgate", () => {
+  it("is a 500 in OpenAI's shape, never retried, never counted against the upstream", async () => {
+    const up = await lab.fake();
+    const gw = await lab.gateway({
+      providers: { a: { type: "openai-compatible", base_url: up.v1 }, b: { type: "openai-compatible", base_url: up.v1 } },
+      // a first, always: a request that failed over or retried would show b, or a second attempt.
+      models: { m: { strategy: "priority", deployments: [{ provider: "a", model: "x" }, { provider: "b", model: "x" }] } },
+      router: { retries: 2, circuit_breaker: { consecutive_failures: 2 } },
+    });
+    // Provider a's adapter fails in labgate's own code before any byte leaves (as JSON encoding of a
+    // hostile body once did): what a bug in labgate looks like to the router.
+    const real = gw.gateway.registry.get("a")!;
+    const broken = new ProviderRuntime({
+      name: "a",
+      config: real.config,
+      // The real adapter, but for chat (its other methods, close included, come from its prototype chain).
+      adapter: Object.assign(Object.create(real.adapter!) as ProviderAdapter, {
+        chat: async () => {
+          throw new RangeError("Maximum call stack size exceeded");
+        },
+      }),
+      enabled: true,
+    });
+    gw.gateway.registry.replace(broken);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`${gw.v1}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-debug-mode": "true" },
+        body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+      });
+      statuses.push(res.status);
+      if (res.status === 500) {
+        const body = (await res.json()) as { error: { message: string; type: string; code: string } };
+        expect(body.error).toMatchObject({ type: "api_error", code: "internal_error", message: "Internal error in labgate." });
+        expect(JSON.parse(res.headers.get("x-labgate-attempts") ?? "[]")).toHaveLength(1); // not retried, not failed over
+      } else await res.text();
+    }
+    expect(statuses).toEqual(Array(6).fill(500));
+    const providers = (await (await fetch(`${gw.url}/admin/providers`)).json()) as { data: { name: string; deployments: { breaker_state: string; failures: number }[] }[] };
+    expect(providers.data.find((p) => p.name === "a")!.deployments[0]).toMatchObject({ breaker_state: "closed", failures: 0 });
+    gw.gateway.requestLog.flush();
+    const rows = gw.gateway.db.prepare("SELECT status, error_class FROM request_log WHERE status = 500").all() as { status: number; error_class: string }[];
+    expect(rows.every((r) => r.error_class === "internal")).toBe(true);
   });
 });
