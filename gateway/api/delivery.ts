@@ -2,9 +2,9 @@
 // back-pressure and an error event when the upstream fails mid-stream. It only
 // translates between HTTP and the completion service, which records the outcome.
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { CompletionFailure, type StartedStream, type StreamCompletion } from "../completion/service.ts";
+import { CompletionFailure, usageOf, type StartedStream, type StreamCompletion } from "../completion/service.ts";
 import { UpstreamError } from "../providers/errors.ts";
-import type { ChunkBatch, OpenAIBody, Operation } from "../providers/types.ts";
+import type { ChunkBatch, OpenAIBody, Operation, Usage } from "../providers/types.ts";
 import type { RouteInfo } from "../router/router.ts";
 import { depthExceeds, MAX_BODY_DEPTH, MAX_TENANT_LENGTH } from "./body-limits.ts";
 import type { GatewayDeps } from "./deps.ts";
@@ -73,6 +73,7 @@ export async function deliver(operation: Operation, deps: GatewayDeps, request: 
 }
 
 async function pipeStream(completion: StreamCompletion, sse: SseWriter, includeUsage: boolean, signal: AbortSignal, stopKeepAlive: () => void): Promise<void> {
+  const read: { usage: Usage | null } = { usage: null };
   try {
     let first = completion.first;
     if (completion.firstPending) {
@@ -80,36 +81,40 @@ async function pipeStream(completion: StreamCompletion, sse: SseWriter, includeU
       stopKeepAlive();
       first = r.done ? undefined : r.value;
     }
-    if (first) await sse.data(forClient(first, includeUsage));
+    if (first) await sse.data(forClient(first, includeUsage, read));
     for (;;) {
       const next = await completion.rest.next();
       if (next.done) break;
-      await sse.data(forClient(next.value, includeUsage));
+      await sse.data(forClient(next.value, includeUsage, read));
     }
     await sse.done();
-    completion.end({});
+    completion.end({ usage: read.usage });
   } catch (err) {
     stopKeepAlive();
     const cancelled = signal.aborted || (err instanceof UpstreamError && err.errorClass === "cancelled");
     if (cancelled) {
-      completion.end({ cancelled: true });
+      completion.end({ usage: read.usage, cancelled: true });
       sse.destroy();
       return;
     }
     // After the first byte there is no falling back: tell the client, never truncate silently.
     const upstreamErr = err instanceof UpstreamError ? err : new UpstreamError("reset", err instanceof Error ? err.message : String(err));
-    completion.end({ error: upstreamErr });
+    completion.end({ usage: read.usage, error: upstreamErr });
     await sse.error(errorBody(`The upstream failed mid-stream: ${upstreamErr.message}`, "upstream_error", upstreamErr.errorClass));
   }
 }
 
-/** The chunks as the client should see them: usage kept only when asked for (OpenAI puts "usage": null on every chunk then). */
-function forClient(batch: ChunkBatch, includeUsage: boolean): ChunkBatch {
-  if (includeUsage) return batch;
+/**
+ * The chunks as the client should see them, their usage noted in `read` on the way:
+ * usage kept only when asked for (OpenAI puts "usage": null on every chunk then).
+ */
+function forClient(batch: ChunkBatch, includeUsage: boolean, read: { usage: Usage | null }): ChunkBatch {
   let out: ChunkBatch | undefined;
   for (let i = 0; i < batch.length; i++) {
     let chunk = batch[i]!;
     if ("usage" in chunk) {
+      read.usage = usageOf([chunk], read.usage);
+      if (includeUsage) continue;
       out ??= batch.slice(0, i);
       if (Array.isArray(chunk.choices) && chunk.choices.length === 0) continue;
       chunk = { ...chunk };
