@@ -26,6 +26,7 @@ import { cpuSnapshot, cpuUsage, waitForQuiet, type CpuUsage } from "./lib/cpu.ts
 import { loadRun, requestBody, type LoadResult } from "./lib/load.ts";
 import { startServer } from "./lib/spawn.ts";
 import { fixed, int, mib, table, verdict } from "./lib/table.ts";
+import { seededRandom as rng } from "../test/fixtures/random.ts";
 
 /** Milliseconds each analytics query may take. */
 export const GOAL_QUERY_MS = 200;
@@ -88,18 +89,6 @@ export interface AnalyticsReport {
   build: { seconds: number; rowsPerS: number; batchMs: number; rollupMs: number; rollupShare: number; dbBytes: number; rollupRows: number; ttfbRows: number };
   timings: QueryTiming[];
   phases: LoadPhase[];
-}
-
-/** A small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // A lab: two local servers, one cloud overflow on two tiers; 8 model groups, 25 keys.

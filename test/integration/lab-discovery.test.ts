@@ -2,11 +2,11 @@
 // what answers (never by the port), added as a provider whose models become model
 // groups; one that goes away turns unhealthy and its models leave after the grace
 // period; one that appears is added without a restart.
-import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeLabServer, type FakeLabServer } from "../fixtures/fake-lab-server.ts";
 import { startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
 import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
+import { freePort } from "../fixtures/ports.ts";
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -17,14 +17,6 @@ async function lab(kind: Parameters<typeof startFakeLabServer>[0], port = 0): Pr
   const s = await startFakeLabServer(kind, port);
   closers.push(() => s.close().catch(() => {}));
   return s;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 async function gatewayProbing(ports: number[], extra: Record<string, unknown> = {}): Promise<TestGateway> {

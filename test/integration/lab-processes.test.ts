@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
 import { openSse } from "../fixtures/sse-client.ts";
+import { freePort } from "../fixtures/ports.ts";
 
 const FAKE = new URL("../fixtures/fake-llama-server.ts", import.meta.url).pathname;
 const BIN = new URL("../../bin/labgate.js", import.meta.url).pathname;
@@ -20,14 +21,6 @@ const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 function launchConfig(port: number, fakeArgs: string[] = [], launch: Record<string, unknown> = {}) {
   return {

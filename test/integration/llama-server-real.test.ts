@@ -4,11 +4,11 @@
 // when it is killed the supervisor brings it back.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
+import { freePort } from "../fixtures/ports.ts";
 
 const MODEL = new URL("../../../shared/models/stories260K.gguf", import.meta.url).pathname;
 
@@ -27,14 +27,6 @@ function findLlamaServer(): string | undefined {
 const LLAMA_SERVER = findLlamaServer();
 // In CI the binary is built before the tests: its absence is a failure there, a skip elsewhere.
 const run = LLAMA_SERVER !== undefined || process.env.CI === "true" ? it : it.skip;
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 const serverArgs = (port: number) => ["-m", MODEL, "--host", "127.0.0.1", "--port", String(port), "-t", "1", "-c", "256", "-np", "1"];
 

@@ -3,10 +3,10 @@
 // be told (env) to crash on its first runs, to hang at start, to ignore SIGTERM, and to
 // start a grandchild in its process group.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { freePort } from "../fixtures/ports.ts";
 import { ProcessChild, processSpawner } from "../../gateway/lab/child-process.ts";
 import { Supervisor, SupervisorStartError, type SupervisorOptions, type TransitionEvent } from "../../gateway/lab/supervisor.ts";
 
@@ -55,14 +55,6 @@ afterEach(async () => {
   await Promise.all(supervisors.splice(0).map((s) => s.stop()));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 /** Alive and not a zombie waiting to be reaped. */
 function alive(pid: number): boolean {

@@ -14,6 +14,7 @@ import { Retention } from "../../gateway/store/retention.ts";
 import { DAY_MS, HOUR_MS, TTFB_RELATIVE_PRECISION } from "../../gateway/store/rollup.ts";
 import { formatReport, parseSince } from "../../gateway/telemetry/report.ts";
 import { reportCommand } from "../../gateway/telemetry/report-command.ts";
+import { seededRandom as rng } from "../fixtures/random.ts";
 
 const dirs: string[] = [];
 const tempDir = (): string => {
@@ -24,18 +25,6 @@ const tempDir = (): string => {
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-/** A small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const T0 = Date.UTC(2026, 10, 20, 0, 0, 0);
 const PROVIDERS = [

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { UpstreamError } from "../../gateway/providers/errors.ts";
 import { SseParser, parseSseBatches, type SseEvent } from "../../gateway/providers/sse.ts";
+import { seededRandom as seeded } from "../fixtures/random.ts";
 
 /** Feeds the reads in order; with `end`, the end of the body too. */
 function parse(reads: (string | Uint8Array)[], opts: { end?: boolean; parser?: SseParser } = {}): SseEvent[] {
@@ -18,18 +19,6 @@ function parse(reads: (string | Uint8Array)[], opts: { end?: boolean; parser?: S
 
 const ev = (data: string, event?: string): SseEvent => ({ event, data });
 const done = "event: done\ndata: ✔\n\n";
-
-/** mulberry32, for reproducible random cuts. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("SseParser: the specification's cases", () => {
   it("basic unnamed events, then a named one", () => {
