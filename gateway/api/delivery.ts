@@ -2,8 +2,9 @@
 // back-pressure and an error event when the upstream fails mid-stream. It only
 // translates between HTTP and the completion service, which records the outcome.
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { CompletionFailure, usageOf, type StartedStream, type StreamCompletion } from "../completion/service.ts";
+import { CompletionFailure, type StartedStream, type StreamCompletion } from "../completion/service.ts";
 import { UpstreamError } from "../providers/errors.ts";
+import { readUsage } from "../providers/openai-compatible/mapping.ts";
 import type { ChunkBatch, OpenAIBody, Operation, Usage } from "../providers/types.ts";
 import type { RouteInfo } from "../router/router.ts";
 import { depthExceeds, MAX_BODY_DEPTH, MAX_TENANT_LENGTH } from "./body-limits.ts";
@@ -113,7 +114,7 @@ function forClient(batch: ChunkBatch, includeUsage: boolean, read: { usage: Usag
   for (let i = 0; i < batch.length; i++) {
     let chunk = batch[i]!;
     if ("usage" in chunk) {
-      read.usage = usageOf([chunk], read.usage);
+      read.usage = readUsage(chunk) ?? read.usage;
       if (includeUsage) continue;
       out ??= batch.slice(0, i);
       if (Array.isArray(chunk.choices) && chunk.choices.length === 0) continue;

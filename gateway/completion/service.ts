@@ -2,7 +2,6 @@
 // for a completion; it routes the request and emits exactly one outcome when the
 // request ends, however it ends. Nothing else writes log rows or counts cost.
 import { UpstreamError } from "../providers/errors.ts";
-import { readUsage } from "../providers/openai-compatible/mapping.ts";
 import type { ChunkBatch, OpenAIBody, Operation, Usage } from "../providers/types.ts";
 import { RouteFailure, type RoutedResponse, type RouteInfo, type Router } from "../router/router.ts";
 import { busyCostOf, costOf } from "../store/cost.ts";
@@ -50,7 +49,7 @@ export interface StreamCompletion extends StartedStream {
   firstPending: Promise<IteratorResult<ChunkBatch>> | undefined;
   /** The remaining batches. */
   rest: AsyncIterator<ChunkBatch>;
-  /** Call once when the stream has ended for the caller, with the usage its chunks carried (usageOf); emits the outcome. */
+  /** Call once when the stream has ended for the caller, with the usage its chunks carried; emits the outcome. */
   end(how: { usage: Usage | null; error?: UpstreamError; cancelled?: boolean }): void;
 }
 
@@ -75,16 +74,6 @@ export interface CompletionServiceOptions {
   ids: IdSource;
   /** Told when labgate itself failed (a bug): the caller gets a 500. */
   onInternalError?: (err: unknown) => void;
-}
-
-/** The usage a batch of chunks carries (the last one wins), or `previous`. */
-export function usageOf(batch: ChunkBatch, previous: Usage | null): Usage | null {
-  let usage = previous;
-  for (let i = 0; i < batch.length; i++) {
-    const chunk = batch[i]!;
-    if ("usage" in chunk) usage = readUsage(chunk) ?? usage;
-  }
-  return usage;
 }
 
 export class CompletionService {

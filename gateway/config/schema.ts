@@ -283,36 +283,26 @@ export type BudgetsConfig = z.infer<typeof budgetsSchema>;
 // The readiness gate (`labgate gate`, GET /admin/gate): each criterion's threshold over the
 // window. Ratios are fractions (0.999 is 99.9%). Costs per 1k tokens are checked against budgets.tiers.
 const gateRatio = z.number().min(0).max(1);
+export const gateThresholdsSchema = z
+  .object({
+    availability: gateRatio.default(0.999).describe("Least share of requests not ending in a 5xx (cancelled ones left out)."),
+    error_rate: gateRatio.default(0.01).describe("Most share of requests ending in an error (cancelled ones are not errors)."),
+    fallback_success: gateRatio.default(0.95).describe("Least share of requests that needed more than one attempt and still got an answer."),
+    routing_p95_ms: z.number().nonnegative().default(150).describe("Most p95 of the routing time (from the request log: labgate's whole overhead), ms."),
+    provider_error_share: gateRatio.default(0.5).describe("Most share of all errors one provider may have."),
+    provider_traffic_share: gateRatio.default(0.8).describe("Most share of the traffic one provider may carry (providers in maintenance are exempt)."),
+    weight_tolerance: gateRatio.default(0.1).describe("In weighted model groups, how far a deployment's traffic share may be from its weight's share, relative to it (0.1: ±10%)."),
+    attribution: gateRatio.default(0.95).describe("Least share of requests with a tenant (not anonymous)."),
+    kv_cache_hit_rate: gateRatio.default(0.8).describe("vLLM providers: least prefix-cache hits over queries."),
+    queue_depth_p95: z.number().nonnegative().default(100).describe("vLLM providers: most p95 of the requests waiting in each one's queue over the window's scrapes."),
+    batch_success: gateRatio.default(0.95).describe("Least share of batches that completed, once batches exist."),
+  })
+  .strict();
+export type GateThresholds = z.infer<typeof gateThresholdsSchema>;
+
 export const gateSchema = z
   .object({
-    thresholds: z
-      .object({
-        availability: gateRatio.default(0.999).describe("Least share of requests not ending in a 5xx (cancelled ones left out)."),
-        error_rate: gateRatio.default(0.01).describe("Most share of requests ending in an error (cancelled ones are not errors)."),
-        fallback_success: gateRatio.default(0.95).describe("Least share of requests that needed more than one attempt and still got an answer."),
-        routing_p95_ms: z.number().nonnegative().default(150).describe("Most p95 of the routing time (from the request log: labgate's whole overhead), ms."),
-        provider_error_share: gateRatio.default(0.5).describe("Most share of all errors one provider may have."),
-        provider_traffic_share: gateRatio.default(0.8).describe("Most share of the traffic one provider may carry (providers in maintenance are exempt)."),
-        weight_tolerance: gateRatio.default(0.1).describe("In weighted model groups, how far a deployment's traffic share may be from its weight's share, relative to it (0.1: ±10%)."),
-        attribution: gateRatio.default(0.95).describe("Least share of requests with a tenant (not anonymous)."),
-        kv_cache_hit_rate: gateRatio.default(0.8).describe("vLLM providers: least prefix-cache hits over queries."),
-        queue_depth_p95: z.number().nonnegative().default(100).describe("vLLM providers: most p95 of the requests waiting in each one's queue over the window's scrapes."),
-        batch_success: gateRatio.default(0.95).describe("Least share of batches that completed, once batches exist."),
-      })
-      .strict()
-      .default({
-        availability: 0.999,
-        error_rate: 0.01,
-        fallback_success: 0.95,
-        routing_p95_ms: 150,
-        provider_error_share: 0.5,
-        provider_traffic_share: 0.8,
-        weight_tolerance: 0.1,
-        attribution: 0.95,
-        kv_cache_hit_rate: 0.8,
-        queue_depth_p95: 100,
-        batch_success: 0.95,
-      }),
+    thresholds: gateThresholdsSchema.default(gateThresholdsSchema.parse({})),
     maintenance: z
       .array(z.string().min(1))
       .default([])

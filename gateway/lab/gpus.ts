@@ -8,15 +8,8 @@ import { execFile } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import type { Systeminformation } from "systeminformation";
 
-/** One GPU as GET /admin/lab/gpus shows it. Figures the GPU does not report are null. */
-export interface Gpu {
-  /**
-   * The device number its runtime uses: nvidia-smi's index for NVIDIA GPUs (PCI bus
-   * order, which `gpuEnv()` asks CUDA to use too); for other vendors, the position
-   * among that vendor's GPUs in bus order.
-   */
-  index: number;
-  uuid: string | null;
+/** A GPU as the inventory (systeminformation) knows it. */
+export interface InventoryGpu {
   vendor: string;
   model: string;
   /** PCI address as domain:bus:device.function, e.g. 0000:01:00.0. */
@@ -24,26 +17,24 @@ export interface Gpu {
   driver: string | null;
   /** MiB, as nvidia-smi and systeminformation count them. */
   vram_total_mb: number | null;
-  vram_used_mb: number | null;
-  utilization_pct: number | null;
-  temperature_c: number | null;
-  power_w: number | null;
-  /** When these figures were read (ISO 8601). */
-  updated_at: string;
-}
-
-/** A GPU as the inventory (systeminformation) knows it. */
-export interface InventoryGpu {
-  vendor: string;
-  model: string;
-  bus_id: string | null;
-  driver: string | null;
-  vram_total_mb: number | null;
   /** Figures systeminformation read itself (NVIDIA only); null when it has none. */
   vram_used_mb: number | null;
   utilization_pct: number | null;
   temperature_c: number | null;
   power_w: number | null;
+}
+
+/** One GPU as GET /admin/lab/gpus shows it: the inventory's, with nvidia-smi's live figures. Figures the GPU does not report are null. */
+export interface Gpu extends InventoryGpu {
+  /**
+   * The device number its runtime uses: nvidia-smi's index for NVIDIA GPUs (PCI bus
+   * order, which `gpuEnv()` asks CUDA to use too); for other vendors, the position
+   * among that vendor's GPUs in bus order.
+   */
+  index: number;
+  uuid: string | null;
+  /** When these figures were read (ISO 8601). */
+  updated_at: string;
 }
 
 /** One line of nvidia-smi's answer to NVIDIA_SMI_ARGS. */

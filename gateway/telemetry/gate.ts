@@ -4,40 +4,17 @@
 // ways to measure: SQL over labgate's own request log (plus the scraped upstream
 // figures), or PromQL against a Prometheus that scrapes labgate.
 import type Database from "better-sqlite3";
-import type { LabgateConfig } from "../config/schema.ts";
+import { gateThresholdsSchema, type GateThresholds, type LabgateConfig } from "../config/schema.ts";
 import type { UpstreamHistory } from "./upstream-metrics.ts";
 
 export type Verdict = "PASS" | "FAIL" | "NO DATA";
 export type Comparator = ">=" | "<=";
 type Unit = "percent" | "ms" | "count" | "usd_per_1k";
 
-export interface GateThresholds {
-  availability: number;
-  error_rate: number;
-  fallback_success: number;
-  routing_p95_ms: number;
-  provider_error_share: number;
-  provider_traffic_share: number;
-  weight_tolerance: number;
-  attribution: number;
-  kv_cache_hit_rate: number;
-  queue_depth_p95: number;
-  batch_success: number;
-}
+export type { GateThresholds };
 
-export const DEFAULT_GATE_THRESHOLDS: GateThresholds = {
-  availability: 0.999,
-  error_rate: 0.01,
-  fallback_success: 0.95,
-  routing_p95_ms: 150,
-  provider_error_share: 0.5,
-  provider_traffic_share: 0.8,
-  weight_tolerance: 0.1,
-  attribution: 0.95,
-  kv_cache_hit_rate: 0.8,
-  queue_depth_p95: 100,
-  batch_success: 0.95,
-};
+/** The thresholds when the config names none (the schema's defaults). */
+export const DEFAULT_GATE_THRESHOLDS: GateThresholds = gateThresholdsSchema.parse({});
 
 /** One subject of a criterion measured per provider, deployment or tier. */
 export interface Item {
