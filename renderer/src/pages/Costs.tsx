@@ -1,0 +1,4 @@
+// Placeholder: filled in by its own change.
+export function CostsPage() {
+  return <h1>Costs</h1>;
+}

@@ -1,0 +1,4 @@
+// Placeholder: filled in by its own change.
+export function RequestsPage() {
+  return <h1>Requests</h1>;
+}

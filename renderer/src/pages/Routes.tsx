@@ -1,0 +1,4 @@
+// Placeholder: filled in by its own change.
+export function RoutesPage() {
+  return <h1>Routes</h1>;
+}
