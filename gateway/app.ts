@@ -8,6 +8,7 @@ import type { CompletionService } from "./completion/service.ts";
 import { TrackedCompletionService } from "./completion/tracked.ts";
 import type { LabgateConfig, ProviderConfig } from "./config/schema.ts";
 import { createSecretResolver } from "./config/secrets.ts";
+import { defaultUiDir, uiRoutes } from "./api/ui.ts";
 import { adminRoutes } from "./api/admin.ts";
 import type { GatewayDeps, ProviderHealthBook } from "./api/deps.ts";
 import { frameworkError, installErrorHandlers, installServerErrorAnswers, onClientError } from "./api/errors.ts";
@@ -77,6 +78,8 @@ export interface GatewayOptions {
   gpu?: false | { nvidiaSmi?: string; intervalMs?: number; inventoryIntervalMs?: number };
   /** Period of the vLLM / llama.cpp metrics scrapes (ms, default 10000); 0: none. */
   upstreamMetricsIntervalMs?: number;
+  /** The built dashboard served at /ui (default: renderer/dist beside the sources, when built); false: none. */
+  uiDir?: string | false;
 }
 
 export interface Gateway {
@@ -334,6 +337,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const guardState: GuardState = { closing: false };
   installGuards(app, config.server, hosts, guardState);
   await app.register(healthRoutes(deps));
+  await app.register(uiRoutes(opts.uiDir === false ? undefined : (opts.uiDir ?? defaultUiDir())));
   await app.register(metricsRoutes(deps));
   await app.register(v1Routes(deps), { prefix: "/v1" });
   // LiteLLM's proxy also answers without the /v1 prefix; some tools rely on it.
