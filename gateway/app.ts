@@ -15,6 +15,7 @@ import { frameworkError, installErrorHandlers, installServerErrorAnswers, onClie
 import { exposureProblem, HostPolicy, installGuards, type GuardState } from "./api/guards.ts";
 import { healthRoutes } from "./api/health.ts";
 import { labRoutes } from "./api/lab.ts";
+import { trafficRoutes } from "./api/traffic.ts";
 import { metricsRoutes } from "./api/metrics.ts";
 import { v1Routes } from "./api/v1.ts";
 import { startDiscovery } from "./lab/discovery.ts";
@@ -44,6 +45,7 @@ import { createLabMetrics, type LabMetrics } from "./telemetry/lab-metrics.ts";
 import { countOutcomes } from "./telemetry/outcome-metrics.ts";
 import { registerGpuMetrics } from "./telemetry/gpu-metrics.ts";
 import { UpstreamMetrics } from "./telemetry/upstream-metrics.ts";
+import { TrafficHistory } from "./telemetry/traffic-history.ts";
 
 export interface GatewayOptions {
   config: LabgateConfig;
@@ -247,6 +249,9 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   // Live events for the dashboard and the tray: registry changes, and a summary of outcomes each second.
   registry.on((e) => events.fromRegistry(e));
   completions.onOutcome((o) => events.observe(o));
+  // The last hour per provider in 10 s buckets, for the dashboard's overview (GET /admin/traffic).
+  const traffic = new TrafficHistory();
+  completions.onOutcome((o) => traffic.observe(o));
   // The lab's own metric names (router_*, billing_*, provider_up, batch_*).
   const labMetrics = createLabMetrics(metrics.registry, { providers: registry, router });
   completions.onOutcome(labMetrics.observe);
@@ -344,6 +349,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   await app.register(v1Routes(deps), { prefix: "" });
   await app.register(adminRoutes(deps), { prefix: "/admin" });
   await app.register(labRoutes(deps), { prefix: "/admin/lab" });
+  await app.register(trafficRoutes(deps, traffic), { prefix: "/admin" });
 
   const discovery = startDiscovery(router, log, { intervalMs: opts.discoveryIntervalMs, graceMs: config.lab.discovery.grace_s * 1000 });
   // A server found (or back) has its models listed at once, not at the next round.
