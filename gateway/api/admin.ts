@@ -1,9 +1,9 @@
 // Operator endpoints: provider status and toggles, circuit-breaker resets, recent requests.
 import type { FastifyPluginAsync } from "fastify";
-import { MAX_PAGE_ROWS } from "../store/request-log.ts";
 import { authorizeAdmin } from "./auth.ts";
 import type { GatewayDeps } from "./deps.ts";
 import { analyticsRoutes } from "./analytics.ts";
+import { budgetRoutes } from "./budgets.ts";
 import { ApiError } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { gateRoutes } from "./gate.ts";
@@ -11,6 +11,7 @@ import { labModelRoutes } from "./lab-models.ts";
 import { labProcessRoutes } from "./lab-processes.ts";
 import { labServerRoutes } from "./lab-servers.ts";
 import { providersView } from "./provider-status.ts";
+import { requestRoutes } from "./requests.ts";
 
 export const adminRoutes =
   (deps: GatewayDeps): FastifyPluginAsync =>
@@ -43,12 +44,6 @@ export const adminRoutes =
     await app.register(eventRoutes(deps));
     await app.register(gateRoutes(deps));
     await app.register(analyticsRoutes(deps), { prefix: "/analytics" });
-
-    // At most MAX_PAGE_ROWS rows (a larger limit is clamped) and about MAX_PAGE_BYTES of JSON; has_more when older rows are left.
-    app.get<{ Querystring: { limit?: string } }>("/requests", async (request) => {
-      deps.requestLog.flush();
-      const limit = Math.min(MAX_PAGE_ROWS, Math.max(1, Number(request.query.limit ?? 100) || 100));
-      const page = deps.requestLog.recentPage(limit);
-      return { object: "list", data: page.rows, has_more: page.hasMore };
-    });
+    await app.register(requestRoutes(deps));
+    await app.register(budgetRoutes(deps));
   };
