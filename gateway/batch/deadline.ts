@@ -1,0 +1,114 @@
+// Will a batch finish inside its completion window? Measured from what the local queue
+// has actually done lately (items ended per second over a sliding window), not from
+// guesses about the hardware. Pure: the clock is passed in, nothing here does I/O.
+
+export interface ThroughputMeterOptions {
+  /** How far back the rate looks (ms). Old enough to smooth bursts, young enough to see a slowdown. */
+  windowMs: number;
+  /** Time in ms (performance.now or Date.now; tests pass their own). */
+  now: () => number;
+  /** Resolution of the window: it is kept as this many buckets (default 20). */
+  buckets?: number;
+}
+
+/**
+ * Items ended per second over the last `windowMs`. Counts are kept per bucket, so memory
+ * is the same at 10 or 10,000 items per second.
+ */
+export class ThroughputMeter {
+  private readonly windowMs: number;
+  private readonly bucketMs: number;
+  private readonly now: () => number;
+  /** bucket number -> items ended in it */
+  private readonly counts = new Map<number, number>();
+  private startedAt: number | undefined;
+
+  constructor(opts: ThroughputMeterOptions) {
+    if (!(opts.windowMs > 0)) throw new RangeError("windowMs must be positive");
+    this.windowMs = opts.windowMs;
+    this.bucketMs = opts.windowMs / (opts.buckets ?? 20);
+    this.now = opts.now;
+  }
+
+  /** Work began (the first item was sent): time before it does not count as idle. Later calls are ignored. */
+  start(): void {
+    this.startedAt ??= this.now();
+  }
+
+  /** `n` items ended now. */
+  record(n = 1): void {
+    this.start();
+    const b = Math.floor(this.now() / this.bucketMs);
+    this.counts.set(b, (this.counts.get(b) ?? 0) + n);
+    this.prune();
+  }
+
+  /**
+   * How long the counted items took to end (ms): since start, at most the window — measured
+   * from the start of its oldest bucket, so a bucket half out of the window is not counted
+   * over a shorter span than its items took.
+   */
+  observedMs(): number {
+    if (this.startedAt === undefined) return 0;
+    const now = this.now();
+    return Math.min(now - this.startedAt, now - this.oldestBucket() * this.bucketMs);
+  }
+
+  /** Items per second over what has been watched; undefined before `minObservedMs` of watching. */
+  rate(minObservedMs = 0): number | undefined {
+    this.prune();
+    const observed = this.observedMs();
+    if (this.startedAt === undefined || observed < minObservedMs || observed <= 0) return undefined;
+    let items = 0;
+    for (const n of this.counts.values()) items += n;
+    return items / (observed / 1000);
+  }
+
+  private oldestBucket(): number {
+    return Math.floor((this.now() - this.windowMs) / this.bucketMs);
+  }
+
+  private prune(): void {
+    const oldest = this.oldestBucket();
+    for (const b of this.counts.keys()) if (b < oldest) this.counts.delete(b);
+  }
+}
+
+export interface DeadlineInput {
+  /** Items not yet ended that the local queue would have to run. */
+  itemsLeft: number;
+  /** Measured local throughput; undefined while too little has been seen. */
+  itemsPerSecond: number | undefined;
+  /** Seconds until the batch's window closes. */
+  secondsLeft: number;
+  /** Share of the projected local capacity counted on (default 0.8): throughput wobbles. */
+  safety?: number;
+  /** Seconds kept free at the end (the cloud's answers must come back, the files be written). Default 0. */
+  reserveSeconds?: number;
+}
+
+export interface DeadlinePlan {
+  /** on_time: the local queue finishes in the window; late: it does not; unknown: nothing measured yet. */
+  verdict: "on_time" | "late" | "unknown";
+  /** Seconds the local queue would need for every item left (Infinity when it does nothing). */
+  projectedSeconds: number | undefined;
+  /** Items the local queue can still be expected to finish in time. */
+  localItems: number;
+  /** Items to hand to the overflow so that the rest finishes in time (0 unless late). */
+  overflowItems: number;
+}
+
+export function planDeadline(input: DeadlineInput): DeadlinePlan {
+  const left = Math.max(0, Math.floor(input.itemsLeft));
+  if (left === 0) return { verdict: "on_time", projectedSeconds: 0, localItems: 0, overflowItems: 0 };
+  const rate = input.itemsPerSecond;
+  if (rate === undefined || !Number.isFinite(rate) || rate < 0) {
+    return { verdict: "unknown", projectedSeconds: undefined, localItems: left, overflowItems: 0 };
+  }
+  const safety = Math.min(1, Math.max(0, input.safety ?? 0.8));
+  const usable = Math.max(0, input.secondsLeft - (input.reserveSeconds ?? 0));
+  const capacity = Math.floor(rate * usable * safety);
+  const projectedSeconds = rate > 0 ? left / rate : Infinity;
+  if (left <= capacity) return { verdict: "on_time", projectedSeconds, localItems: left, overflowItems: 0 };
+  return { verdict: "late", projectedSeconds, localItems: capacity, overflowItems: left - capacity };
+}
