@@ -18,6 +18,9 @@ import { labRoutes } from "./api/lab.ts";
 import { trafficRoutes } from "./api/traffic.ts";
 import { metricsRoutes } from "./api/metrics.ts";
 import { v1Routes } from "./api/v1.ts";
+import { batchesRoutes } from "./api/batches.ts";
+import { filesRoutes } from "./api/files.ts";
+import { BatchQueue } from "./batch/queue.ts";
 import { startDiscovery } from "./lab/discovery.ts";
 import { GpuMonitor } from "./lab/gpus.ts";
 import { LaunchedFile } from "./lab/orphans.ts";
@@ -104,6 +107,8 @@ export interface Gateway {
   /** The machine's GPUs (GET /admin/lab/gpus, labgate_gpu_*); on() tells of changes. */
   gpus: GpuMonitor;
   db: Db;
+  /** The local batch queue (/v1/files, /v1/batches) and its worker. */
+  batches: BatchQueue;
   log: Logger;
   /** Starts listening; resolves to the base URL (http://host:port). */
   listen(host?: string, port?: number): Promise<string>;
@@ -254,6 +259,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   completions.onOutcome((o) => traffic.observe(o));
   // The lab's own metric names (router_*, billing_*, provider_up, batch_*).
   const labMetrics = createLabMetrics(metrics.registry, { providers: registry, router });
+  // The batch queue: a caller of the completion service at lower priority (interactive first).
+  const batches = new BatchQueue({ db, dataDir: opts.dataDir, config, router, completions, events, log, registry: metrics.registry, labMetrics });
   completions.onOutcome(labMetrics.observe);
   completions.onOutcome((o) => budgets.observe(o));
   // The machine's GPUs, read in the background (systeminformation rarely, nvidia-smi every few seconds).
@@ -341,12 +348,19 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const hosts = new HostPolicy(config.server);
   const guardState: GuardState = { closing: false };
   installGuards(app, config.server, hosts, guardState);
+  // Interactive requests are counted on every route, so batch work yields to them.
+  batches.gate.track(app);
   await app.register(healthRoutes(deps));
   await app.register(uiRoutes(opts.uiDir === false ? undefined : (opts.uiDir ?? defaultUiDir())));
   await app.register(metricsRoutes(deps));
   await app.register(v1Routes(deps), { prefix: "/v1" });
   // LiteLLM's proxy also answers without the /v1 prefix; some tools rely on it.
   await app.register(v1Routes(deps), { prefix: "" });
+  for (const prefix of ["/v1", ""]) {
+    await app.register(filesRoutes(deps, batches), { prefix });
+    await app.register(batchesRoutes(deps, batches), { prefix });
+  }
+  await batches.start();
   await app.register(adminRoutes(deps), { prefix: "/admin" });
   await app.register(labRoutes(deps), { prefix: "/admin/lab" });
   await app.register(trafficRoutes(deps, traffic), { prefix: "/admin" });
@@ -382,6 +396,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     gpus: gpuMonitor,
     events,
     db,
+    batches,
     log,
     async listen(host = config.server.host, port = config.server.port) {
       // Checked before binding, so nothing is exposed even for a moment.
@@ -400,6 +415,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       if (closed) return;
       closed = true;
       guardState.closing = true;
+      // Running batch items are cancelled and pending again for the next start.
+      await batches.stop();
       servers.stop();
       gpuMonitor.stop();
       await upstream.stop();

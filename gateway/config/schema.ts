@@ -311,6 +311,48 @@ export const gateSchema = z
   .strict();
 export type GateConfig = z.infer<typeof gateSchema>;
 
+// The local batch queue (OpenAI's Batch API on localhost; gateway/batch/).
+/** A completion window: a number and a unit (s, m, h, d), e.g. 30s, 2h, 24h. */
+export const DURATION = /^[1-9][0-9]{0,6}(s|m|h|d)$/;
+const duration = z.string().regex(DURATION, { message: "a duration such as 30s, 15m, 2h or 1d" });
+
+export const batchProfileSchema = z
+  .object({
+    model: z.string().min(1).optional().describe("The model (group) for lines that name none."),
+    max_tokens: z.number().int().positive().optional().describe("max_tokens for lines that set none."),
+    concurrency: z.number().int().positive().max(1000).default(4).describe("Items of one batch in flight at once."),
+    priority: z.number().int().min(0).max(100).default(0).describe("Higher runs first when batches wait for capacity; equal priorities run oldest first."),
+    completion_window: duration.optional().describe("Replaces the request's completion_window (OpenAI accepts only 24h): 30s, 2h, 24h, 7d..."),
+    retries: z.number().int().min(0).max(20).default(2).describe("Retries per item after a retryable failure (429, 5xx, timeout, no healthy deployment), with backoff."),
+    redact_pii: z.boolean().default(false).describe("Remove emails, phone numbers, card numbers, IBANs and IP addresses from the output file."),
+    overflow_provider: z.string().min(1).optional().describe("An openai-type provider whose Batch API takes what the deadline needs (cloud overflow)."),
+  })
+  .strict();
+export type BatchProfile = z.infer<typeof batchProfileSchema>;
+
+export const batchSchema = z
+  .object({
+    files_dir: z.string().min(1).optional().describe("Where uploaded and result files are kept (default: <data dir>/files)."),
+    max_file_mb: z.number().positive().max(2048).default(200).describe("Largest file POST /v1/files accepts (MB)."),
+    max_requests: z.number().int().positive().default(50_000).describe("Most lines one batch's input file may hold."),
+    provider_concurrency: z
+      .number()
+      .int()
+      .positive()
+      .default(2)
+      .describe("Batch items in flight at once per provider (a provider's own entry in `providers` wins)."),
+    providers: z.record(z.string().min(1), z.number().int().min(0)).default({}).describe("Per-provider batch concurrency caps (0: no batch work there)."),
+    interactive_threshold: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("Batch items start on a provider only while at most this many interactive requests are in flight there: batch work yields to interactive traffic."),
+    retry_backoff_s: seconds.default(1).describe("First retry's backoff; it doubles per retry (with jitter) up to 60 s."),
+  })
+  .strict();
+export type BatchConfig = z.infer<typeof batchSchema>;
+
 export const configSchema = z
   .object({
     server: serverSchema.default(serverSchema.parse({})),
@@ -321,6 +363,8 @@ export const configSchema = z
     store: storeSchema.default(storeSchema.parse({})),
     budgets: budgetsSchema.default(budgetsSchema.parse({})),
     gate: gateSchema.default(gateSchema.parse({})),
+    batch: batchSchema.default(batchSchema.parse({})),
+    batch_profiles: z.record(z.string().min(1), batchProfileSchema).default({}).describe("Named batch profiles; a batch chooses one by metadata.profile."),
   })
   .strict();
 

@@ -140,4 +140,65 @@ export const MIGRATIONS: readonly Migration[] = [
         FROM request_rollup GROUP BY 1, 2, 3, 4, 5;
     `,
   },
+  {
+    version: 5,
+    name: "batch queue: files, batches and their items",
+    // gateway/store/batches.ts. An item's result line is written in the transaction that ends
+    // it, and the output and error files are assembled from these rows at the end, so a crash
+    // can neither lose a line nor write one twice.
+    sql: `
+      CREATE TABLE batch_file (
+        id TEXT PRIMARY KEY,               -- file-<random>: also the name of its file in the files folder
+        purpose TEXT NOT NULL,             -- batch | batch_output
+        filename TEXT NOT NULL,            -- as uploaded (shown only; never a path)
+        bytes INTEGER NOT NULL,
+        lines INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,       -- seconds since epoch (OpenAI's unit)
+        tenant TEXT
+      );
+      CREATE TABLE batch (
+        id TEXT PRIMARY KEY,               -- batch_<random>
+        tenant TEXT,
+        endpoint TEXT NOT NULL,
+        input_file_id TEXT NOT NULL,
+        completion_window TEXT NOT NULL,   -- as the request or the profile said
+        window_s INTEGER NOT NULL,
+        profile TEXT,
+        priority INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,              -- validating | in_progress | finalizing | completed | failed | expired | cancelling | cancelled
+        metadata TEXT,                     -- JSON object or null
+        options TEXT NOT NULL,             -- JSON: the profile's settings when the batch was made (concurrency, retries, redact_pii)
+        ending TEXT,                       -- completed | expired | cancelled once its items are all ended and its files are being written
+        errors TEXT,                       -- JSON {object: "list", data: [...]} or null
+        output_file_id TEXT,
+        error_file_id TEXT,
+        created_at INTEGER NOT NULL,       -- seconds since epoch, like every *_at here
+        in_progress_at INTEGER,
+        expires_at INTEGER NOT NULL,
+        finalizing_at INTEGER,
+        completed_at INTEGER,
+        failed_at INTEGER,
+        expired_at INTEGER,
+        cancelling_at INTEGER,
+        cancelled_at INTEGER,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX batch_status ON batch(status);
+      CREATE TABLE batch_item (
+        batch_id TEXT NOT NULL,
+        line INTEGER NOT NULL,             -- 1-based line of the input file
+        custom_id TEXT NOT NULL,
+        body TEXT NOT NULL,                -- the request body (JSON), profile defaults filled in
+        state TEXT NOT NULL,               -- pending | running | done | failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before INTEGER NOT NULL DEFAULT 0, -- ms since epoch: retry backoff
+        request_id TEXT,                   -- the request log row of its last attempt
+        file TEXT,                         -- output | error, once ended
+        result TEXT,                       -- the output or error file line (JSON), once ended
+        PRIMARY KEY (batch_id, line)
+      ) WITHOUT ROWID;
+      CREATE INDEX batch_item_state ON batch_item(state, batch_id);
+    `,
+  },
 ];

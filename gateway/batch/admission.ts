@@ -1,0 +1,111 @@
+// Interactive first: the batch worker starts an item on a provider only while at most
+// `interactiveThreshold` interactive requests are in flight there, and while fewer than
+// the provider's batch cap of batch items run there. An interactive request counts
+// from the moment its body is read (before routing, so one still waiting for a slot
+// counts too) until its HTTP response ends, against every provider of its model group;
+// a batch item counts the same way, since the router picks the deployment only when
+// the item runs. Items already running are not interrupted: batch work yields by
+// starting nothing new while interactive requests wait.
+import type { FastifyInstance } from "fastify";
+import type { Router } from "../router/router.ts";
+
+export interface AdmissionOptions {
+  router: Router;
+  /** Batch items in flight per provider, unless `perProvider` names it. */
+  providerConcurrency: number;
+  perProvider: Record<string, number>;
+  interactiveThreshold: number;
+}
+
+/** Routes whose requests are interactive traffic (with or without the /v1 prefix). */
+const INTERACTIVE = /^(?:\/v1)?\/(?:chat\/completions|completions|embeddings)$/;
+/** The key batch items of a model nobody serves count under (they fail fast, but are capped too). */
+const UNKNOWN = "";
+
+export class AdmissionGate {
+  private readonly opts: AdmissionOptions;
+  private readonly interactive = new Map<string, number>();
+  private readonly batch = new Map<string, number>();
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(opts: AdmissionOptions) {
+    this.opts = opts;
+  }
+
+  /** The providers a request for `model` may land on. */
+  providersOf(model: string): string[] {
+    const g = this.opts.router.group(model);
+    if (!g) return [UNKNOWN];
+    return [...new Set(g.deployments.map((d) => d.provider.name))];
+  }
+
+  /** Told when capacity may have freed up (an interactive request or a batch item ended). */
+  onRelease(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  private add(map: Map<string, number>, providers: string[], delta: number): void {
+    for (const p of providers) {
+      const n = (map.get(p) ?? 0) + delta;
+      if (n <= 0) map.delete(p);
+      else map.set(p, n);
+    }
+    if (delta < 0) for (const l of this.listeners) l();
+  }
+
+  /** An interactive request for `model` starts; call the returned function once when it ends. */
+  interactiveStarted(model: string): () => void {
+    const providers = this.providersOf(model);
+    this.add(this.interactive, providers, 1);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.add(this.interactive, providers, -1);
+    };
+  }
+
+  interactiveInFlight(provider: string): number {
+    return this.interactive.get(provider) ?? 0;
+  }
+
+  batchInFlight(provider: string): number {
+    return this.batch.get(provider) ?? 0;
+  }
+
+  capOf(provider: string): number {
+    return this.opts.perProvider[provider] ?? this.opts.providerConcurrency;
+  }
+
+  /** Why a batch item for `model` may not start now, or undefined when it may (and is then counted: call the returned release). */
+  tryStart(model: string): { release: () => void } | { wait: "interactive" | "capacity" } {
+    const providers = this.providersOf(model);
+    for (const p of providers) if (this.interactiveInFlight(p) > this.opts.interactiveThreshold) return { wait: "interactive" };
+    for (const p of providers) if (this.batchInFlight(p) >= this.capOf(p)) return { wait: "capacity" };
+    this.add(this.batch, providers, 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.add(this.batch, providers, -1);
+      },
+    };
+  }
+
+  /**
+   * Counts the gateway's interactive requests: a hook on every route (registered on the
+   * root instance before the routes) that notes completion requests once their body is
+   * parsed and forgets them when their response ends or their client goes away.
+   */
+  track(app: FastifyInstance): void {
+    app.addHook("preHandler", async (request, reply) => {
+      if (request.method !== "POST" || !INTERACTIVE.test(request.routeOptions.url ?? "")) return;
+      const model = (request.body as { model?: unknown } | undefined)?.model;
+      if (typeof model !== "string") return;
+      const done = this.interactiveStarted(model);
+      reply.raw.once("close", done);
+      reply.raw.once("finish", done);
+    });
+  }
+}

@@ -1,0 +1,118 @@
+// Checks a batch input file line by line, the way OpenAI's Batch API reads it: one JSON
+// object per line with a unique custom_id, method POST, a supported url and an object
+// body. The first problems are reported with their line numbers.
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { depthExceeds, MAX_BODY_DEPTH, MAX_MODEL_LENGTH } from "../api/body-limits.ts";
+import type { Operation } from "../providers/types.ts";
+
+/** The endpoints a batch may run, and the completion service's name for each. */
+export const BATCH_ENDPOINTS: Readonly<Record<string, Operation>> = {
+  "/v1/chat/completions": "chat",
+  "/v1/completions": "completions",
+  "/v1/embeddings": "embeddings",
+};
+
+/** Longest custom_id kept (OpenAI's limit is 512 characters too). */
+export const MAX_CUSTOM_ID = 512;
+
+export interface LineProblem {
+  line: number;
+  code: string;
+  message: string;
+  param: string | null;
+}
+
+export interface BatchLine {
+  line: number;
+  custom_id: string;
+  url: string;
+  body: Record<string, unknown>;
+}
+
+export interface JsonlReport {
+  /** Lines read (the request count when there are no problems). */
+  lines: number;
+  /** The first `maxProblems` problems, in line order. */
+  problems: LineProblem[];
+  /** Every problem found, shown or not. */
+  problemCount: number;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** One line's problem, or the request it holds. */
+export function parseLine(text: string, line: number): LineProblem | BatchLine {
+  const problem = (code: string, message: string, param: string | null = null): LineProblem => ({ line, code, message: `Line ${line}: ${message}`, param });
+  if (text.trim() === "") return problem("empty_line", "the line is empty (one JSON object per line).");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return problem("invalid_json", "the line is not valid JSON.");
+  }
+  if (!isObject(value)) return problem("invalid_json_line", "the line is not a JSON object.");
+  if (depthExceeds(value, MAX_BODY_DEPTH + 1)) return problem("body_too_deep", `the request is nested more than ${MAX_BODY_DEPTH} levels deep.`, "body");
+  const { custom_id, method, url, body } = value;
+  if (typeof custom_id !== "string" || custom_id === "") return problem("missing_required_parameter", "custom_id must be a non-empty string.", "custom_id");
+  if (custom_id.length > MAX_CUSTOM_ID) return problem("invalid_value", `custom_id is longer than ${MAX_CUSTOM_ID} characters.`, "custom_id");
+  if (method !== "POST") return problem("invalid_value", `method must be "POST".`, "method");
+  if (typeof url !== "string" || !(url in BATCH_ENDPOINTS)) {
+    return problem("invalid_url", `url must be one of ${Object.keys(BATCH_ENDPOINTS).join(", ")}.`, "url");
+  }
+  if (!isObject(body)) return problem("invalid_value", "body must be a JSON object.", "body");
+  if (body.model !== undefined && (typeof body.model !== "string" || body.model === "" || body.model.length > MAX_MODEL_LENGTH)) {
+    return problem("invalid_value", "body.model must be a model name.", "body.model");
+  }
+  return { line, custom_id, url, body };
+}
+
+/**
+ * Reads a JSONL file and checks every line; `onLine` sees each good one. Duplicate
+ * custom_ids are problems. Stops counting past `maxLines` (one problem says so).
+ */
+export async function checkJsonl(
+  path: string,
+  opts: { maxProblems?: number; maxLines: number; onLine?: (l: BatchLine) => void },
+): Promise<JsonlReport> {
+  const maxProblems = opts.maxProblems ?? 10;
+  const problems: LineProblem[] = [];
+  let problemCount = 0;
+  const note = (p: LineProblem): void => {
+    problemCount++;
+    if (problems.length < maxProblems) problems.push(p);
+  };
+  const seen = new Set<string>();
+  let lines = 0;
+  const input = createReadStream(path, { encoding: "utf8" });
+  const reader = createInterface({ input, crlfDelay: Infinity });
+  try {
+    for await (const text of reader) {
+      lines++;
+      if (lines > opts.maxLines) {
+        note({ line: lines, code: "too_many_requests", message: `The file has more than ${opts.maxLines} requests (batch.max_requests).`, param: null });
+        break;
+      }
+      const r = parseLine(text, lines);
+      if ("code" in r) {
+        note(r);
+        continue;
+      }
+      if (seen.has(r.custom_id)) {
+        note({ line: lines, code: "duplicate_custom_id", message: `Line ${lines}: custom_id "${clip(r.custom_id)}" is used by an earlier line; each must be unique.`, param: "custom_id" });
+        continue;
+      }
+      seen.add(r.custom_id);
+      opts.onLine?.(r);
+    }
+  } finally {
+    reader.close();
+    input.destroy();
+  }
+  if (lines === 0) note({ line: 0, code: "empty_file", message: "The file has no requests.", param: null });
+  return { lines, problems, problemCount };
+}
+
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}

@@ -1,0 +1,359 @@
+// The batch worker: a caller of the completion service like the HTTP API, at lower
+// priority. It validates new batches into items, runs items while the admission gate
+// allows (interactive first, per-provider caps, the batch's own concurrency), retries
+// retryable failures with backoff, ends batches that are cancelled or past their
+// window, and writes each finished batch's output and error files from the database.
+//
+// Durability: every step is one SQLite transaction. An item's result line is stored in
+// the transaction that ends it; the files are assembled from those rows at the end; on
+// start, items a killed gateway was running are pending again. So after a crash every
+// item still ends in exactly one of the two files.
+import type { Logger } from "pino";
+import { errorBody, routeFailureError } from "../api/errors.ts";
+import { CompletionFailure, type CompletionService } from "../completion/service.ts";
+import type { BatchConfig } from "../config/schema.ts";
+import type { OpenAIBody, Operation } from "../providers/types.ts";
+import { backoffDelay } from "../router/backoff.ts";
+import type { BatchOptions, BatchRow, BatchStore, FileRow, ItemRow, ResultFile } from "../store/batches.ts";
+import type { EventHub } from "../telemetry/events.ts";
+import type { AdmissionGate } from "./admission.ts";
+import type { FileStorage } from "./file-store.ts";
+import { newFileId } from "./ids.ts";
+import { BATCH_ENDPOINTS, checkJsonl, type LineProblem } from "./jsonl.ts";
+import type { BatchMetrics } from "./metrics.ts";
+import { redactValue } from "./pii.ts";
+import { errorLine, outputLine } from "./views.ts";
+
+/** What a batch keeps of its profile (in its row, so a restart with another config does not change it). */
+export interface StoredOptions extends BatchOptions {
+  model?: string;
+  max_tokens?: number;
+}
+
+export interface BatchWorkerOptions {
+  store: BatchStore;
+  files: FileStorage;
+  completions: CompletionService;
+  gate: AdmissionGate;
+  config: BatchConfig;
+  metrics: BatchMetrics;
+  events: EventHub;
+  log: Logger;
+  /** How often the worker looks for work besides being woken (ms, default 250). */
+  pollMs?: number;
+}
+
+interface RunningItem {
+  batchId: string;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+const MAX_BACKOFF_MS = 60_000;
+const PAGE = 1000;
+const seconds = (ms: number): number => Math.floor(ms / 1000);
+const SHUTDOWN = "shutdown";
+
+export class BatchWorker {
+  private readonly o: BatchWorkerOptions;
+  private readonly running = new Map<string, RunningItem>();
+  private readonly perBatch = new Map<string, number>();
+  /** Batches being validated or having their files written (async steps not to start twice). */
+  private readonly busy = new Set<string>();
+  private readonly jobs = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private stopped = false;
+
+  constructor(opts: BatchWorkerOptions) {
+    this.o = opts;
+    opts.gate.onRelease(() => this.wake());
+  }
+
+  async start(): Promise<void> {
+    const requeued = this.o.store.requeueRunning();
+    if (requeued > 0) this.o.log.info({ items: requeued }, "batch items a stopped gateway was running are pending again");
+    const orphans = await this.o.files.removeOrphans(this.o.store.fileIds());
+    if (orphans > 0) this.o.log.info({ files: orphans }, "batch files no row names removed");
+    this.timer = setInterval(() => this.tick(), this.o.pollMs ?? 250);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /** Look for work soon (a batch was created or cancelled, capacity freed up). */
+  wake(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.tick();
+    });
+  }
+
+  /** Stops taking work; running items are cancelled and go back to pending for the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const r of this.running.values()) r.abort.abort(SHUTDOWN);
+    await Promise.allSettled([...[...this.running.values()].map((r) => r.done), ...this.jobs]);
+  }
+
+  private job(p: Promise<void>): void {
+    this.jobs.add(p);
+    void p.finally(() => {
+      this.jobs.delete(p);
+      this.wake();
+    });
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    try {
+      this.step();
+    } catch (err) {
+      this.o.log.error({ err }, "batch worker step failed");
+    }
+  }
+
+  private step(): void {
+    const { store } = this.o;
+    const now = Date.now();
+    for (const b of store.unfinished()) {
+      if (this.busy.has(b.id)) continue;
+      if (b.ending) {
+        this.job(this.writeFiles(b.id));
+      } else if (b.status === "cancelling") {
+        this.close(b, "cancelled", "batch_cancelled", "This request was not executed because the batch was cancelled.");
+      } else if (seconds(now) >= b.expires_at) {
+        this.close(b, "expired", "batch_expired", "This request could not be executed before the completion window expired.");
+      } else if (b.status === "validating") {
+        this.job(this.validate(b));
+      } else if (b.status === "in_progress") {
+        if (store.unended(b.id) === 0) this.close(b, "completed", "", "");
+        else this.dispatch(b, now);
+      }
+    }
+    this.o.metrics.queueDepth(store.pendingTotal());
+  }
+
+  /** Every unended item gets its error line, running ones are cancelled, and the files are written next. */
+  private close(b: BatchRow, ending: "completed" | "expired" | "cancelled", code: string, message: string): void {
+    const ended = this.o.store.closeItems(b.id, ending, seconds(Date.now()), (item) => errorLine(item.custom_id, code, message));
+    for (const r of this.running.values()) if (r.batchId === b.id) r.abort.abort(ending);
+    if (ending !== "completed") this.o.log.info({ batch: b.id, ending, unfinished_items: ended }, "batch ended before all its items ran");
+    this.publish(b.id);
+    this.job(this.writeFiles(b.id));
+  }
+
+  private optionsOf(b: BatchRow): StoredOptions {
+    return JSON.parse(b.options) as StoredOptions;
+  }
+
+  private dispatch(b: BatchRow, now: number): void {
+    const opts = this.optionsOf(b);
+    let slots = opts.concurrency - (this.perBatch.get(b.id) ?? 0);
+    if (slots <= 0) return;
+    for (const item of this.o.store.due(b.id, now, slots)) {
+      const model = (JSON.parse(item.body) as { model?: unknown }).model;
+      const admitted = this.o.gate.tryStart(typeof model === "string" ? model : "");
+      // Interactive traffic or a full provider: nothing more of this batch now; the gate wakes us.
+      if ("wait" in admitted) return;
+      if (!this.o.store.markRunning(b.id, item.line)) {
+        admitted.release();
+        continue;
+      }
+      item.attempts++;
+      this.run(b, opts, item, admitted.release);
+      if (--slots <= 0) return;
+    }
+  }
+
+  private run(b: BatchRow, opts: StoredOptions, item: ItemRow, release: () => void): void {
+    const key = `${b.id}#${item.line}`;
+    const abort = new AbortController();
+    this.perBatch.set(b.id, (this.perBatch.get(b.id) ?? 0) + 1);
+    const done = this.execute(b, opts, item, abort.signal)
+      .catch((err: unknown) => this.o.log.error({ err, batch: b.id, line: item.line }, "batch item failed inside labgate"))
+      .finally(() => {
+        this.running.delete(key);
+        const n = (this.perBatch.get(b.id) ?? 1) - 1;
+        if (n <= 0) this.perBatch.delete(b.id);
+        else this.perBatch.set(b.id, n);
+        release();
+        this.wake();
+      });
+    this.running.set(key, { batchId: b.id, abort, done });
+  }
+
+  private async execute(b: BatchRow, opts: StoredOptions, item: ItemRow, signal: AbortSignal): Promise<void> {
+    const { store, metrics } = this.o;
+    const operation = BATCH_ENDPOINTS[b.endpoint] as Operation;
+    const end = (state: "done" | "failed", file: ResultFile, result: string, requestId: string | null, usage?: { prompt_tokens?: number; completion_tokens?: number } | null): void => {
+      const ended = store.endItem(b.id, item.line, {
+        state,
+        file,
+        result,
+        requestId,
+        promptTokens: usage?.prompt_tokens ?? 0,
+        completionTokens: usage?.completion_tokens ?? 0,
+      });
+      if (ended) metrics.item(state === "done" ? "completed" : "failed");
+    };
+    try {
+      const completion = await this.o.completions.complete({
+        operation,
+        body: JSON.parse(item.body) as OpenAIBody,
+        stream: false,
+        // Batch items are told apart in the request log by this prefix (and their request_id).
+        tenant: `batch:${b.tenant ?? "anonymous"}`,
+        signal,
+      });
+      if (completion.kind !== "json") {
+        // Items never ask for a stream; a stream here is a bug, ended at once.
+        completion.end({ usage: null, cancelled: true });
+        throw new Error("a batch item got a stream");
+      }
+      const body = opts.redact_pii ? redactValue(completion.body) : completion.body;
+      end("done", "output", outputLine(item.custom_id, 200, completion.id, body), completion.id, completion.usage);
+    } catch (err) {
+      if (signal.aborted) {
+        // Shutdown: pending again for the next start. Cancel or expiry: already ended by close().
+        if (signal.reason === SHUTDOWN) store.requeue(b.id, item.line, 0, err instanceof CompletionFailure ? err.id : null);
+        return;
+      }
+      if (!(err instanceof CompletionFailure)) {
+        this.o.log.error({ err, batch: b.id, line: item.line }, "batch item failed inside labgate");
+        end("failed", "error", errorLine(item.custom_id, "internal_error", "Internal error in labgate."), null);
+        return;
+      }
+      const f = err.failure;
+      const status = err.status;
+      const retryable = status === 429 || status >= 500 || f.reason === "no_deployment" || f.reason === "panic_exhausted";
+      if (retryable && item.attempts <= opts.retries) {
+        const delay = Math.max(backoffDelay(item.attempts, this.o.config.retry_backoff_s * 1000, MAX_BACKOFF_MS), Math.min(f.retryAfterMs ?? 0, MAX_BACKOFF_MS));
+        if (store.requeue(b.id, item.line, Date.now() + delay, err.id)) metrics.item("retried");
+        return;
+      }
+      const e = routeFailureError(f, status);
+      if (status < 500 && status !== 429) {
+        // As at OpenAI: an answer the request itself caused (4xx) is an output line with its status, counted failed.
+        const body = errorBody(e.message, e.type, e.code, e.param);
+        end("failed", "output", outputLine(item.custom_id, status, err.id, opts.redact_pii ? redactValue(body) : body), err.id);
+      } else {
+        end("failed", "error", errorLine(item.custom_id, e.code, opts.redact_pii ? redactValue(e.message) : e.message), err.id);
+      }
+    }
+  }
+
+  /** validating -> in_progress with its items (profile defaults filled in), or failed with the problems. */
+  private async validate(b: BatchRow): Promise<void> {
+    this.busy.add(b.id);
+    try {
+      const { store, files, config } = this.o;
+      const opts = this.optionsOf(b);
+      const problems: LineProblem[] = [];
+      const items: { line: number; custom_id: string; body: string }[] = [];
+      const file = store.file(b.input_file_id);
+      let reportProblems: LineProblem[] = [];
+      if (!file) {
+        problems.push({ line: 0, code: "invalid_file", message: `The input file ${b.input_file_id} no longer exists.`, param: "input_file_id" });
+      } else {
+        const report = await checkJsonl(files.pathOf(file.id), {
+          maxLines: config.max_requests,
+          onLine: (l) => {
+            if (l.url !== b.endpoint) {
+              problems.push({ line: l.line, code: "invalid_url", message: `Line ${l.line}: url ${l.url} is not the batch's endpoint ${b.endpoint}.`, param: "url" });
+              return;
+            }
+            const body = withDefaults(l.body, b.endpoint, opts);
+            if (typeof body.model !== "string") {
+              problems.push({ line: l.line, code: "missing_required_parameter", message: `Line ${l.line}: body.model is missing (and the batch has no profile that names one).`, param: "body.model" });
+              return;
+            }
+            items.push({ line: l.line, custom_id: l.custom_id, body: JSON.stringify(body) });
+          },
+        });
+        reportProblems = report.problems;
+      }
+      if (this.stopped) return;
+      const all = [...reportProblems, ...problems].sort((x, y) => x.line - y.line).slice(0, 10);
+      const now = seconds(Date.now());
+      if (all.length > 0) {
+        const errors = { object: "list", data: all.map((p) => ({ code: p.code, message: p.message, param: p.param, line: p.line || null })) };
+        if (store.failValidation(b.id, errors, now)) {
+          this.o.metrics.batchEnded("failed");
+          this.publish(b.id);
+        }
+      } else if (store.start(b.id, items, now)) {
+        this.publish(b.id);
+      }
+    } finally {
+      this.busy.delete(b.id);
+    }
+  }
+
+  /** Writes the output and error files from the items' stored lines; then the batch takes its final status. */
+  private async writeFiles(batchId: string): Promise<void> {
+    this.busy.add(batchId);
+    const written: string[] = [];
+    try {
+      const { store, files } = this.o;
+      const b = store.batch(batchId);
+      if (!b?.ending) return;
+      const now = seconds(Date.now());
+      const out: { output?: FileRow; error?: FileRow } = {};
+      for (const kind of ["output", "error"] as const) {
+        const lines = store.resultCount(batchId, kind);
+        if (lines === 0) continue;
+        const id = newFileId();
+        written.push(id);
+        const bytes = await files.writeLines(id, pages(store, batchId, kind));
+        out[kind] = { id, purpose: "batch_output", filename: `${batchId}_${kind}.jsonl`, bytes, lines, created_at: now, tenant: b.tenant };
+      }
+      const ending = store.finish(batchId, out, now);
+      if (!ending) {
+        for (const id of written) await files.remove(id);
+        return;
+      }
+      written.length = 0;
+      this.o.metrics.batchEnded(ending);
+      this.o.log.info({ batch: batchId, status: ending, ...store.counts(batchId) }, "batch ended");
+      this.publish(batchId);
+    } catch (err) {
+      this.o.log.error({ err, batch: batchId }, "writing a batch's files failed; retried");
+      for (const id of written) await this.o.files.remove(id);
+    } finally {
+      this.busy.delete(batchId);
+    }
+  }
+
+  private publish(batchId: string): void {
+    const b = this.o.store.batch(batchId);
+    if (!b) return;
+    this.o.events.publish("batch", { id: b.id, status: b.status, endpoint: b.endpoint, profile: b.profile, request_counts: this.o.store.counts(b.id) });
+  }
+}
+
+async function* pages(store: BatchStore, batchId: string, file: ResultFile): AsyncGenerator<string> {
+  let after = 0;
+  for (;;) {
+    const page = store.resultPage(batchId, file, after, PAGE);
+    for (const r of page) yield r.result;
+    if (page.length < PAGE) return;
+    after = page.at(-1)!.line;
+    // Let other work run between pages of a big file.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** A line's body with the profile's model and max_tokens where it names none; never a stream. */
+export function withDefaults(body: Record<string, unknown>, endpoint: string, opts: StoredOptions): Record<string, unknown> {
+  const out = { ...body };
+  if (out.model === undefined && opts.model) out.model = opts.model;
+  if (endpoint !== "/v1/embeddings" && opts.max_tokens !== undefined && out.max_tokens === undefined && out.max_completion_tokens === undefined) {
+    out.max_tokens = opts.max_tokens;
+  }
+  delete out.stream;
+  delete out.stream_options;
+  return out;
+}

@@ -1,0 +1,305 @@
+// The batch queue's rows: uploaded and result files, batches, and one row per request
+// line (item). Every change of state is one transaction; an item's result line is stored
+// in the transaction that ends it, so it is written exactly once whatever happens after.
+import type { Db } from "./db.ts";
+
+export type BatchStatus = "validating" | "in_progress" | "finalizing" | "completed" | "failed" | "expired" | "cancelling" | "cancelled";
+/** How a batch ends once its items have all ended and its files are written. */
+export type BatchEnding = "completed" | "expired" | "cancelled";
+export type ItemState = "pending" | "running" | "done" | "failed";
+export type ResultFile = "output" | "error";
+
+export interface FileRow {
+  id: string;
+  purpose: string;
+  filename: string;
+  bytes: number;
+  lines: number;
+  created_at: number;
+  tenant: string | null;
+}
+
+export interface BatchOptions {
+  concurrency: number;
+  retries: number;
+  redact_pii: boolean;
+}
+
+export interface BatchRow {
+  id: string;
+  tenant: string | null;
+  endpoint: string;
+  input_file_id: string;
+  completion_window: string;
+  window_s: number;
+  profile: string | null;
+  priority: number;
+  status: BatchStatus;
+  metadata: string | null;
+  options: string;
+  ending: BatchEnding | null;
+  errors: string | null;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  created_at: number;
+  in_progress_at: number | null;
+  expires_at: number;
+  finalizing_at: number | null;
+  completed_at: number | null;
+  failed_at: number | null;
+  expired_at: number | null;
+  cancelling_at: number | null;
+  cancelled_at: number | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+export interface ItemRow {
+  batch_id: string;
+  line: number;
+  custom_id: string;
+  body: string;
+  state: ItemState;
+  attempts: number;
+  not_before: number;
+  request_id: string | null;
+  file: ResultFile | null;
+  result: string | null;
+}
+
+export interface RequestCounts {
+  total: number;
+  completed: number;
+  failed: number;
+}
+
+export interface NewItem {
+  line: number;
+  custom_id: string;
+  body: string;
+}
+
+const UNFINISHED: readonly BatchStatus[] = ["validating", "in_progress", "finalizing", "cancelling"];
+
+export class BatchStore {
+  private readonly db: Db;
+
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  // ---- files ----
+
+  insertFile(row: FileRow): void {
+    this.db
+      .prepare("INSERT INTO batch_file (id, purpose, filename, bytes, lines, created_at, tenant) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(row.id, row.purpose, row.filename, row.bytes, row.lines, row.created_at, row.tenant);
+  }
+
+  file(id: string): FileRow | undefined {
+    return this.db.prepare("SELECT * FROM batch_file WHERE id = ?").get(id) as FileRow | undefined;
+  }
+
+  /** Newest first by default; `after` is the id of the last file of the previous page. */
+  listFiles(q: { purpose?: string; after?: string; limit: number; order: "asc" | "desc" }): { rows: FileRow[]; hasMore: boolean } {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.purpose) {
+      where.push("purpose = ?");
+      args.push(q.purpose);
+    }
+    if (q.after) {
+      where.push(`rowid ${q.order === "desc" ? "<" : ">"} coalesce((SELECT rowid FROM batch_file WHERE id = ?), ${q.order === "desc" ? "-1" : "1e18"})`);
+      args.push(q.after);
+    }
+    const sql = `SELECT * FROM batch_file ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY rowid ${q.order === "desc" ? "DESC" : "ASC"} LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, q.limit + 1) as FileRow[];
+    return { rows: rows.slice(0, q.limit), hasMore: rows.length > q.limit };
+  }
+
+  deleteFile(id: string): boolean {
+    return this.db.prepare("DELETE FROM batch_file WHERE id = ?").run(id).changes > 0;
+  }
+
+  fileIds(): Set<string> {
+    return new Set((this.db.prepare("SELECT id FROM batch_file").pluck().all() as string[]));
+  }
+
+  // ---- batches ----
+
+  insertBatch(row: BatchRow): void {
+    const cols = Object.keys(row);
+    this.db.prepare(`INSERT INTO batch (${cols.join(", ")}) VALUES (${cols.map((c) => "@" + c).join(", ")})`).run(row);
+  }
+
+  batch(id: string): BatchRow | undefined {
+    return this.db.prepare("SELECT * FROM batch WHERE id = ?").get(id) as BatchRow | undefined;
+  }
+
+  /** Newest first, like OpenAI; `after` is the id of the last batch of the previous page. */
+  listBatches(q: { after?: string; limit: number }): { rows: BatchRow[]; hasMore: boolean } {
+    const rows = (
+      q.after
+        ? this.db.prepare("SELECT * FROM batch WHERE rowid < coalesce((SELECT rowid FROM batch WHERE id = ?), -1) ORDER BY rowid DESC LIMIT ?").all(q.after, q.limit + 1)
+        : this.db.prepare("SELECT * FROM batch ORDER BY rowid DESC LIMIT ?").all(q.limit + 1)
+    ) as BatchRow[];
+    return { rows: rows.slice(0, q.limit), hasMore: rows.length > q.limit };
+  }
+
+  /** Batches the worker still has to do something for, highest priority first, then oldest. */
+  unfinished(): BatchRow[] {
+    return this.db
+      .prepare(`SELECT * FROM batch WHERE status IN (${UNFINISHED.map(() => "?").join(", ")}) ORDER BY priority DESC, rowid ASC`)
+      .all(...UNFINISHED) as BatchRow[];
+  }
+
+  statusCounts(): Map<string, number> {
+    const rows = this.db.prepare("SELECT status, count(*) AS n FROM batch GROUP BY status").all() as { status: string; n: number }[];
+    return new Map(rows.map((r) => [r.status, r.n]));
+  }
+
+  counts(batchId: string): RequestCounts {
+    const r = this.db
+      .prepare("SELECT count(*) AS total, coalesce(sum(state = 'done'), 0) AS completed, coalesce(sum(state = 'failed'), 0) AS failed FROM batch_item WHERE batch_id = ?")
+      .get(batchId) as RequestCounts;
+    return r;
+  }
+
+  /** Items not yet ended (pending or running) of one batch. */
+  unended(batchId: string): number {
+    return (this.db.prepare("SELECT count(*) FROM batch_item WHERE batch_id = ? AND state IN ('pending', 'running')").pluck().get(batchId) as number) ?? 0;
+  }
+
+  pendingTotal(): number {
+    return this.db.prepare("SELECT count(*) FROM batch_item WHERE state = 'pending'").pluck().get() as number;
+  }
+
+  /** validating -> in_progress with its items, in one transaction (only if still validating). */
+  start(batchId: string, items: NewItem[], now: number): boolean {
+    return this.db.transaction(() => {
+      const changed = this.db.prepare("UPDATE batch SET status = 'in_progress', in_progress_at = ? WHERE id = ? AND status = 'validating'").run(now, batchId).changes;
+      if (changed === 0) return false;
+      const insert = this.db.prepare("INSERT INTO batch_item (batch_id, line, custom_id, body, state) VALUES (?, ?, ?, ?, 'pending')");
+      for (const it of items) insert.run(batchId, it.line, it.custom_id, it.body);
+      return true;
+    })();
+  }
+
+  /** validating -> failed, with OpenAI's errors list. */
+  failValidation(batchId: string, errors: unknown, now: number): boolean {
+    return (
+      this.db.prepare("UPDATE batch SET status = 'failed', failed_at = ?, errors = ? WHERE id = ? AND status = 'validating'").run(now, JSON.stringify(errors), batchId).changes > 0
+    );
+  }
+
+  /** in_progress|validating -> cancelling. */
+  cancel(batchId: string, now: number): boolean {
+    return (
+      this.db
+        .prepare("UPDATE batch SET status = 'cancelling', cancelling_at = ? WHERE id = ? AND status IN ('validating', 'in_progress')")
+        .run(now, batchId).changes > 0
+    );
+  }
+
+  /**
+   * Ends every unended item of a batch with the line `line(item)` in the error file, and
+   * sets how the batch ends (status finalizing unless it is cancelling), in one transaction.
+   */
+  closeItems(batchId: string, ending: BatchEnding, now: number, line: (item: ItemRow) => string): number {
+    return this.db.transaction(() => {
+      const items = this.db.prepare("SELECT * FROM batch_item WHERE batch_id = ? AND state IN ('pending', 'running')").all(batchId) as ItemRow[];
+      const end = this.db.prepare("UPDATE batch_item SET state = 'failed', file = 'error', result = ? WHERE batch_id = ? AND line = ?");
+      for (const it of items) end.run(line(it), batchId, it.line);
+      this.db
+        .prepare(
+          "UPDATE batch SET ending = ?, status = CASE status WHEN 'cancelling' THEN 'cancelling' ELSE 'finalizing' END, finalizing_at = CASE status WHEN 'cancelling' THEN finalizing_at ELSE ? END WHERE id = ?",
+        )
+        .run(ending, now, batchId);
+      return items.length;
+    })();
+  }
+
+  /**
+   * A page of one file's result lines, in input order, after input line `afterLine`. Read in
+   * pages, not with an open iterator: the file is written with awaits between pages, and the
+   * connection must stay free for everything else meanwhile.
+   */
+  resultPage(batchId: string, file: ResultFile, afterLine: number, limit: number): { line: number; result: string }[] {
+    return this.db
+      .prepare("SELECT line, result FROM batch_item WHERE batch_id = ? AND file = ? AND line > ? ORDER BY line LIMIT ?")
+      .all(batchId, file, afterLine, limit) as { line: number; result: string }[];
+  }
+
+  resultCount(batchId: string, file: ResultFile): number {
+    return this.db.prepare("SELECT count(*) FROM batch_item WHERE batch_id = ? AND file = ?").pluck().get(batchId, file) as number;
+  }
+
+  /** Pending items due by `nowMs`, in input order (not claimed: see markRunning). */
+  due(batchId: string, nowMs: number, limit: number): ItemRow[] {
+    return this.db
+      .prepare("SELECT * FROM batch_item WHERE batch_id = ? AND state = 'pending' AND not_before <= ? ORDER BY line LIMIT ?")
+      .all(batchId, nowMs, limit) as ItemRow[];
+  }
+
+  /** pending -> running (attempts + 1); false when it was no longer pending. */
+  markRunning(batchId: string, line: number): boolean {
+    return (
+      this.db.prepare("UPDATE batch_item SET state = 'running', attempts = attempts + 1 WHERE batch_id = ? AND line = ? AND state = 'pending'").run(batchId, line).changes > 0
+    );
+  }
+
+  /** The batch's files are written: it takes its final status, with the files' rows, in one transaction. */
+  finish(batchId: string, files: { output?: FileRow; error?: FileRow }, now: number): BatchEnding | undefined {
+    return this.db.transaction(() => {
+      const b = this.batch(batchId);
+      if (!b || !b.ending || !UNFINISHED.includes(b.status)) return undefined;
+      if (files.output) this.insertFile(files.output);
+      if (files.error) this.insertFile(files.error);
+      const at = b.ending === "completed" ? "completed_at" : b.ending === "expired" ? "expired_at" : "cancelled_at";
+      this.db
+        .prepare(`UPDATE batch SET status = ending, ${at} = ?, output_file_id = ?, error_file_id = ? WHERE id = ?`)
+        .run(now, files.output?.id ?? null, files.error?.id ?? null, batchId);
+      return b.ending;
+    })();
+  }
+
+  // ---- items ----
+
+  /** The soonest retry time of a batch's pending items (ms), if any wait. */
+  nextDue(batchId: string): number | undefined {
+    const v = this.db.prepare("SELECT min(not_before) FROM batch_item WHERE batch_id = ? AND state = 'pending'").pluck().get(batchId) as number | null;
+    return v ?? undefined;
+  }
+
+  /** A running item ends: its line is stored with its state. False when it had been ended already (cancel, expiry). */
+  endItem(
+    batchId: string,
+    line: number,
+    end: { state: "done" | "failed"; file: ResultFile; result: string; requestId: string | null; promptTokens: number; completionTokens: number },
+  ): boolean {
+    return this.db.transaction(() => {
+      const changed = this.db
+        .prepare("UPDATE batch_item SET state = ?, file = ?, result = ?, request_id = ? WHERE batch_id = ? AND line = ? AND state = 'running'")
+        .run(end.state, end.file, end.result, end.requestId, batchId, line).changes;
+      if (changed === 0) return false;
+      if (end.promptTokens || end.completionTokens) {
+        this.db.prepare("UPDATE batch SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ? WHERE id = ?").run(end.promptTokens, end.completionTokens, batchId);
+      }
+      return true;
+    })();
+  }
+
+  /** A running item goes back to pending (a retry after `notBefore`, or a shutdown). */
+  requeue(batchId: string, line: number, notBefore: number, requestId: string | null): boolean {
+    return (
+      this.db
+        .prepare("UPDATE batch_item SET state = 'pending', not_before = ?, request_id = coalesce(?, request_id) WHERE batch_id = ? AND line = ? AND state = 'running'")
+        .run(notBefore, requestId, batchId, line).changes > 0
+    );
+  }
+
+  /** At start: items a stopped (or killed) gateway was running are pending again. A retry it cost is given back. */
+  requeueRunning(): number {
+    return this.db.prepare("UPDATE batch_item SET state = 'pending', attempts = max(0, attempts - 1) WHERE state = 'running'").run().changes;
+  }
+}
