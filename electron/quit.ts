@@ -8,6 +8,7 @@
 // An attached gateway (one the app found running, not one it started) is left running.
 // Clock and sleep are injected: tests run the same sequence against real child processes.
 import type { ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 export type Sleep = (ms: number) => Promise<void>;
 export const realSleep: Sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -121,13 +122,23 @@ export function childTarget(name: string, child: ChildProcess): StopTarget {
   };
 }
 
-/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+/**
+ * Whether a process with this pid runs (signal 0 checks without sending anything). On
+ * Linux a zombie (exited, not yet reaped: its parent, the killed gateway, is gone and
+ * not every init reaps at once) counts as ended.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  if (process.platform !== "linux") return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false; // gone between the two checks
   }
 }
 
