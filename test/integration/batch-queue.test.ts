@@ -116,4 +116,254 @@ describe("batch queue: OpenAI's Batch API on localhost", () => {
     expect(await openai.files.delete(file.id)).toEqual({ id: file.id, object: "file", deleted: true });
     await expect(openai.files.retrieve(file.id)).rejects.toMatchObject({ status: 404 });
   });
+
+  it("a broken JSONL is refused at upload with the first bad lines and their numbers; nothing is kept", async () => {
+    const up = await lab.fake();
+    const gw = await lab.gateway(config(up.v1));
+    const openai = client(gw.v1);
+    const broken = jsonl([
+      chatLine("a"),
+      "{not json",
+      chatLine("a"),
+      JSON.stringify({ custom_id: "c", method: "GET", url: "/v1/chat/completions", body: {} }),
+      JSON.stringify({ custom_id: "d", method: "POST", url: "/v1/images/generations", body: {} }),
+      JSON.stringify({ custom_id: "e", method: "POST", url: "/v1/chat/completions", body: [1] }),
+      JSON.stringify({ method: "POST", url: "/v1/chat/completions", body: {} }),
+      chatLine("h"),
+    ]);
+    const err = await upload(openai, broken).catch((e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    const e = err as InstanceType<typeof OpenAI.APIError>;
+    expect(e.status).toBe(400);
+    expect(e.code).toBe("invalid_batch_file");
+    expect(e.param).toBe("file");
+    expect(e.message).toContain("6 invalid lines");
+    for (const n of [2, 3, 4, 5, 6, 7]) expect(e.message).toContain(`Line ${n}:`);
+    expect(e.message).not.toContain("Line 1:");
+    expect(e.message).not.toContain("Line 8:");
+    expect(e.message).toMatch(/Line 3: custom_id "a" is used by an earlier line/);
+    expect(e.message).toMatch(/Line 4: method must be "POST"/);
+    expect(e.message).toMatch(/Line 5: url must be one of/);
+    expect((await openai.files.list()).data).toEqual([]);
+
+    // Other refusals: wrong purpose, no file, not multipart; an id that is not labgate's never reaches the disk.
+    const wrongPurpose = await openai.files.create({ file: await toFile(Buffer.from(chatLine("x")), "x.jsonl"), purpose: "fine-tune" }).catch((e: unknown) => e);
+    expect(wrongPurpose).toMatchObject({ status: 400, param: "purpose" });
+    const notMultipart = await fetch(`${gw.v1}/files`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(notMultipart.status).toBe(415);
+    expect((await notMultipart.json()).error.code).toBe("unsupported_media_type");
+    for (const id of ["..%2F..%2Flabgate.db", "file-..", "%2Fetc%2Fpasswd", "file-0123456789abcdef01234567"]) {
+      const r = await fetch(`${gw.v1}/files/${id}/content`);
+      expect(r.status).toBe(404);
+      expect((await r.json()).error.type).toBe("invalid_request_error");
+    }
+    // A batch on an unknown file, endpoint or profile is refused at once.
+    const good = await upload(openai, jsonl([chatLine("ok")]));
+    await expect(openai.batches.create({ input_file_id: "file-000000000000000000000000", endpoint: "/v1/chat/completions", completion_window: "24h" })).rejects.toMatchObject({ status: 400, param: "input_file_id" });
+    await expect(openai.batches.create({ input_file_id: good.id, endpoint: "/v1/moderations" as "/v1/chat/completions", completion_window: "24h" })).rejects.toMatchObject({ status: 400, param: "endpoint" });
+    await expect(openai.batches.create({ input_file_id: good.id, endpoint: "/v1/chat/completions", completion_window: "soon" as "24h" })).rejects.toMatchObject({ status: 400, param: "completion_window" });
+    await expect(openai.batches.create({ input_file_id: good.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { profile: "nope" } })).rejects.toMatchObject({ status: 400, param: "metadata.profile" });
+    // A line for another endpoint than the batch's fails the batch in validation, with its line.
+    const embed = await openai.batches.create({ input_file_id: good.id, endpoint: "/v1/embeddings", completion_window: "24h" });
+    const failed = await waitFor(openai, embed.id, ["failed"]);
+    expect(failed.errors?.data).toEqual([expect.objectContaining({ code: "invalid_url", line: 1, param: "url" })]);
+    expect(failed.failed_at).toBeGreaterThan(0);
+    expect(failed.in_progress_at ?? null).toBeNull();
+  });
+
+  it("the file size limit is enforced while the upload streams in, and the files API also answers without /v1", async () => {
+    const up = await lab.fake();
+    const gw = await lab.gateway(config(up.v1, { batch: { max_file_mb: 0.01 } }));
+    const big = jsonl(Array.from({ length: 200 }, (_, i) => chatLine(`big-${i}`)));
+    expect(big.length).toBeGreaterThan(0.01 * 1024 * 1024);
+    const err = await upload(client(gw.v1), big).catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 413, code: "file_too_large" });
+    const small = await upload(client(gw.url), jsonl([chatLine("s")]));
+    expect((await client(gw.url).files.retrieve(small.id)).id).toBe(small.id);
+  });
+
+  it("an item the upstream refuses with a 4xx is an output line with that status, counted failed; others complete", async () => {
+    const up = await lab.fake({ contextLength: 20 });
+    const gw = await lab.gateway(config(up.v1));
+    const openai = client(gw.v1);
+    const long = Array.from({ length: 50 }, () => "word").join(" ");
+    const file = await upload(openai, jsonl([chatLine("fine"), chatLine("too-long", { messages: [{ role: "user", content: long }] })]));
+    const b = await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    const done = await waitFor(openai, b.id, ["completed"]);
+    expect(done.request_counts).toEqual({ total: 2, completed: 1, failed: 1 });
+    expect(done.error_file_id ?? null).toBeNull();
+    const out = await lines(openai, done.output_file_id);
+    const byId = Object.fromEntries(out.map((l) => [l.custom_id, l]));
+    expect(byId["fine"]!.response!.status_code).toBe(200);
+    expect(byId["too-long"]!.response!.status_code).toBe(400);
+    expect(byId["too-long"]!.response!.body).toMatchObject({ error: { code: "context_window", message: expect.stringContaining("context") } });
+    expect(byId["too-long"]!.error).toBeNull();
+  });
+
+  it("retryable failures are retried per item with backoff; an item whose retries run out goes to the error file", async () => {
+    const up = await lab.fake();
+    const gw = await lab.gateway(config(up.v1, { batch_profiles: { once: { retries: 1, concurrency: 1 } } }));
+    const openai = client(gw.v1);
+    // Two 500s: the item's one retry is spent, and it goes to the error file.
+    up.faultNext({ kind: "status", status: 500 }, 2);
+    const b = await openai.batches.create({
+      input_file_id: (await upload(openai, jsonl([chatLine("unlucky")]))).id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+      metadata: { profile: "once" },
+    });
+    const done = await waitFor(openai, b.id, ["completed"]);
+    expect(done.request_counts).toEqual({ total: 1, completed: 0, failed: 1 });
+    expect(done.output_file_id ?? null).toBeNull();
+    const errors = await lines(openai, done.error_file_id);
+    expect(errors).toEqual([expect.objectContaining({ custom_id: "unlucky", response: null, error: expect.objectContaining({ code: "server_error" }) })]);
+    expect(up.hits("/v1/chat/completions")).toBe(2);
+
+    // With retries left (the default is 2), 429s are retried and every item completes.
+    up.faultNext({ kind: "status", status: 429 }, 2);
+    const again = await openai.batches.create({
+      input_file_id: (await upload(openai, jsonl([chatLine("r1"), chatLine("r2"), chatLine("r3")]))).id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const ok = await waitFor(openai, again.id, ["completed"]);
+    expect(ok.request_counts).toEqual({ total: 3, completed: 3, failed: 0 });
+    expect((await lines(openai, ok.output_file_id)).map((l) => l.custom_id)).toEqual(["r1", "r2", "r3"]);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/labgate_batch_items_total\{status="retried"\} [2-9]/);
+    expect(metrics).toMatch(/labgate_batches\{status="completed"\} 2/);
+    expect(metrics).toMatch(/^batch_completed_success_total 2$/m);
+  });
+
+  it("cancel mid-run: finished items stay in the output file, the rest are in the error file as cancelled, each exactly once", async () => {
+    const up = await lab.fake({ firstByteDelayMs: 150 });
+    const gw = await lab.gateway(config(up.v1, { batch_profiles: { slow: { concurrency: 2 } } }));
+    const openai = client(gw.v1);
+    const events: { type: string; data: unknown }[] = [];
+    gw.gateway.events.subscribe((e) => events.push(e));
+    const ids = Array.from({ length: 30 }, (_, i) => `c-${i}`);
+    const file = await upload(openai, jsonl(ids.map((id) => chatLine(id))));
+    const b = await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { profile: "slow" } });
+    await expect.poll(async () => (await openai.batches.retrieve(b.id)).request_counts?.completed ?? 0, { timeout: 10_000, interval: 50 }).toBeGreaterThanOrEqual(3);
+    const cancelling = await openai.batches.cancel(b.id);
+    expect(["cancelling", "cancelled"]).toContain(cancelling.status);
+    expect(cancelling.cancelling_at).toBeGreaterThan(0);
+    const done = await waitFor(openai, b.id, ["cancelled"]);
+    expect(done.cancelled_at).toBeGreaterThanOrEqual(done.cancelling_at!);
+    const out = await lines(openai, done.output_file_id);
+    const errs = await lines(openai, done.error_file_id);
+    expect([...out, ...errs].map((l) => l.custom_id).sort()).toEqual([...ids].sort());
+    expect(out.length).toBeGreaterThanOrEqual(3);
+    expect(errs.length).toBeGreaterThan(0);
+    for (const l of errs) expect(l.error!.code).toBe("batch_cancelled");
+    expect(done.request_counts).toEqual({ total: 30, completed: out.length, failed: errs.length });
+    // The dashboard can follow: one event per status change.
+    const statuses = events.filter((e) => e.type === "batch" && (e.data as { id: string }).id === b.id).map((e) => (e.data as { status: string }).status);
+    expect(statuses).toEqual(["in_progress", "cancelling", "cancelled"]);
+    // Cancelling again answers the cancelled batch; a completed one cannot be cancelled.
+    expect((await openai.batches.cancel(b.id)).status).toBe("cancelled");
+    const quick = await openai.batches.create({ input_file_id: (await upload(openai, jsonl([chatLine("q")]))).id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+    await waitFor(openai, quick.id, ["completed"]);
+    await expect(openai.batches.cancel(quick.id)).rejects.toMatchObject({ status: 409 });
+  });
+
+  it("a batch past its window is expired with its finished part kept", async () => {
+    const up = await lab.fake({ firstByteDelayMs: 300 });
+    const gw = await lab.gateway(config(up.v1, { batch_profiles: { hurry: { completion_window: "2s", concurrency: 1 } } }));
+    const openai = client(gw.v1);
+    const ids = Array.from({ length: 20 }, (_, i) => `e-${i}`);
+    const b = await openai.batches.create({
+      input_file_id: (await upload(openai, jsonl(ids.map((id) => chatLine(id))))).id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+      metadata: { profile: "hurry" },
+    });
+    expect(b.completion_window).toBe("2s");
+    expect(b.expires_at).toBe(b.created_at + 2);
+    const done = await waitFor(openai, b.id, ["expired"], 10_000);
+    expect(done.expired_at).toBeGreaterThanOrEqual(done.expires_at!);
+    const out = await lines(openai, done.output_file_id);
+    const errs = await lines(openai, done.error_file_id);
+    expect(out.length).toBeGreaterThan(0);
+    expect(out.length).toBeLessThan(20);
+    for (const l of out) expect(l.response!.status_code).toBe(200);
+    for (const l of errs) expect(l.error).toMatchObject({ code: "batch_expired" });
+    expect([...out, ...errs].map((l) => l.custom_id).sort()).toEqual([...ids].sort());
+    expect(done.request_counts).toEqual({ total: 20, completed: out.length, failed: errs.length });
+  });
+
+  it("a profile fills in model and max_tokens, sets the window and redacts personal data from the output file", async () => {
+    const up = await lab.fake({ reply: ["Write", " to", " jane.doe@example.com", " or", " call", " +49 151 2345678;", " card", " 4111 1111 1111 1111,", " IBAN", " DE89 3704 0044 0532 0130 00,", " host", " 10.1.2.3."] });
+    const gw = await lab.gateway(
+      config(up.v1, {
+        batch_profiles: {
+          "invoice-processing": { model: "m", max_tokens: 64, completion_window: "2h", redact_pii: true, priority: 5 },
+        },
+      }),
+    );
+    const openai = client(gw.v1);
+    const noModel = (id: string) => JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { messages: [{ role: "user", content: "extract" }] } });
+    const own = JSON.stringify({ custom_id: "own", method: "POST", url: "/v1/chat/completions", body: { model: "m", max_tokens: 7, messages: [{ role: "user", content: "extract" }] } });
+    const b = await openai.batches.create({
+      input_file_id: (await upload(openai, jsonl([noModel("p1"), own]))).id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+      metadata: { profile: "invoice-processing" },
+    });
+    expect(b.completion_window).toBe("2h");
+    expect(b.expires_at).toBe(b.created_at + 7200);
+    const done = await waitFor(openai, b.id, ["completed"]);
+    expect(done.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });
+    const sent = up.requests.filter((r) => r.path === "/v1/chat/completions").map((r) => r.body!);
+    expect(sent.map((s) => s.max_tokens).sort()).toEqual([64, 7]);
+    expect(sent.every((s) => s.model === "x")).toBe(true);
+    const text = await (await openai.files.content(done.output_file_id!)).text();
+    for (const pii of ["jane.doe@example.com", "2345678", "4111", "DE89", "10.1.2.3"]) expect(text).not.toContain(pii);
+    const content = (JSON.parse(text.split("\n")[0]!) as Line).response!.body as { choices: { message: { content: string } }[] };
+    expect(content.choices[0]!.message.content).toBe("Write to [EMAIL] or call [PHONE]; card [CARD], IBAN [IBAN], host [IP].");
+  });
+
+  it("interactive first: batch items start only while no interactive request is in flight on their provider, and never above its batch cap", async () => {
+    const up = await lab.fake({ firstByteDelayMs: 60 });
+    const gw = await lab.gateway(config(up.v1, { batch: { provider_concurrency: 2, retry_backoff_s: 0.05 }, batch_profiles: { wide: { concurrency: 10 } } }));
+    const openai = client(gw.v1);
+    // An interactive request that hangs upstream until the test lets it go.
+    up.faultNext({ kind: "hang" }, 1);
+    const ac = new AbortController();
+    const interactive = fetch(`${gw.v1}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "now" }] }),
+      signal: ac.signal,
+    }).catch(() => undefined);
+    await expect.poll(() => up.hits(), { timeout: 5000 }).toBe(1);
+    const ids = Array.from({ length: 12 }, (_, i) => `i-${i}`);
+    const b = await openai.batches.create({
+      input_file_id: (await upload(openai, jsonl(ids.map((id) => chatLine(id))))).id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+      metadata: { profile: "wide" },
+    });
+    await waitFor(openai, b.id, ["in_progress"]);
+    // The worker looks for work every 250 ms and whenever capacity frees up: give it a few rounds.
+    await new Promise((r) => setTimeout(r, 800));
+    expect(up.hits()).toBe(1);
+    expect((await openai.batches.retrieve(b.id)).request_counts?.completed).toBe(0);
+    // The interactive request ends: the batch runs, at most 2 items at a time on the provider.
+    ac.abort();
+    await interactive;
+    let most = 0;
+    await expect
+      .poll(
+        async () => {
+          most = Math.max(most, gw.gateway.registry.get("local")!.inFlight);
+          return (await openai.batches.retrieve(b.id)).status;
+        },
+        { timeout: 15_000, interval: 10 },
+      )
+      .toBe("completed");
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(2);
+  });
 });
+
