@@ -20,6 +20,7 @@ Usage:
   labgate pull URL|hf:OWNER/REPO/FILE.gguf [--models-dir DIR] [--sha256 HEX]   a GGUF into the models folder (resumes)
   labgate gate [--window 30m] [--json] [--prometheus URL] [--config FILE] [--data-dir DIR]   the readiness gate (exit 1 on a FAIL)
   labgate report [--since 24h] [--config FILE] [--data-dir DIR] [--json]   spend, traffic, errors, fallbacks, TTFB
+  labgate batch submit|status|download|list|cancel ...   the batch queue of a running gateway (labgate batch --help)
   labgate schema            print the JSON schema of labgate.yaml
   labgate version
 
@@ -43,6 +44,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       const { reportCommand } = await import("./telemetry/report-command.ts");
       return reportCommand(rest, env);
     }
+    case "batch":
+      return (await import("./batch/cli.ts")).batchCommand(rest, env);
     case "schema": {
       const { configJsonSchema } = await import("./config/write-schema.ts");
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + "\n");
@@ -59,7 +62,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       console.log(USAGE);
       return command === undefined ? 1 : 0;
     default:
-      console.error(`labgate: unknown command "${command}" (commands: serve, validate, pull, gate, schema, version; see labgate --help)`);
+      console.error(`labgate: unknown command "${command}" (commands: serve, validate, pull, gate, report, batch, schema, version; see labgate --help)`);
       return 2;
   }
 }
