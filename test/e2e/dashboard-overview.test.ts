@@ -1,0 +1,128 @@
+// The dashboard's Overview in a real Chromium against a real gateway and two fake
+// OpenAI-compatible upstreams: it opens without console errors, traffic shows up in the
+// provider tiles and their TTFB charts, a killed upstream turns its tile red ("down")
+// and green again when it is back, in light and dark; GET /admin/traffic behind the admin key.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser, type TestBrowser } from "../fixtures/browser.ts";
+import { startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
+import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
+
+const config = (alpha: string, beta: string) => `
+providers:
+  alpha: { type: openai-compatible, base_url: "${alpha}" }
+  beta: { type: openai-compatible, base_url: "${beta}" }
+models:
+  chat-alpha:
+    deployments: [{ provider: alpha, model: tiny }]
+  chat-beta:
+    deployments: [{ provider: beta, model: tiny }]
+`;
+
+const ask = async (gw: TestGateway, model: string, stream = false, headers: Record<string, string> = {}) => {
+  const res = await fetch(`${gw.v1}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ model, stream, messages: [{ role: "user", content: "hi" }] }),
+  });
+  expect(res.status).toBe(200);
+  await res.text();
+};
+
+describe("dashboard overview", () => {
+  let browser: TestBrowser;
+  let alpha: FakeOpenAI;
+  let beta: FakeOpenAI;
+  beforeAll(async () => {
+    browser = await launchBrowser();
+    alpha = await startFakeOpenAI({ name: "alpha", firstByteDelayMs: 20 });
+    beta = await startFakeOpenAI({ name: "beta", firstByteDelayMs: 60 });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await alpha?.close();
+    await beta?.close();
+  });
+
+  it("shows each provider's traffic and TTFB, and a killed upstream's tile goes down and comes back", async () => {
+    const gw = await startGateway(config(alpha.v1, beta.v1), { healthIntervalMs: 300 });
+    try {
+      const { page, errors, context } = await browser.open(`${gw.url}/ui/#/overview`);
+      const tile = (name: string) => page.getByTestId(`provider-tile-${name}`);
+      await tile("alpha").waitFor();
+      await tile("beta").waitFor();
+      await expect.poll(() => tile("alpha").getAttribute("data-health"), { timeout: 5_000 }).toBe("ok");
+      await expect.poll(() => tile("beta").getAttribute("data-health"), { timeout: 5_000 }).toBe("ok");
+      await expect.poll(() => tile("alpha").getByText("Healthy").count()).toBe(1);
+
+      for (let i = 0; i < 4; i++) {
+        await ask(gw, "chat-alpha", i % 2 === 1);
+        await ask(gw, "chat-beta", i % 2 === 1);
+      }
+      for (const name of ["alpha", "beta"]) {
+        await expect.poll(() => tile(name).getByTestId("provider-requests").textContent(), { timeout: 10_000 }).toMatch(/^4 requests in the last/);
+        const chart = tile(name).locator("figure.ttfb-chart");
+        await expect.poll(() => chart.getAttribute("data-points"), { timeout: 10_000 }).not.toBe("0");
+        expect(await chart.locator("canvas").count()).toBe(1);
+        // The readout names the newest bucket's TTFB: a number of ms, not a dash.
+        expect(await chart.locator(".ttfb-chart-readout").textContent()).toMatch(/^latest: p50 [\d.]+ ms · p95 [\d.]+ ms$/);
+      }
+      // Today's totals come from the request log.
+      await expect.poll(() => page.getByTestId("total-requests").locator(".stat-tile-value").textContent(), { timeout: 10_000 }).toBe("8");
+      expect(await page.getByTestId("total-errors").locator(".stat-tile-value").textContent()).toBe("0");
+
+      // The upstream goes away: its health probe fails and its tile turns red, the other stays green.
+      const betaPort = Number(new URL(beta.url).port);
+      await beta.close();
+      await expect.poll(() => tile("beta").getAttribute("data-health"), { timeout: 5_000 }).toBe("down");
+      expect(await tile("beta").getByTestId("provider-health").textContent()).toBe("Down");
+      expect(await tile("alpha").getAttribute("data-health")).toBe("ok");
+      await browser.screenshot(page, "overview-down");
+      beta = await startFakeOpenAI({ name: "beta", firstByteDelayMs: 60, port: betaPort });
+      await expect.poll(() => tile("beta").getAttribute("data-health"), { timeout: 5_000 }).toBe("ok");
+
+      // More traffic, seconds later: the charts grow and the totals follow.
+      for (let i = 0; i < 4; i++) {
+        await ask(gw, "chat-alpha", i % 2 === 1);
+        await ask(gw, "chat-beta", i % 2 === 1);
+      }
+      await expect.poll(() => page.getByTestId("total-requests").locator(".stat-tile-value").textContent(), { timeout: 10_000 }).toBe("16");
+      await expect.poll(() => tile("beta").getByTestId("provider-requests").textContent(), { timeout: 10_000 }).toMatch(/^8 requests in the last/);
+      await browser.screenshot(page, "overview-light");
+      expect(errors).toEqual([]);
+      await context.close();
+
+      const dark = await browser.open(`${gw.url}/ui/#/overview`, { colorScheme: "dark" });
+      const darkChart = dark.page.getByTestId("provider-tile-alpha").locator("figure.ttfb-chart");
+      await expect.poll(() => darkChart.getAttribute("data-points"), { timeout: 5_000 }).not.toBe("0");
+      await dark.page.getByTestId("total-requests").getByText("16").waitFor();
+      await browser.screenshot(dark.page, "overview-dark");
+      expect(dark.errors).toEqual([]);
+      await dark.context.close();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("serves the last hour per provider at /admin/traffic, behind the admin key", async () => {
+    const gw = await startGateway(`server: { admin_key: "env:OVERVIEW_ADMIN_KEY" }\n${config(alpha.v1, beta.v1)}`, { env: { OVERVIEW_ADMIN_KEY: "overview-admin" } });
+    try {
+      expect((await fetch(`${gw.url}/admin/traffic`)).status).toBe(401);
+      await ask(gw, "chat-alpha");
+      await ask(gw, "chat-alpha", true);
+      const res = await fetch(`${gw.url}/admin/traffic`, { headers: { authorization: "Bearer overview-admin" } });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { bucket_ms: number; providers: { provider: string; points: { requests: number; errors: number; ttfb_p50_ms: number }[]; recent: { requests: number } }[] };
+      expect(body.bucket_ms).toBe(10_000);
+      expect(body.providers.map((p) => p.provider)).toEqual(["alpha"]);
+      const points = body.providers[0]!.points;
+      expect(points.reduce((n, p) => n + p.requests, 0)).toBe(2);
+      expect(points.every((p) => p.errors === 0)).toBe(true);
+      // The fake waits 20 ms before its first byte.
+      expect(points.at(-1)!.ttfb_p50_ms).toBeGreaterThanOrEqual(20);
+      expect(body.providers[0]!.recent.requests).toBe(2);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
