@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Entry point of the `labgate` command. Node >= 22.18 runs the TypeScript sources directly.
+// Entry point of the `labgate` command. Node >= 22.18 runs the TypeScript sources, stripped
+// beforehand when the build is there (prestripped.js).
 // Plain JavaScript that any Node can parse: an older Node gets one line saying what to
 // install instead of ERR_UNKNOWN_FILE_EXTENSION and a stack trace.
 const [major, minor] = process.versions.node.split(".").map(Number);
@@ -10,6 +11,15 @@ if (!runsTypeScript) {
     `labgate needs Node.js >= 22.18 (this is v${process.versions.node}): install it from https://nodejs.org or with \`nvm install 22\`\n`,
   );
   process.exit(1);
+}
+
+// The sources are served from their stripped copies in dist/js (npm run build:js), so
+// Node's TypeScript stripper never loads (see prestripped.js). LABGATE_JS_DIR names
+// another folder for them, or "off" to let Node strip every file as it loads it.
+const jsDir = process.env.LABGATE_JS_DIR;
+if (jsDir !== "off") {
+  const { usePrestripped } = await import("./prestripped.js");
+  usePrestripped(jsDir || undefined);
 }
 
 const { main } = await import("../gateway/cli.ts");
