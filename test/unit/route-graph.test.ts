@@ -61,7 +61,7 @@ function exampleLab(over: { ollama?: Partial<ProviderView>; llama?: Partial<Prov
   return { providers, groups };
 }
 
-const groupNode = (g: RouteGraph, name: string): GroupNode => g.nodes.find((n): n is GroupNode => n.type === "group" && n.data.name === name)!;
+const groupNode = (g: RouteGraph, name: string): GroupNode => g.nodes.find((n): n is GroupNode => n.type === "modelGroup" && n.data.name === name)!;
 const fallbackEdges = (g: RouteGraph): FallbackEdge[] => g.edges.filter((e): e is FallbackEdge => e.type === "fallback");
 const healthOf = (g: RouteGraph, testid: string): string | undefined => g.nodes.find((n) => n.domAttributes["data-testid"] === testid)?.domAttributes["data-health"];
 
@@ -82,7 +82,7 @@ describe("route graph", () => {
     // The group without fallbacks gets a row of its own, not in the chain's row.
     expect(groupNode(g, "gpt-4-turbo").position.y).not.toBe(a!.y);
     // Nodes come in reading order: the chain's groups before the standalone group.
-    const order = g.nodes.filter((n) => n.type === "group").map((n) => n.data.name);
+    const order = g.nodes.filter((n) => n.type === "modelGroup").map((n) => n.data.name);
     expect(order.indexOf("llama3.1:latest")).toBeLessThan(order.indexOf("llama-cpp-default"));
     expect(order.indexOf("llama-cpp-default")).toBeLessThan(order.indexOf("gpt-oss:20b-cloud"));
   });

@@ -18,6 +18,8 @@ export interface FallbackCount {
 export interface GroupNodeData extends Record<string, unknown> {
   name: string;
   strategy: string;
+  /** Found on a running server rather than named in the config. */
+  discovered: boolean;
   health: Health;
   reason: string;
   panic: boolean;
@@ -64,7 +66,7 @@ interface Positioned {
   domAttributes: Record<`data-${string}`, string>;
 }
 
-export type GroupNode = Positioned & { id: string; type: "group"; data: GroupNodeData };
+export type GroupNode = Positioned & { id: string; type: "modelGroup"; data: GroupNodeData };
 export type DeploymentNode = Positioned & { id: string; type: "deployment"; parentId: string; extent: "parent"; data: DeploymentNodeData };
 export type RouteNode = GroupNode | DeploymentNode;
 
@@ -318,7 +320,7 @@ export function buildRouteGraph(
     const gid = groupNodeId(name);
     nodes.push({
       id: gid,
-      type: "group",
+      type: "modelGroup",
       position: { x: col * (LAYOUT.groupWidth + LAYOUT.columnGap), y: rowTop.get(row)! },
       width: LAYOUT.groupWidth,
       height: groupHeight(list.map((m) => m.d)),
@@ -328,6 +330,7 @@ export function buildRouteGraph(
       data: {
         name,
         strategy: g.strategy,
+        discovered: g.discovered,
         health,
         reason,
         panic: g.panic,
