@@ -64,6 +64,7 @@ export class BatchWorker {
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
   private stopped = false;
+  private depthAt = 0;
 
   constructor(opts: BatchWorkerOptions) {
     this.o = opts;
@@ -129,11 +130,15 @@ export class BatchWorker {
       } else if (b.status === "validating") {
         this.job(this.validate(b));
       } else if (b.status === "in_progress") {
-        if (store.unended(b.id) === 0) this.close(b, "completed", "", "");
+        if (!store.hasUnended(b.id)) this.close(b, "completed", "", "");
         else this.dispatch(b, now);
       }
     }
-    this.o.metrics.queueDepth(store.pendingTotal());
+    // The queue depth is a count over the pending items: once a second, not at every wake.
+    if (now - this.depthAt >= 1000) {
+      this.depthAt = now;
+      this.o.metrics.queueDepth(store.pendingTotal());
+    }
   }
 
   /** Every unended item gets its error line, running ones are cancelled, and the files are written next. */

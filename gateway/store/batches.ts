@@ -167,11 +167,20 @@ export class BatchStore {
 
   /** Items not yet ended (pending or running) of one batch. */
   unended(batchId: string): number {
-    return (this.db.prepare("SELECT count(*) FROM batch_item WHERE batch_id = ? AND state IN ('pending', 'running')").pluck().get(batchId) as number) ?? 0;
+    return this.db.prepare("SELECT count(*) FROM batch_item WHERE batch_id = ? AND state IN ('pending', 'running')").pluck().get(batchId) as number;
   }
 
+  /** Whether a batch has items not yet ended (pending or running): cheaper than unended() for a big batch. */
+  hasUnended(batchId: string): boolean {
+    return this.db.prepare("SELECT 1 FROM batch_item WHERE batch_id = ? AND state IN ('pending', 'running') LIMIT 1").get(batchId) !== undefined;
+  }
+
+  /** Items waiting to run, over the batches still running. */
   pendingTotal(): number {
-    return this.db.prepare("SELECT count(*) FROM batch_item WHERE state = 'pending'").pluck().get() as number;
+    return this.db
+      .prepare("SELECT count(*) FROM batch_item WHERE state = 'pending' AND batch_id IN (SELECT id FROM batch WHERE status = 'in_progress')")
+      .pluck()
+      .get() as number;
   }
 
   /** validating -> in_progress with its items, in one transaction (only if still validating). */
@@ -237,7 +246,8 @@ export class BatchStore {
   /** Pending items due by `nowMs`, in input order (not claimed: see markRunning). */
   due(batchId: string, nowMs: number, limit: number): ItemRow[] {
     return this.db
-      .prepare("SELECT * FROM batch_item WHERE batch_id = ? AND state = 'pending' AND not_before <= ? ORDER BY line LIMIT ?")
+      // The state index gives a batch's pending items in line order: no scan past its done ones, no sort.
+      .prepare("SELECT * FROM batch_item INDEXED BY batch_item_state WHERE batch_id = ? AND state = 'pending' AND not_before <= ? ORDER BY line LIMIT ?")
       .all(batchId, nowMs, limit) as ItemRow[];
   }
 

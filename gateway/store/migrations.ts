@@ -198,7 +198,7 @@ export const MIGRATIONS: readonly Migration[] = [
         result TEXT,                       -- the output or error file line (JSON), once ended
         PRIMARY KEY (batch_id, line)
       ) WITHOUT ROWID;
-      CREATE INDEX batch_item_state ON batch_item(state, batch_id);
+      CREATE INDEX batch_item_state ON batch_item(batch_id, state, line); -- a batch's due items in input order, without a sort
     `,
   },
 ];

@@ -72,6 +72,6 @@ describe("batch store", () => {
     const s2 = new BatchStore(again);
     expect(s2.requeueRunning()).toBe(1);
     expect(s2.due("b2", Date.now(), 10)).toEqual([expect.objectContaining({ line: 1, state: "pending", attempts: 0 })]);
-    expect(s2.unended("b2")).toBe(1);
+    expect(s2.hasUnended("b2")).toBe(true);
   });
 });
