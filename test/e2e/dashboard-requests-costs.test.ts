@@ -115,6 +115,14 @@ describe("dashboard: Requests and Costs pages", () => {
       expect(await tableRows(page).first().getByText("400").count()).toBeGreaterThan(0);
       await filters.getByRole("button", { name: "Clear filters" }).click();
       await expect.poll(() => tableRows(page).count(), { timeout: 10_000 }).toBe(15);
+      // A custom time range that ended an hour ago holds none of them, and says what to do.
+      await filters.getByLabel("Time").selectOption("custom");
+      const local = (ms: number) => new Date(ms - new Date(ms).getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+      await filters.getByLabel("From", { exact: true }).fill(local(Date.now() - 3 * 3_600_000));
+      await filters.getByLabel("To", { exact: true }).fill(local(Date.now() - 3_600_000));
+      await page.getByText("No requests match.").waitFor();
+      await filters.getByRole("button", { name: "Clear filters" }).click();
+      await expect.poll(() => tableRows(page).count(), { timeout: 10_000 }).toBe(15);
 
       // A row opens its attempts, by keyboard: focus its button, Enter; Escape closes.
       const row = page.locator(`tr[data-request-id="${fallback.id}"]`);

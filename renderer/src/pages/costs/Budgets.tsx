@@ -1,7 +1,7 @@
 // Each tier's cost per 1k tokens and spend against its budgets, and each provider's daily
 // budget. The period's figures come from the spend rollups; the budgets' own figures are
 // today's (the budget book counts per local day).
-import { formatTokens, formatUsd } from "../requests/format.ts";
+import { formatCount, formatTokens, formatUsd } from "../requests/format.ts";
 import { per1k } from "./queries.ts";
 import type { Breakdown, BudgetStatus } from "./types.ts";
 
@@ -40,6 +40,9 @@ export function TierBudgets(props: { tiers: Breakdown[]; budgets: BudgetStatus[]
             <tr>
               <th scope="col">Tier</th>
               <th scope="col" className="num">
+                Requests
+              </th>
+              <th scope="col" className="num">
                 Tokens in
               </th>
               <th scope="col" className="num">
@@ -59,6 +62,7 @@ export function TierBudgets(props: { tiers: Breakdown[]; budgets: BudgetStatus[]
             {rows.map((t) => (
               <tr key={t.name} data-testid={`tier-${t.name}`}>
                 <th scope="row">{t.name}</th>
+                <td className="num">{formatCount(t.requests)}</td>
                 <td className="num">{formatTokens(t.prompt_tokens)}</td>
                 <td className="num">{formatTokens(t.completion_tokens)}</td>
                 <td className="num">{formatUsd(t.cost_usd)}</td>

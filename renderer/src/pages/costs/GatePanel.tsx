@@ -68,8 +68,8 @@ export function GatePanel() {
                   <VerdictBadge verdict={c.verdict} />
                 </td>
                 <td className="num">
+                  {/* "measured" names the worst subject already ("100% (cloud-gpt)"). */}
                   {c.verdict === "NO DATA" ? "—" : c.measured}
-                  {c.subject && c.verdict !== "NO DATA" ? <span className="muted"> ({c.subject})</span> : null}
                 </td>
                 <td>{c.limit ? `${c.comparator === ">=" ? "≥" : "≤"} ${c.limit}` : <span className="muted">—</span>}</td>
                 <td className="muted cost-detail">{c.detail ?? ""}</td>

@@ -1,4 +1,5 @@
 // The Requests page's filter bar: model and provider (from /admin/providers), status, time range.
+import { useId } from "react";
 import { useProviders } from "../../queries.ts";
 import type { RangePreset, RequestFilters } from "./types.ts";
 
@@ -27,15 +28,16 @@ function options(names: string[], current: string): string[] {
 
 export function Filters(props: { value: RequestFilters; onChange: (f: RequestFilters) => void }) {
   const { value: f, onChange } = props;
+  const id = useId();
   const providers = useProviders();
   const models = options((providers.data?.groups ?? []).map((g) => g.name), f.model);
   const providerNames = options((providers.data?.data ?? []).map((p) => p.name), f.provider);
   const set = (patch: Partial<RequestFilters>) => onChange({ ...f, ...patch });
   return (
     <form className="req-filters panel" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
-      <label>
-        Model
-        <select value={f.model} onChange={(e) => set({ model: e.target.value })}>
+      <div className="req-field">
+        <label htmlFor={`${id}-model`}>Model</label>
+        <select id={`${id}-model`} value={f.model} onChange={(e) => set({ model: e.target.value })}>
           <option value="">All models</option>
           {models.map((m) => (
             <option key={m} value={m}>
@@ -43,10 +45,10 @@ export function Filters(props: { value: RequestFilters; onChange: (f: RequestFil
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        Provider
-        <select value={f.provider} onChange={(e) => set({ provider: e.target.value })}>
+      </div>
+      <div className="req-field">
+        <label htmlFor={`${id}-provider`}>Provider</label>
+        <select id={`${id}-provider`} value={f.provider} onChange={(e) => set({ provider: e.target.value })}>
           <option value="">All providers</option>
           {providerNames.map((p) => (
             <option key={p} value={p}>
@@ -54,37 +56,37 @@ export function Filters(props: { value: RequestFilters; onChange: (f: RequestFil
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        Status
-        <select value={f.status} onChange={(e) => set({ status: e.target.value })}>
+      </div>
+      <div className="req-field">
+        <label htmlFor={`${id}-status`}>Status</label>
+        <select id={`${id}-status`} value={f.status} onChange={(e) => set({ status: e.target.value })}>
           {STATUSES.map((s) => (
             <option key={s.value} value={s.value}>
               {s.label}
             </option>
           ))}
         </select>
-      </label>
-      <label>
-        Time
-        <select value={f.range} onChange={(e) => set({ range: e.target.value as RangePreset })}>
+      </div>
+      <div className="req-field">
+        <label htmlFor={`${id}-time`}>Time</label>
+        <select id={`${id}-time`} value={f.range} onChange={(e) => set({ range: e.target.value as RangePreset })}>
           {RANGES.map((r) => (
             <option key={r.value} value={r.value}>
               {r.label}
             </option>
           ))}
         </select>
-      </label>
+      </div>
       {f.range === "custom" && (
         <>
-          <label>
-            From
-            <input type="datetime-local" value={f.customFrom} onChange={(e) => set({ customFrom: e.target.value })} />
-          </label>
-          <label>
-            To
-            <input type="datetime-local" value={f.customTo} onChange={(e) => set({ customTo: e.target.value })} />
-          </label>
+          <div className="req-field">
+            <label htmlFor={`${id}-from`}>From</label>
+            <input id={`${id}-from`} type="datetime-local" value={f.customFrom} onChange={(e) => set({ customFrom: e.target.value })} />
+          </div>
+          <div className="req-field">
+            <label htmlFor={`${id}-to`}>To</label>
+            <input id={`${id}-to`} type="datetime-local" value={f.customTo} onChange={(e) => set({ customTo: e.target.value })} />
+          </div>
         </>
       )}
       {(f.model || f.provider || f.status || f.range !== "24h") && (
