@@ -163,6 +163,7 @@ describe("dashboard routes page", () => {
       // Its group cannot answer any more; the groups around it still can.
       expect(await health(page, `route-node-${CHAIN[1]}`)).toBe("down");
       expect(await health(page, `route-node-${CHAIN[2]}`)).toBe("ok");
+      await browser.screenshot(page, "routes-upstream-down");
       llama = await startFakeOpenAI({ name: "llama", port });
       await expect.poll(() => health(page, node), { timeout: 4_000 }).toBe("ok");
       expect(await health(page, `route-node-${CHAIN[1]}`)).toBe("ok");

@@ -10,6 +10,9 @@ import { useFallbackCounts, type FallbacksAnswer } from "./routes/route-queries.
 import { badgeClass, edgeTypes, nodeTypes } from "./routes/route-views.tsx";
 import "./routes.css";
 
+/** Room around the graph inside its panel (px at 1:1). */
+const FLOW_MARGIN = 40;
+
 const HEALTH_LEGEND: { health: Health; meaning: string }[] = [
   { health: "ok", meaning: "healthy" },
   { health: "degraded", meaning: "breaker open or half-open, or the group in panic" },
@@ -26,7 +29,7 @@ function sinceText(answer: FallbacksAnswer | undefined): string {
 function flowEdges(graph: RouteGraph): Edge[] {
   return graph.edges.map((e) => ({
     ...e,
-    markerEnd: { type: MarkerType.ArrowClosed, width: 18, height: 18, color: e.type === "fallback" ? "var(--route-arrow)" : "var(--muted)" },
+    markerEnd: { type: MarkerType.ArrowClosed, width: 18, height: 18, color: e.type === "fallback" && e.data.count > 0 ? "var(--route-arrow-busy)" : "var(--route-arrow)" },
   }));
 }
 
@@ -81,7 +84,7 @@ export function RoutesPage() {
                 </li>
               ))}
           </ol>
-          <div className="routes-flow panel" data-testid="routes-graph">
+          <div className="routes-flow panel" data-testid="routes-graph" style={{ height: graph.bounds.height + 2 * FLOW_MARGIN }}>
             <ReactFlow
               key={topology}
               nodes={nodes}
@@ -90,7 +93,7 @@ export function RoutesPage() {
               edgeTypes={edgeTypes}
               colorMode="system"
               fitView
-              fitViewOptions={{ padding: 0.08, maxZoom: 1.1 }}
+              fitViewOptions={{ padding: 0.06, maxZoom: 1 }}
               minZoom={0.2}
               maxZoom={2}
               nodesDraggable={false}

@@ -38,6 +38,7 @@ export interface DeploymentNodeData extends Record<string, unknown> {
   tier: string | null;
   overflow: boolean;
   weight: number;
+  /** Show the weight: it decides this deployment's share (weighted group, more than one regular deployment). */
   weighted: boolean;
   health: Health;
   reason: string;
@@ -91,11 +92,13 @@ export interface RouteGraph {
   chains: string[][];
   /** Fallback requests that could not be placed on an arrow or in a group (providers no longer configured). */
   unattributed: number;
+  /** The laid-out graph's size in flow units. */
+  bounds: { width: number; height: number };
 }
 
 /** Sizes in flow units; the page's CSS draws the nodes at exactly these. */
 export const LAYOUT = {
-  groupWidth: 270,
+  groupWidth: 290,
   headerHeight: 64,
   deploymentHeight: 58,
   deploymentGap: 10,
@@ -104,7 +107,7 @@ export const LAYOUT = {
   columnGap: 150,
   rowGap: 48,
   /** Groups without any fallback arrow are laid out this many to a row, after the chains. */
-  standalonePerRow: 4,
+  standalonePerRow: 3,
 } as const;
 
 export const groupNodeId = (group: string): string => `group:${group}`;
@@ -318,6 +321,7 @@ export function buildRouteGraph(
     const { health, reason } = healthOf.get(name)!;
     const headed = chains.find((c) => c[0] === name && c.length > 1) ?? null;
     const gid = groupNodeId(name);
+    const regular = list.filter((m) => !m.d.overflow).length;
     nodes.push({
       id: gid,
       type: "modelGroup",
@@ -363,7 +367,7 @@ export function buildRouteGraph(
           tier: m.d.tier,
           overflow: m.d.overflow,
           weight: m.d.weight,
-          weighted: g.strategy === "weighted",
+          weighted: g.strategy === "weighted" && regular > 1 && !m.d.overflow,
           health: m.health,
           reason: m.reason,
         },
@@ -403,5 +407,10 @@ export function buildRouteGraph(
     });
   }
 
-  return { nodes, edges, chains, unattributed: placed.unattributed };
+  const groupNodes = nodes.filter((n) => n.type === "modelGroup");
+  const bounds = {
+    width: Math.max(0, ...groupNodes.map((n) => n.position.x + n.width)),
+    height: Math.max(0, ...groupNodes.map((n) => n.position.y + n.height)),
+  };
+  return { nodes, edges, chains, unattributed: placed.unattributed, bounds };
 }

@@ -77,14 +77,13 @@ export function FallbackEdgeView(props: EdgeProps<FallbackFlowEdge>) {
 export function OverflowEdgeView(props: EdgeProps<OverflowFlowEdge>) {
   const { sourceX, sourceY, targetX, targetY, markerEnd } = props;
   const [path, labelX, labelY] = getStraightPath({ sourceX, sourceY, targetX, targetY });
+  // An SVG label: this edge lies inside its group's box, above which HTML edge labels would not show.
   return (
     <>
       <BaseEdge id={props.id} path={path} markerEnd={markerEnd} className="route-overflow-path" />
-      <EdgeLabelRenderer>
-        <div className="route-overflow-label nodrag nopan" style={{ transform: `translate(8px, -50%) translate(${labelX}px, ${labelY}px)` }}>
-          overflow
-        </div>
-      </EdgeLabelRenderer>
+      <text className="route-overflow-label" x={labelX + 10} y={labelY} dominantBaseline="central">
+        overflow
+      </text>
     </>
   );
 }
