@@ -260,7 +260,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   // The lab's own metric names (router_*, billing_*, provider_up, batch_*).
   const labMetrics = createLabMetrics(metrics.registry, { providers: registry, router });
   // The batch queue: a caller of the completion service at lower priority (interactive first).
-  const batches = new BatchQueue({ db, dataDir: opts.dataDir, config, router, completions, events, log, registry: metrics.registry, labMetrics });
+  const batches = new BatchQueue({ db, dataDir: opts.dataDir, config, router, completions, events, log, registry: metrics.registry, labMetrics, secrets });
   completions.onOutcome(labMetrics.observe);
   completions.onOutcome((o) => budgets.observe(o));
   // The machine's GPUs, read in the background (systeminformation rarely, nvidia-smi every few seconds).

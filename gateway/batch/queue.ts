@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { CompletionService } from "../completion/service.ts";
 import type { LabgateConfig } from "../config/schema.ts";
+import type { SecretResolver } from "../config/secrets.ts";
 import type { Router } from "../router/router.ts";
 import { BatchStore, type BatchRow } from "../store/batches.ts";
 import type { Db } from "../store/db.ts";
@@ -14,6 +15,7 @@ import { AdmissionGate } from "./admission.ts";
 import { FileStorage } from "./file-store.ts";
 import { newBatchId } from "./ids.ts";
 import { createBatchMetrics } from "./metrics.ts";
+import { createOverflow } from "./overflow.ts";
 import type { ResolvedProfile } from "./profiles.ts";
 import { batchObject } from "./views.ts";
 import { BatchWorker } from "./worker.ts";
@@ -28,6 +30,8 @@ export interface BatchQueueOptions {
   log: Logger;
   registry: Registry;
   labMetrics: LabMetrics;
+  /** Resolves the overflow providers' keys (batch_profiles.*.overflow_provider). */
+  secrets: SecretResolver;
 }
 
 export class BatchQueue {
@@ -57,6 +61,7 @@ export class BatchQueue {
       metrics: createBatchMetrics(o.registry, o.labMetrics, this.store),
       events: o.events,
       log: o.log.child({ component: "batch" }),
+      overflow: createOverflow({ store: this.store, config: o.config, secrets: o.secrets, log: o.log.child({ component: "batch-overflow" }) }),
     });
   }
 

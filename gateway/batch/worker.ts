@@ -21,6 +21,7 @@ import type { FileStorage } from "./file-store.ts";
 import { newFileId } from "./ids.ts";
 import { BATCH_ENDPOINTS, checkJsonl, type LineProblem } from "./jsonl.ts";
 import type { BatchMetrics } from "./metrics.ts";
+import type { OverflowHook } from "./overflow.ts";
 import { redactValue } from "./pii.ts";
 import { errorLine, outputLine } from "./views.ts";
 
@@ -41,6 +42,8 @@ export interface BatchWorkerOptions {
   log: Logger;
   /** How often the worker looks for work besides being woken (ms, default 250). */
   pollMs?: number;
+  /** Cloud overflow (overflow.ts): looks at every in-progress batch's deadline on each step. */
+  overflow?: OverflowHook;
 }
 
 interface RunningItem {
@@ -96,7 +99,7 @@ export class BatchWorker {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     for (const r of this.running.values()) r.abort.abort(SHUTDOWN);
-    await Promise.allSettled([...[...this.running.values()].map((r) => r.done), ...this.jobs]);
+    await Promise.allSettled([...[...this.running.values()].map((r) => r.done), ...this.jobs, this.o.overflow?.stop()]);
   }
 
   private job(p: Promise<void>): void {
@@ -131,7 +134,10 @@ export class BatchWorker {
         this.job(this.validate(b));
       } else if (b.status === "in_progress") {
         if (!store.hasUnended(b.id)) this.close(b, "completed", "", "");
-        else this.dispatch(b, now);
+        else {
+          this.o.overflow?.check(b, now);
+          this.dispatch(b, now);
+        }
       }
     }
     // The queue depth is a count over the pending items: once a second, not at every wake.
