@@ -6,6 +6,7 @@ import OpenAI, { toFile } from "openai";
 import { describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
 import { join } from "node:path";
+import { startGateway } from "../fixtures/gateway.ts";
 import { useLab } from "../fixtures/lab.ts";
 
 const lab = useLab();
@@ -364,6 +365,28 @@ describe("batch queue: OpenAI's Batch API on localhost", () => {
       .toBe("completed");
     expect(most).toBeGreaterThan(0);
     expect(most).toBeLessThanOrEqual(2);
+  });
+
+  it("with a master key, the files and batches routes need it, like the rest of /v1; batch rows carry the key's tenant", async () => {
+    const up = await lab.fake();
+    const gw = await startGateway(JSON.stringify({ ...config(up.v1), server: { master_key: "env:BATCH_TEST_KEY" } }), { env: { BATCH_TEST_KEY: "sk-batch-test" } });
+    try {
+      for (const [method, path] of [["GET", "/files"], ["POST", "/files"], ["GET", "/batches"], ["POST", "/batches"], ["GET", "/files/file-000000000000000000000000/content"], ["POST", "/batches/batch_000000000000000000000000/cancel"]]) {
+        const r = await fetch(`${gw.v1}${path}`, { method });
+        expect(r.status, `${method} ${path}`).toBe(401);
+        expect((await r.json()).error.code).toBe("missing_api_key");
+      }
+      await expect(client(gw.v1).files.list()).rejects.toMatchObject({ status: 401, code: "invalid_api_key" });
+      const openai = new OpenAI({ baseURL: gw.v1, apiKey: "sk-batch-test", maxRetries: 0 });
+      const b = await openai.batches.create({ input_file_id: (await upload(openai, jsonl([chatLine("k")]))).id, endpoint: "/v1/chat/completions", completion_window: "24h" });
+      await waitFor(openai, b.id, ["completed"]);
+      gw.gateway.requestLog.flush();
+      const db = new Database(join(gw.dataDir, "labgate.db"), { readonly: true });
+      expect(db.prepare("SELECT tenant FROM request_log").all()).toEqual([{ tenant: "batch:master" }]);
+      db.close();
+    } finally {
+      await gw.close();
+    }
   });
 });
 
