@@ -163,6 +163,12 @@ describe("dashboard routes page", () => {
       // Its group cannot answer any more; the groups around it still can.
       expect(await health(page, `route-node-${CHAIN[1]}`)).toBe("down");
       expect(await health(page, `route-node-${CHAIN[2]}`)).toBe("ok");
+      // The box has no room for the whole reason; selecting it by keyboard shows it in full.
+      await page.getByTestId(node).focus();
+      await page.keyboard.press("Enter");
+      const details = page.getByTestId("route-details");
+      await expect.poll(() => details.textContent(), { timeout: 2_000 }).toContain("llama-cpp-native · default in llama-cpp-default");
+      expect(await details.textContent()).toMatch(/down: health check failed: .+/);
       await browser.screenshot(page, "routes-upstream-down");
       llama = await startFakeOpenAI({ name: "llama", port });
       await expect.poll(() => health(page, node), { timeout: 4_000 }).toBe("ok");

@@ -1,11 +1,12 @@
 // Routes: where a request for each model group can end up. The router's fallback chains
 // drawn left to right, every group with its deployments coloured by live health, and the
 // number of requests that fell back along each arrow over the last hour.
-import { Controls, MarkerType, ReactFlow, type Edge, type Node } from "@xyflow/react";
+import { Controls, MarkerType, ReactFlow, type Edge, type Node, type NodeChange } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
-import { useMemo } from "react";
+import { useCallback, useMemo, useState } from "react";
 import { useProviders } from "../queries.ts";
 import { buildRouteGraph, healthWord, type Health, type RouteGraph } from "./routes/route-graph.ts";
+import { RouteDetails } from "./routes/route-details.tsx";
 import { useFallbackCounts, type FallbacksAnswer } from "./routes/route-queries.ts";
 import { badgeClass, edgeTypes, nodeTypes } from "./routes/route-views.tsx";
 import "./routes.css";
@@ -40,7 +41,15 @@ export function RoutesPage() {
     () => (providers.data ? buildRouteGraph(providers.data.data, providers.data.groups, fallbacks.data?.data ?? []) : undefined),
     [providers.data, fallbacks.data],
   );
-  const nodes = useMemo(() => (graph ? (graph.nodes as Node[]) : []), [graph]);
+  // Only selection is kept from xyflow's changes: positions come from the layout.
+  const [selectedId, setSelectedId] = useState<string | null>(null);
+  const onNodesChange = useCallback((changes: NodeChange[]) => {
+    for (const c of changes) {
+      if (c.type !== "select") continue;
+      setSelectedId((current) => (c.selected ? c.id : current === c.id ? null : current));
+    }
+  }, []);
+  const nodes = useMemo(() => (graph ? graph.nodes.map((n): Node => ({ ...n, selected: n.id === selectedId })) : []), [graph, selectedId]);
   const edges = useMemo(() => (graph ? flowEdges(graph) : []), [graph]);
   // A new set of groups (a config reload, discovery) fits the view again.
   const topology = useMemo(() => (graph ? graph.chains.map((c) => c.join(">")).join("|") : ""), [graph]);
@@ -89,6 +98,7 @@ export function RoutesPage() {
               key={topology}
               nodes={nodes}
               edges={edges}
+              onNodesChange={onNodesChange}
               nodeTypes={nodeTypes}
               edgeTypes={edgeTypes}
               colorMode="system"
@@ -110,6 +120,7 @@ export function RoutesPage() {
               <Controls showInteractive={false} position="bottom-right" />
             </ReactFlow>
           </div>
+          <RouteDetails graph={graph} providers={providers.data!} selectedId={selectedId} />
         </>
       )}
     </section>
