@@ -87,8 +87,10 @@ export async function checkJsonl(
   const input = createReadStream(path, { encoding: "utf8" });
   const reader = createInterface({ input, crlfDelay: Infinity });
   try {
-    for await (const text of reader) {
+    for await (const line of reader) {
       lines++;
+      // A byte order mark some editors write is not part of the first line's JSON.
+      const text = lines === 1 && line.startsWith("\uFEFF") ? line.slice(1) : line;
       if (lines > opts.maxLines) {
         note({ line: lines, code: "too_many_requests", message: `The file has more than ${opts.maxLines} requests (batch.max_requests).`, param: null });
         break;

@@ -105,6 +105,7 @@ export class BatchQueue {
       completion_tokens: 0,
     };
     this.store.insertBatch(row);
+    this.worker.publish(row.id);
     this.worker.wake();
     return row;
   }
@@ -112,7 +113,10 @@ export class BatchQueue {
   /** validating / in_progress -> cancelling; the worker ends it. Undefined when it has ended already. */
   cancel(id: string): BatchRow | undefined {
     const changed = this.store.cancel(id, Math.floor(Date.now() / 1000));
-    if (changed) this.worker.wake();
+    if (changed) {
+      this.worker.publish(id);
+      this.worker.wake();
+    }
     return this.store.batch(id);
   }
 

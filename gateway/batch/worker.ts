@@ -67,6 +67,8 @@ export class BatchWorker {
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
   private stopped = false;
+  /** Batches whose files could not be written (a full disk...): not retried before this time (ms). */
+  private readonly filesRetryAt = new Map<string, number>();
   private depthAt = 0;
 
   constructor(opts: BatchWorkerOptions) {
@@ -125,7 +127,7 @@ export class BatchWorker {
     for (const b of store.unfinished()) {
       if (this.busy.has(b.id)) continue;
       if (b.ending) {
-        this.job(this.writeFiles(b.id));
+        if ((this.filesRetryAt.get(b.id) ?? 0) <= now) this.job(this.writeFiles(b.id));
       } else if (b.status === "cancelling") {
         this.close(b, "cancelled", "batch_cancelled", "This request was not executed because the batch was cancelled.");
       } else if (seconds(now) >= b.expires_at) {
@@ -152,7 +154,8 @@ export class BatchWorker {
     const ended = this.o.store.closeItems(b.id, ending, seconds(Date.now()), (item) => errorLine(item.custom_id, code, message));
     for (const r of this.running.values()) if (r.batchId === b.id) r.abort.abort(ending);
     if (ending !== "completed") this.o.log.info({ batch: b.id, ending, unfinished_items: ended }, "batch ended before all its items ran");
-    this.publish(b.id);
+    // A cancelled batch stays cancelling (told when it was cancelled); the others are finalizing now.
+    if (b.status !== "cancelling") this.publish(b.id);
     this.job(this.writeFiles(b.id));
   }
 
@@ -327,18 +330,21 @@ export class BatchWorker {
         return;
       }
       written.length = 0;
+      this.filesRetryAt.delete(batchId);
       this.o.metrics.batchEnded(ending);
       this.o.log.info({ batch: batchId, status: ending, ...store.counts(batchId) }, "batch ended");
       this.publish(batchId);
     } catch (err) {
-      this.o.log.error({ err, batch: batchId }, "writing a batch's files failed; retried");
+      this.o.log.error({ err, batch: batchId }, "writing a batch's files failed; retried in 10 s");
+      this.filesRetryAt.set(batchId, Date.now() + 10_000);
       for (const id of written) await this.o.files.remove(id);
     } finally {
       this.busy.delete(batchId);
     }
   }
 
-  private publish(batchId: string): void {
+  /** Tells the live events (GET /admin/events: the dashboard, the tray) of a batch's status. */
+  publish(batchId: string): void {
     const b = this.o.store.batch(batchId);
     if (!b) return;
     this.o.events.publish("batch", { id: b.id, status: b.status, endpoint: b.endpoint, profile: b.profile, request_counts: this.o.store.counts(b.id) });

@@ -260,7 +260,7 @@ describe("batch queue: OpenAI's Batch API on localhost", () => {
     expect(done.request_counts).toEqual({ total: 30, completed: out.length, failed: errs.length });
     // The dashboard can follow: one event per status change.
     const statuses = events.filter((e) => e.type === "batch" && (e.data as { id: string }).id === b.id).map((e) => (e.data as { status: string }).status);
-    expect(statuses).toEqual(["in_progress", "cancelling", "cancelled"]);
+    expect(statuses).toEqual(["validating", "in_progress", "cancelling", "cancelled"]);
     // Cancelling again answers the cancelled batch; a completed one cannot be cancelled.
     expect((await openai.batches.cancel(b.id)).status).toBe("cancelled");
     const quick = await openai.batches.create({ input_file_id: (await upload(openai, jsonl([chatLine("q")]))).id, endpoint: "/v1/chat/completions", completion_window: "24h" });

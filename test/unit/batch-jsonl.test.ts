@@ -49,6 +49,8 @@ describe("batch input lines", () => {
       ]);
       const capped = await checkJsonl(file, { maxLines: 1 });
       expect(capped.problems.at(-1)).toMatchObject({ code: "too_many_requests", line: 2 });
+      writeFileSync(file, "\uFEFF" + line("bom") + "\n");
+      expect(await checkJsonl(file, { maxLines: 10 })).toEqual({ lines: 1, problems: [], problemCount: 0 });
       writeFileSync(file, "");
       expect((await checkJsonl(file, { maxLines: 10 })).problems).toEqual([expect.objectContaining({ code: "empty_file" })]);
     } finally {
