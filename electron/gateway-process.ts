@@ -5,7 +5,7 @@
 // (electron-builder rebuilt the native modules for Electron's ABI). main.ts supplies the
 // spawn function for each; the restart policy here is the same for both.
 import { spawn as spawnProcess } from "node:child_process";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { childTarget, type StopTarget } from "./quit.ts";
 import { realTimers, type Timers } from "./coalesce.ts";
 
@@ -22,6 +22,8 @@ export interface LaunchOptions {
   env: NodeJS.ProcessEnv;
   /** The Node that runs the gateway in development (LABGATE_NODE, else `node` on the PATH). */
   nodeCommand?: string;
+  /** Packaged: Electron's process.resourcesPath (the demo model is an extra resource there). */
+  resourcesPath?: string;
 }
 
 export function gatewayLaunch(o: LaunchOptions): GatewayLaunch {
@@ -32,7 +34,11 @@ export function gatewayLaunch(o: LaunchOptions): GatewayLaunch {
   if (!o.packaged) return { kind: "node", command: o.nodeCommand ?? o.env.LABGATE_NODE ?? "node", args: [entry, ...args], cwd: o.appRoot, env };
   // The gateway is TypeScript run by Node's type stripping (on by default from Node 22.18;
   // the flag turns it on in an Electron whose Node is older). Not tried in a real Electron here.
-  return { kind: "utility", modulePath: entry, args, execArgv: ["--experimental-strip-types", "--no-warnings=ExperimentalWarning"], cwd: o.appRoot, env };
+  // The demo model must be a real file for the native engine, so it is an extra resource
+  // outside the asar; the gateway looks for it beside its sources unless told (LABGATE_DEMO_MODELS_DIR,
+  // which the gateway does not read yet: see electron/README.md).
+  const packagedEnv = o.resourcesPath ? { ...env, LABGATE_DEMO_MODELS_DIR: join(o.resourcesPath, "models") } : env;
+  return { kind: "utility", modulePath: entry, args, execArgv: ["--experimental-strip-types", "--no-warnings=ExperimentalWarning"], cwd: o.resourcesPath ?? dirname(o.appRoot), env: packagedEnv }; // app.asar is a file: no cwd inside it
 }
 
 /** One running gateway process, whichever way it was started. */

@@ -136,7 +136,7 @@ async function start(): Promise<void> {
 }
 
 function startGateway(port: number): void {
-  const launch = gatewayLaunch({ packaged: app.isPackaged, appRoot: appRoot(), host: HOST, port, env: process.env });
+  const launch = gatewayLaunch({ packaged: app.isPackaged, appRoot: appRoot(), host: HOST, port, env: process.env, resourcesPath: process.resourcesPath });
   supervisor = new GatewaySupervisor({
     spawn: () => (launch.kind === "node" ? spawnNodeGateway(launch) : spawnUtilityGateway(launch)),
     onState: (state, detail) => {

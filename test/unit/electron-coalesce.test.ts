@@ -238,7 +238,13 @@ describe("the gateway child", () => {
   it("runs under the system node in development and in Electron's utility process when packaged", () => {
     const dev = gatewayLaunch({ packaged: false, appRoot: "/repo", host: "127.0.0.1", port: 4000, env: { LABGATE_NODE: "/opt/node22/bin/node" } });
     expect(dev).toMatchObject({ kind: "node", command: "/opt/node22/bin/node", args: ["/repo/bin/labgate.js", "serve", "--host", "127.0.0.1", "--port", "4000"], cwd: "/repo" });
-    const packaged = gatewayLaunch({ packaged: true, appRoot: "/app/resources/app.asar", host: "127.0.0.1", port: 4001, env: {} });
-    expect(packaged).toMatchObject({ kind: "utility", modulePath: "/app/resources/app.asar/bin/labgate.js", args: ["serve", "--host", "127.0.0.1", "--port", "4001"] });
+    const packaged = gatewayLaunch({ packaged: true, appRoot: "/app/resources/app.asar", resourcesPath: "/app/resources", host: "127.0.0.1", port: 4001, env: {} });
+    expect(packaged).toMatchObject({
+      kind: "utility",
+      modulePath: "/app/resources/app.asar/bin/labgate.js",
+      args: ["serve", "--host", "127.0.0.1", "--port", "4001"],
+      cwd: "/app/resources",
+      env: { LABGATE_DEMO_MODELS_DIR: "/app/resources/models" },
+    });
   });
 });
