@@ -90,7 +90,7 @@ describe("dashboard: Requests and Costs pages", () => {
 
     const { page, errors, context } = await browser.open(`${gw.url}/ui/#/requests`);
     try {
-      await expect.poll(() => tableRows(page).count(), { timeout: 10_000 }).toBe(13);
+      await expect.poll(() => tableRows(page).count(), { timeout: 20_000 }).toBe(13);
       const first = tableRows(page).first();
       expect(await first.getAttribute("data-request-id")).toBe(logged[0]!.id);
 
@@ -98,7 +98,7 @@ describe("dashboard: Requests and Costs pages", () => {
       expect(await page.getByRole("switch", { name: "Live" }).isChecked()).toBe(true);
       expect(await chat("chat", 6)).toBe(200);
       expect(await chat("big", 6)).toBe(200);
-      await expect.poll(() => tableRows(page).count(), { timeout: 10_000 }).toBe(15);
+      await expect.poll(() => tableRows(page).count(), { timeout: 20_000 }).toBe(15);
 
       // Filters narrow the rows to what the server says matches.
       const filters = page.getByRole("form", { name: "Filters" });
@@ -106,15 +106,15 @@ describe("dashboard: Requests and Costs pages", () => {
       const cloudRows = await allRows("provider=cloud-gpt");
       expect(cloudRows.length).toBeGreaterThan(1);
       expect(cloudRows.length).toBeLessThan(15);
-      await expect.poll(() => tableRows(page).count(), { timeout: 10_000 }).toBe(cloudRows.length);
+      await expect.poll(() => tableRows(page).count(), { timeout: 20_000 }).toBe(cloudRows.length);
       expect(await tableRows(page).evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-request-id")))).toEqual(cloudRows.map((r) => r.id));
       await filters.getByLabel("Status").selectOption("error");
       const cloudErrors = await allRows("provider=cloud-gpt&status=error");
       expect(cloudErrors).toHaveLength(1);
-      await expect.poll(() => tableRows(page).count(), { timeout: 10_000 }).toBe(1);
+      await expect.poll(() => tableRows(page).count(), { timeout: 20_000 }).toBe(1);
       expect(await tableRows(page).first().getByText("400").count()).toBeGreaterThan(0);
       await filters.getByRole("button", { name: "Clear filters" }).click();
-      await expect.poll(() => tableRows(page).count(), { timeout: 10_000 }).toBe(15);
+      await expect.poll(() => tableRows(page).count(), { timeout: 20_000 }).toBe(15);
       // A custom time range that ended an hour ago holds none of them, and says what to do.
       await filters.getByLabel("Time").selectOption("custom");
       const local = (ms: number) => new Date(ms - new Date(ms).getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
@@ -122,7 +122,7 @@ describe("dashboard: Requests and Costs pages", () => {
       await filters.getByLabel("To", { exact: true }).fill(local(Date.now() - 3_600_000));
       await page.getByText("No requests match.").waitFor();
       await filters.getByRole("button", { name: "Clear filters" }).click();
-      await expect.poll(() => tableRows(page).count(), { timeout: 10_000 }).toBe(15);
+      await expect.poll(() => tableRows(page).count(), { timeout: 20_000 }).toBe(15);
 
       // A row opens its attempts, by keyboard: focus its button, Enter; Escape closes.
       const row = page.locator(`tr[data-request-id="${fallback.id}"]`);
@@ -148,11 +148,66 @@ describe("dashboard: Requests and Costs pages", () => {
 
     const dark = await browser.open(`${gw.url}/ui/#/requests`, { colorScheme: "dark" });
     try {
-      await expect.poll(() => tableRows(dark.page).count(), { timeout: 10_000 }).toBe(15);
+      await expect.poll(() => tableRows(dark.page).count(), { timeout: 20_000 }).toBe(15);
       await browser.screenshot(dark.page, "requests-dark");
       expect(dark.errors).toEqual([]);
     } finally {
       await dark.context.close();
+    }
+  }, 90_000);
+
+  it("Requests: Older and Newer walk the log by cursor, 50 rows a page, without overlap", async () => {
+    const paged = await startGateway(config(local.v1, cloud.v1));
+    const { page, errors, context } = await browser.open(`${paged.url}/ui/#/requests`);
+    try {
+      const now = Date.now();
+      const ids: string[] = [];
+      for (let i = 0; i < 120; i++) {
+        const id = `paged-${String(i).padStart(3, "0")}`;
+        ids.push(id);
+        // One a second over the last two minutes, straight into the log (its own writer).
+        paged.gateway.requestLog.append({
+          id,
+          ts: now - (120 - i) * 1000,
+          tenant: "anonymous",
+          operation: "chat",
+          public_model: "chat",
+          provider: "lab-llama",
+          upstream_model: "tiny",
+          fallback_depth: 0,
+          is_overflow: false,
+          panic: false,
+          stream: false,
+          status: 200,
+          error_class: null,
+          prompt_tokens: 3,
+          completion_tokens: 5,
+          cost_usd: 0.00001,
+          ttfb_ms: 4,
+          total_ms: 9,
+          overhead_ms: 0.2,
+          attempts: [{ attempt: 1, provider: "lab-llama", deployment: "chat#0", error_class: null, ms: 8 }],
+        });
+      }
+      const newestFirst = ids.slice().reverse();
+      const shown = () => tableRows(page).evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-request-id")));
+      const pager = page.getByRole("navigation", { name: "Pages of requests" });
+      await expect.poll(shown, { timeout: 20_000 }).toEqual(newestFirst.slice(0, 50));
+      await pager.getByRole("button", { name: "Older →" }).click();
+      await expect.poll(shown, { timeout: 20_000 }).toEqual(newestFirst.slice(50, 100));
+      expect(await page.getByRole("switch", { name: "Live" }).isChecked()).toBe(false);
+      await pager.getByRole("button", { name: "Older →" }).click();
+      await expect.poll(shown, { timeout: 20_000 }).toEqual(newestFirst.slice(100));
+      expect(await pager.getByRole("button", { name: "Older →" }).isDisabled()).toBe(true);
+      await pager.getByRole("button", { name: "← Newer" }).click();
+      await expect.poll(shown, { timeout: 20_000 }).toEqual(newestFirst.slice(50, 100));
+      await pager.getByRole("button", { name: "← Newer" }).click();
+      await expect.poll(shown, { timeout: 20_000 }).toEqual(newestFirst.slice(0, 50));
+      expect(await page.getByTestId("requests-page-label").innerText()).toContain("Newest");
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+      await paged.close();
     }
   }, 90_000);
 
@@ -166,7 +221,7 @@ describe("dashboard: Requests and Costs pages", () => {
       const { page, errors, context } = await browser.open(`${gw.url}/ui/#/costs`, { colorScheme });
       try {
         const requests = page.getByTestId("costs-total-requests");
-        await expect.poll(async () => Number(await requests.getAttribute("data-value")), { timeout: 10_000 }).toBe(rows.length);
+        await expect.poll(async () => Number(await requests.getAttribute("data-value")), { timeout: 20_000 }).toBe(rows.length);
         expect(await requests.innerText()).toBe(String(rows.length));
         expect(Number(await page.getByTestId("costs-total-usd").getAttribute("data-value"))).toBeCloseTo(usd, 6);
         expect(Number(await page.getByTestId("costs-total-tokens-in").getAttribute("data-value"))).toBe(tokensIn);
