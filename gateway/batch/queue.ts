@@ -103,6 +103,10 @@ export class BatchQueue {
       cancelled_at: null,
       prompt_tokens: 0,
       completion_tokens: 0,
+      request_total: null,
+      request_completed: null,
+      request_failed: null,
+      purged: 0,
     };
     this.store.insertBatch(row);
     this.worker.publish(row.id);

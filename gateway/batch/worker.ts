@@ -54,6 +54,8 @@ interface RunningItem {
 
 const MAX_BACKOFF_MS = 60_000;
 const PAGE = 1000;
+/** Items of ended batches deleted per second (small steps: the event loop serves requests too). */
+const PURGE_STEP = 2000;
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 const SHUTDOWN = "shutdown";
 
@@ -142,10 +144,12 @@ export class BatchWorker {
         }
       }
     }
-    // The queue depth is a count over the pending items: once a second, not at every wake.
+    // Once a second, not at every wake: the queue depth (a count over the pending items), and
+    // a step of deleting ended batches' items (their lines are in the files by then).
     if (now - this.depthAt >= 1000) {
       this.depthAt = now;
       this.o.metrics.queueDepth(store.pendingTotal());
+      store.purgeEnded(PURGE_STEP);
     }
   }
 

@@ -52,6 +52,11 @@ export interface BatchRow {
   cancelled_at: number | null;
   prompt_tokens: number;
   completion_tokens: number;
+  /** request_counts, kept when the batch ends (its items are purged afterwards); null until then. */
+  request_total: number | null;
+  request_completed: number | null;
+  request_failed: number | null;
+  purged: number;
 }
 
 export interface ItemRow {
@@ -80,6 +85,7 @@ export interface NewItem {
 }
 
 const UNFINISHED: readonly BatchStatus[] = ["validating", "in_progress", "finalizing", "cancelling"];
+const FINAL: readonly BatchStatus[] = ["completed", "failed", "expired", "cancelled"];
 
 export class BatchStore {
   private readonly db: Db;
@@ -158,7 +164,16 @@ export class BatchStore {
     return new Map(rows.map((r) => [r.status, r.n]));
   }
 
+  /** request_counts: those kept when the batch ended, else counted from its items. */
   counts(batchId: string): RequestCounts {
+    const kept = this.db.prepare("SELECT request_total AS total, request_completed AS completed, request_failed AS failed FROM batch WHERE id = ?").get(batchId) as
+      | { total: number | null; completed: number; failed: number }
+      | undefined;
+    if (kept && kept.total !== null) return kept as RequestCounts;
+    return this.countItems(batchId);
+  }
+
+  private countItems(batchId: string): RequestCounts {
     const r = this.db
       .prepare("SELECT count(*) AS total, coalesce(sum(state = 'done'), 0) AS completed, coalesce(sum(state = 'failed'), 0) AS failed FROM batch_item WHERE batch_id = ?")
       .get(batchId) as RequestCounts;
@@ -197,7 +212,9 @@ export class BatchStore {
   /** validating -> failed, with OpenAI's errors list. */
   failValidation(batchId: string, errors: unknown, now: number): boolean {
     return (
-      this.db.prepare("UPDATE batch SET status = 'failed', failed_at = ?, errors = ? WHERE id = ? AND status = 'validating'").run(now, JSON.stringify(errors), batchId).changes > 0
+      this.db
+        .prepare("UPDATE batch SET status = 'failed', failed_at = ?, errors = ?, request_total = 0, request_completed = 0, request_failed = 0 WHERE id = ? AND status = 'validating'")
+        .run(now, JSON.stringify(errors), batchId).changes > 0
     );
   }
 
@@ -266,9 +283,12 @@ export class BatchStore {
       if (files.output) this.insertFile(files.output);
       if (files.error) this.insertFile(files.error);
       const at = b.ending === "completed" ? "completed_at" : b.ending === "expired" ? "expired_at" : "cancelled_at";
+      const c = this.countItems(batchId);
       this.db
-        .prepare(`UPDATE batch SET status = ending, ${at} = ?, output_file_id = ?, error_file_id = ? WHERE id = ?`)
-        .run(now, files.output?.id ?? null, files.error?.id ?? null, batchId);
+        .prepare(
+          `UPDATE batch SET status = ending, ${at} = ?, output_file_id = ?, error_file_id = ?, request_total = ?, request_completed = ?, request_failed = ? WHERE id = ?`,
+        )
+        .run(now, files.output?.id ?? null, files.error?.id ?? null, c.total, c.completed, c.failed, batchId);
       return b.ending;
     })();
   }
@@ -306,6 +326,19 @@ export class BatchStore {
         .prepare("UPDATE batch_item SET state = 'pending', not_before = ?, request_id = coalesce(?, request_id) WHERE batch_id = ? AND line = ? AND state = 'running'")
         .run(notBefore, requestId, batchId, line).changes > 0
     );
+  }
+
+  /**
+   * Deletes up to `limit` items of one ended batch whose items are not yet purged: its lines
+   * live on in its files and its counts in its row, so the database does not keep every
+   * request and answer twice. Returns the rows deleted (0: nothing left to purge).
+   */
+  purgeEnded(limit: number): number {
+    const b = this.db.prepare(`SELECT id FROM batch WHERE purged = 0 AND status IN (${FINAL.map(() => "?").join(", ")}) LIMIT 1`).pluck().get(...FINAL) as string | undefined;
+    if (b === undefined) return 0;
+    const deleted = this.db.prepare("DELETE FROM batch_item WHERE batch_id = ? AND line IN (SELECT line FROM batch_item WHERE batch_id = ? ORDER BY line LIMIT ?)").run(b, b, limit).changes;
+    if (deleted < limit) this.db.prepare("UPDATE batch SET purged = 1 WHERE id = ?").run(b);
+    return deleted;
   }
 
   /** At start: items a stopped (or killed) gateway was running are pending again. A retry it cost is given back. */

@@ -182,7 +182,11 @@ export const MIGRATIONS: readonly Migration[] = [
         cancelling_at INTEGER,
         cancelled_at INTEGER,
         prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        completion_tokens INTEGER NOT NULL DEFAULT 0
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        request_total INTEGER,             -- request_counts, kept when the batch ends: its items are purged then
+        request_completed INTEGER,
+        request_failed INTEGER,
+        purged INTEGER NOT NULL DEFAULT 0  -- 1: its items are gone (their lines live on in its files)
       );
       CREATE INDEX batch_status ON batch(status);
       CREATE TABLE batch_item (

@@ -101,6 +101,15 @@ describe("batch queue: OpenAI's Batch API on localhost", () => {
     db.close();
     expect(rows.map((r) => r.id).sort()).toEqual(out.map((l) => l.response!.request_id).sort());
     expect(new Set(rows.map((r) => r.tenant))).toEqual(new Set(["batch:anonymous"]));
+    // Its items leave the database once its files hold their lines; the counts stay.
+    const itemsLeft = () => {
+      const d = new Database(join(gw.dataDir, "labgate.db"), { readonly: true });
+      const n = d.prepare("SELECT count(*) AS n FROM batch_item WHERE batch_id = ?").get(done.id) as { n: number };
+      d.close();
+      return n.n;
+    };
+    await expect.poll(itemsLeft, { timeout: 5000 }).toBe(0);
+    expect((await openai.batches.retrieve(done.id)).request_counts).toEqual({ total: 6, completed: 6, failed: 0 });
 
     // Listing pages with limit/after, newest first; the output file is listed with purpose batch_output.
     const second = await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" });

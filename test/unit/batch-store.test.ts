@@ -28,7 +28,7 @@ function batch(id: string): BatchRow {
     id, tenant: "t", endpoint: "/v1/chat/completions", input_file_id: "file-000000000000000000000000", completion_window: "24h", window_s: 86400,
     profile: null, priority: 0, status: "validating", metadata: null, options: "{}", ending: null, errors: null, output_file_id: null, error_file_id: null,
     created_at: 1, in_progress_at: null, expires_at: 86401, finalizing_at: null, completed_at: null, failed_at: null, expired_at: null,
-    cancelling_at: null, cancelled_at: null, prompt_tokens: 0, completion_tokens: 0,
+    cancelling_at: null, cancelled_at: null, prompt_tokens: 0, completion_tokens: 0, request_total: null, request_completed: null, request_failed: null, purged: 0,
   };
 }
 
@@ -58,6 +58,13 @@ describe("batch store", () => {
     expect(s.finish("b1", {}, 5)).toBeUndefined();
     expect(s.batch("b1")).toMatchObject({ status: "cancelled", cancelled_at: 4, output_file_id: out.id, error_file_id: null });
     expect(s.cancel("b1", 6)).toBe(false);
+    // An ended batch's items are purged in steps; its counts stay.
+    expect(s.purgeEnded(2)).toBe(2);
+    expect(s.purgeEnded(2)).toBe(1);
+    expect(s.purgeEnded(2)).toBe(0);
+    expect(s.batch("b1")!.purged).toBe(1);
+    expect(s.resultPage("b1", "error", 0, 10)).toEqual([]);
+    expect(s.counts("b1")).toEqual({ total: 3, completed: 1, failed: 2 });
   });
 
   it("after a crash, items that were running are pending again (their attempt given back) in a new connection", () => {
