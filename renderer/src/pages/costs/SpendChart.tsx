@@ -10,7 +10,8 @@ const MAX_SERIES = 7;
 function bucketLabel(t: number, bucket: "hour" | "day"): string {
   const d = new Date(t);
   if (bucket === "day") return d.toLocaleDateString("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
-  return `${String(d.getHours()).padStart(2, "0")}:00`;
+  // Buckets are UTC hours: in a zone off by a half hour they start at :30, and say so.
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
 }
 
 export function SpendChart(props: { buckets: number[]; bucket: "hour" | "day"; rows: Breakdown[]; dimensionLabel: string }) {
