@@ -4,13 +4,14 @@
 //   3. idle memory of `labgate serve`: one provider vs the default config vs bare node (bench/memory.ts)
 //   4. embedded engine (bench/embedded.ts, when present)
 //   5. analytics on a 1,000,000-row request log, and the gateway serving while it runs (bench/analytics.ts)
+//   6. the batch queue: a 10,000-item batch (items/s, CPU per item) and interactive TTFB beside a batch (bench/batch.ts)
 // Environment knobs (all optional):
 //   BENCH_QUICK=1          short runs (1 s warm-up, 4 s load, 2 s one-connection) for a smoke test
 //   BENCH_DURATION=<s>     measured seconds at 50 connections (default 10)
 //   BENCH_ROUNDS=<n>       split the measured time into n rounds, targets taking turns (default 4)
 //   BENCH_LAYOUT=pinned|shared   CPU layout of the gateway bench (default pinned, see bench/README.md)
 //   BENCH_PROFILE=<dir>    run labgate with --cpu-prof, profile written to <dir>
-//   BENCH_ONLY=route,gateway,memory,embedded,analytics   run a subset
+//   BENCH_ONLY=route,gateway,memory,embedded,analytics,batch   run a subset
 //   BENCH_TARGETS=direct,bare,labgate   BENCH_MODES=json,stream   subsets of the gateway bench
 //   BENCH_JSON=<file>      also write the raw results as JSON
 import { existsSync, writeFileSync } from "node:fs";
@@ -20,6 +21,7 @@ import { MODES, TARGETS, benchGateway, formatGatewayReport, summarize, type Gate
 import { profileSummary } from "./lib/profile.ts";
 import { benchMemory, formatMemoryReport, type MemoryReport } from "./memory.ts";
 import { benchAnalytics, formatAnalyticsReport, type AnalyticsReport } from "./analytics.ts";
+import { benchBatch, formatBatchReport, type BatchReport } from "./batch.ts";
 import { table } from "./lib/table.ts";
 import { benchRouteDecision, formatRouteDecisionReport, type RouteDecisionReport } from "./route-decision.ts";
 
@@ -31,7 +33,7 @@ interface EmbeddedRow {
 
 const env = process.env;
 
-const only = new Set((env.BENCH_ONLY ?? "route,gateway,memory,embedded,analytics").split(",").map((s) => s.trim()));
+const only = new Set((env.BENCH_ONLY ?? "route,gateway,memory,embedded,analytics,batch").split(",").map((s) => s.trim()));
 const quick = env.BENCH_QUICK === "1";
 const started = performance.now();
 let failed = false;
@@ -45,7 +47,7 @@ function section(title: string): void {
 const cpu = cpus();
 console.log(`labgate bench — node ${process.version}, ${cpu.length} CPU (${cpu[0]?.model.trim() ?? "?"}), ${new Date().toISOString()}`);
 
-const raw: { route?: RouteDecisionReport; gateway?: GatewayReport; memory?: MemoryReport; embedded?: EmbeddedRow[]; analytics?: AnalyticsReport } = {};
+const raw: { route?: RouteDecisionReport; gateway?: GatewayReport; memory?: MemoryReport; embedded?: EmbeddedRow[]; analytics?: AnalyticsReport; batch?: BatchReport } = {};
 
 if (only.has("route")) {
   section("Routing decision (50 deployments, one group)");
@@ -125,6 +127,17 @@ if (only.has("analytics")) {
   } catch (err) {
     failed = true;
     console.log(`analytics bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  }
+}
+
+if (only.has("batch")) {
+  section("Batch queue: a 10,000-item batch, and interactive TTFB beside a running batch");
+  try {
+    raw.batch = await benchBatch(quick ? { items: 2000, backgroundItems: 20_000, interactive: 150 } : {});
+    console.log(formatBatchReport(raw.batch));
+  } catch (err) {
+    failed = true;
+    console.log(`batch bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   }
 }
 

@@ -1,0 +1,288 @@
+// The local batch queue under load (issue 15 item 9), against `labgate serve` as a user runs
+// it (the real CLI in its own process, its SQLite in a temp folder) in front of the fast
+// mock upstream (its own process):
+//   1. a 10,000-item batch: items per second from create to completed, and labgate's CPU
+//      per item (utime + stime of the gateway process from /proc over that time: upload
+//      checking excluded, validation, the items, the result files and the status polls
+//      included);
+//   2. interactive TTFB (streaming chat, paced requests on one connection) without a batch,
+//      then while a big batch runs: p50/p95 and the ratio of the p95s (target: within 20%).
+// Standalone: node bench/batch.ts (BENCH_QUICK=1 for a short run).
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Client } from "undici";
+import { cpuSnapshot, cpuUsage } from "./lib/cpu.ts";
+import { quantile } from "./lib/load.ts";
+import { startServer, type ServerHandle } from "./lib/spawn.ts";
+import { fixed, int, table, verdict } from "./lib/table.ts";
+
+const BIN = fileURLToPath(new URL("../bin/labgate.js", import.meta.url));
+/** p95 TTFB with a batch running over without: at most this. */
+export const GOAL_TTFB_RATIO = 1.2;
+const CLK_TCK = 100;
+
+export interface BatchBenchOptions {
+  items: number;
+  /** Items of the batch that runs during the interactive measurement (cancelled at its end). */
+  backgroundItems: number;
+  /** Interactive requests per phase, one every `intervalMs` on one connection. */
+  interactive: number;
+  intervalMs: number;
+  /** Batch items in flight (profile concurrency and the provider's batch cap). */
+  concurrency: number;
+  log: (line: string) => void;
+}
+
+export const DEFAULT_BATCH_OPTIONS: BatchBenchOptions = {
+  items: 10_000,
+  backgroundItems: 50_000,
+  interactive: 400,
+  intervalMs: 20,
+  concurrency: 16,
+  log: (line) => console.error(line),
+};
+
+export interface BatchReport {
+  options: Omit<BatchBenchOptions, "log">;
+  items: number;
+  seconds: number;
+  itemsPerS: number;
+  cpuUsPerItem: number;
+  /** % of one core the gateway used during the batch. */
+  gatewayPct: number;
+  /** % of one core used by other processes on the machine meanwhile (noise). */
+  foreignPct: number;
+  outputLines: number;
+  idle: TtfbStats;
+  busy: TtfbStats;
+  /** Batch items that ended while the busy phase was measured. */
+  busyItems: number;
+  ttfbRatio: number;
+}
+
+export interface TtfbStats {
+  count: number;
+  p50Ms: number;
+  p95Ms: number;
+  maxMs: number;
+}
+
+export async function benchBatch(partial: Partial<BatchBenchOptions> = {}): Promise<BatchReport> {
+  const o: BatchBenchOptions = { ...DEFAULT_BATCH_OPTIONS, ...partial };
+  const log = o.log;
+  const dir = mkdtempSync(join(tmpdir(), "labgate-bench-batch-"));
+  let mock: ServerHandle | undefined;
+  let gw: ChildProcess | undefined;
+  try {
+    mock = await startServer("mock");
+    const port = await freePort();
+    const config = join(dir, "labgate.yaml");
+    writeFileSync(
+      config,
+      `server: {host: 127.0.0.1, port: ${port}}
+providers: {mock: {type: llamacpp, base_url: "${mock.url}"}}
+models: {bench: {deployments: [{provider: mock, model: mock-model}]}}
+batch: {provider_concurrency: ${o.concurrency}}
+batch_profiles: {bench: {concurrency: ${o.concurrency}}}
+`,
+    );
+    log(`batch bench: starting labgate serve on port ${port}`);
+    gw = spawn(process.execPath, [BIN, "serve", "--config", config, "--data-dir", join(dir, "data")], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, LABGATE_LOG_LEVEL: "warn" },
+    });
+    const base = `http://127.0.0.1:${port}`;
+    await waitForHealth(base, gw);
+    const gwPid = gw.pid!;
+
+    // 1. The 10,000-item batch.
+    const fileId = await upload(base, o.items, "bench");
+    const snap0 = cpuSnapshot([gwPid, process.pid, mock.pid]);
+    const t0 = performance.now();
+    const id = await createBatch(base, fileId);
+    log(`batch bench: ${o.items} items in ${id}`);
+    const done = await waitForEnd(base, id, 100);
+    const seconds = (performance.now() - t0) / 1000;
+    const snap1 = cpuSnapshot([gwPid, process.pid, mock.pid]);
+    if (done.status !== "completed" || done.request_counts.completed !== o.items) throw new Error(`batch ${id} ended ${done.status} with ${JSON.stringify(done.request_counts)}`);
+    const gwJiffies = snap1.pids.get(gwPid)! - snap0.pids.get(gwPid)!;
+    const usage = cpuUsage(snap0, snap1, gwPid);
+    const output = await (await fetch(`${base}/v1/files/${done.output_file_id}/content`)).text();
+    const outputLines = output.split("\n").filter(Boolean).length;
+    if (outputLines !== o.items) throw new Error(`output file has ${outputLines} lines, expected ${o.items}`);
+
+    // 2. Interactive TTFB without, then with a batch running.
+    const client = new Client(base, { pipelining: 1, keepAliveTimeout: 60_000 });
+    try {
+      await ttfbRun(client, 50, o.intervalMs); // warm-up
+      log(`batch bench: interactive TTFB, no batch (${o.interactive} requests, one every ${o.intervalMs} ms)`);
+      const idle = await ttfbRun(client, o.interactive, o.intervalMs);
+      const bgFile = await upload(base, o.backgroundItems, "bg");
+      const bg = await createBatch(base, bgFile);
+      await waitFor(async () => (await getBatch(base, bg)).request_counts.completed > 0, 30_000);
+      const before = (await getBatch(base, bg)).request_counts.completed;
+      log(`batch bench: interactive TTFB while ${bg} runs`);
+      const busy = await ttfbRun(client, o.interactive, o.intervalMs);
+      const after = await getBatch(base, bg);
+      if (after.status !== "in_progress") log(`batch bench: WARNING the background batch was ${after.status} before the interactive phase ended; make backgroundItems larger`);
+      await fetch(`${base}/v1/batches/${bg}/cancel`, { method: "POST" });
+      return {
+        options: { ...o, log: undefined } as unknown as Omit<BatchBenchOptions, "log">,
+        items: o.items,
+        seconds,
+        itemsPerS: o.items / seconds,
+        cpuUsPerItem: ((gwJiffies / CLK_TCK) * 1e6) / o.items,
+        gatewayPct: usage.sutPct,
+        foreignPct: usage.foreignPct,
+        outputLines,
+        idle,
+        busy,
+        busyItems: after.request_counts.completed - before,
+        ttfbRatio: busy.p95Ms / idle.p95Ms,
+      };
+    } finally {
+      await client.close();
+    }
+  } finally {
+    if (gw && gw.exitCode === null) {
+      const gone = new Promise((r) => gw!.once("exit", r));
+      gw.kill("SIGTERM");
+      const t = setTimeout(() => gw!.kill("SIGKILL"), 10_000);
+      await gone;
+      clearTimeout(t);
+    }
+    await mock?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface BatchObject {
+  id: string;
+  status: string;
+  output_file_id: string | null;
+  request_counts: { total: number; completed: number; failed: number };
+}
+
+async function upload(base: string, items: number, tag: string): Promise<string> {
+  const lines: string[] = [];
+  for (let i = 0; i < items; i++) {
+    lines.push(JSON.stringify({ custom_id: `${tag}-${i}`, method: "POST", url: "/v1/chat/completions", body: { model: "bench", messages: [{ role: "user", content: `item ${i}` }], max_tokens: 16 } }));
+  }
+  const form = new FormData();
+  form.append("purpose", "batch");
+  form.append("file", new Blob([lines.join("\n") + "\n"]), `${tag}.jsonl`);
+  const res = await fetch(`${base}/v1/files`, { method: "POST", body: form });
+  if (!res.ok) throw new Error(`upload: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+async function createBatch(base: string, fileId: string): Promise<string> {
+  const res = await fetch(`${base}/v1/batches`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { profile: "bench" } }),
+  });
+  if (!res.ok) throw new Error(`create: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+async function getBatch(base: string, id: string): Promise<BatchObject> {
+  return (await (await fetch(`${base}/v1/batches/${id}`)).json()) as BatchObject;
+}
+
+async function waitForEnd(base: string, id: string, everyMs: number): Promise<BatchObject> {
+  const deadline = performance.now() + 10 * 60_000;
+  for (;;) {
+    const b = await getBatch(base, id);
+    if (["completed", "failed", "expired", "cancelled"].includes(b.status)) return b;
+    if (performance.now() > deadline) throw new Error(`batch ${id} still ${b.status} after 10 minutes`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function waitFor(cond: () => Promise<boolean>, ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!(await cond())) {
+    if (performance.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function waitForHealth(base: string, child: ChildProcess): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`labgate serve exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${base}/health`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (performance.now() > deadline) throw new Error("labgate serve did not answer /health in 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const STREAM_BODY = JSON.stringify({ model: "bench", messages: [{ role: "user", content: "interactive" }], stream: true });
+
+/** `count` streaming requests, one every `intervalMs` (or right after the previous one when it took longer); TTFB = send to first body byte. */
+async function ttfbRun(client: Client, count: number, intervalMs: number): Promise<TtfbStats> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    const res = await client.request({ path: "/v1/chat/completions", method: "POST", headers: { "content-type": "application/json" }, body: STREAM_BODY });
+    let first: number | undefined;
+    for await (const _chunk of res.body) first ??= performance.now();
+    if (res.statusCode !== 200 || first === undefined) throw new Error(`interactive request: status ${res.statusCode}`);
+    samples.push(first - start);
+    const wait = intervalMs - (performance.now() - start);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  const sorted = Float64Array.from(samples).sort();
+  return { count: samples.length, p50Ms: quantile(sorted, 0.5), p95Ms: quantile(sorted, 0.95), maxMs: sorted.at(-1)! };
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+export function formatBatchReport(r: BatchReport): string {
+  const o = r.options;
+  const out: string[] = [];
+  out.push(
+    `labgate serve (own process, SQLite in a temp folder) in front of the fast mock upstream (own process); profile concurrency and provider batch cap ${o.concurrency}; nothing pinned.`,
+  );
+  out.push("");
+  out.push(
+    table(
+      ["batch", "items", "seconds", "items/s", "labgate CPU µs/item", "labgate CPU % of a core", "other processes %", "output lines"],
+      [[`${int(r.items)} chat items`, int(r.items), fixed(r.seconds, 1), int(r.itemsPerS), int(r.cpuUsPerItem), fixed(r.gatewayPct, 0), fixed(r.foreignPct, 0), int(r.outputLines)]],
+    ),
+  );
+  out.push("");
+  out.push(
+    table(
+      ["interactive TTFB (stream, 1 connection)", "requests", "p50 ms", "p95 ms", "max ms"],
+      [
+        ["no batch", int(r.idle.count), fixed(r.idle.p50Ms, 2), fixed(r.idle.p95Ms, 2), fixed(r.idle.maxMs, 1)],
+        [`batch running (${int(r.busyItems)} items ended meanwhile)`, int(r.busy.count), fixed(r.busy.p50Ms, 2), fixed(r.busy.p95Ms, 2), fixed(r.busy.maxMs, 1)],
+      ],
+    ),
+  );
+  out.push("");
+  out.push(table(["goal", "measured", "target", "result"], [["p95 TTFB with a batch / without", fixed(r.ttfbRatio, 2), `<= ${GOAL_TTFB_RATIO}`, verdict(r.ttfbRatio <= GOAL_TTFB_RATIO)]]));
+  return out.join("\n");
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const quick = process.env.BENCH_QUICK === "1";
+  const report = await benchBatch(quick ? { items: 2000, backgroundItems: 20_000, interactive: 150 } : {});
+  console.log(formatBatchReport(report));
+}
