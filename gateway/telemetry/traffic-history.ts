@@ -53,6 +53,8 @@ export interface TrafficSnapshot {
   /** The window covered, bucket-aligned: [from, to). */
   from: number;
   to: number;
+  /** When this history began (the gateway's start): nothing before it is known, so a chart may start there. */
+  since: number;
   recent_ms: number;
   providers: ProviderTraffic[];
 }
@@ -137,12 +139,14 @@ export class TrafficHistory {
   private readonly recentBuckets: number;
   private readonly now: () => number;
   private readonly rings = new Map<string, Ring>();
+  private readonly since: number;
 
   constructor(opts: TrafficHistoryOptions = {}) {
     this.bucketMs = opts.bucketMs ?? DEFAULT_BUCKET_MS;
     this.slots = Math.max(1, Math.ceil((opts.windowMs ?? DEFAULT_WINDOW_MS) / this.bucketMs));
     this.recentBuckets = Math.max(1, Math.min(this.slots, Math.ceil((opts.recentMs ?? DEFAULT_RECENT_MS) / this.bucketMs)));
     this.now = opts.now ?? Date.now;
+    this.since = this.now();
   }
 
   /** Counts one request where it ended (not where it began: a long stream belongs to the minute it finished). Runs per request. */
@@ -198,7 +202,7 @@ export class TrafficHistory {
       });
     }
     providers.sort((a, b) => (a.provider < b.provider ? -1 : a.provider > b.provider ? 1 : 0));
-    return { object: "traffic", bucket_ms: this.bucketMs, from, to, recent_ms: this.recentBuckets * this.bucketMs, providers };
+    return { object: "traffic", bucket_ms: this.bucketMs, from, to, since: this.since, recent_ms: this.recentBuckets * this.bucketMs, providers };
   }
 
   /** Providers remembered (for tests of the memory bound). */

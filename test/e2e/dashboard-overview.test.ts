@@ -4,7 +4,7 @@
 // and green again when it is back, in light and dark; GET /admin/traffic behind the admin key.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, type TestBrowser } from "../fixtures/browser.ts";
-import { startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
+import { seededRandom, startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
 import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
 
 const config = (alpha: string, beta: string) => `
@@ -28,6 +28,8 @@ const ask = async (gw: TestGateway, model: string, stream = false, headers: Reco
   await res.text();
 };
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 describe("dashboard overview", () => {
   let browser: TestBrowser;
   let alpha: FakeOpenAI;
@@ -43,8 +45,9 @@ describe("dashboard overview", () => {
     await beta?.close();
   });
 
-  it("shows each provider's traffic and TTFB, and a killed upstream's tile goes down and comes back", async () => {
+  it("shows each provider's traffic and TTFB, and a killed upstream's tile goes down and comes back", { timeout: 60_000 }, async () => {
     const gw = await startGateway(config(alpha.v1, beta.v1), { healthIntervalMs: 300 });
+    let traffic: ReturnType<typeof startTraffic> | undefined;
     try {
       const { page, errors, context } = await browser.open(`${gw.url}/ui/#/overview`);
       const tile = (name: string) => page.getByTestId(`provider-tile-${name}`);
@@ -64,14 +67,17 @@ describe("dashboard overview", () => {
         await expect.poll(() => chart.getAttribute("data-points"), { timeout: 10_000 }).not.toBe("0");
         expect(await chart.locator("canvas").count()).toBe(1);
         // The readout names the newest bucket's TTFB: a number of ms, not a dash.
-        expect(await chart.locator(".ttfb-chart-readout").textContent()).toMatch(/^latest: p50 [\d.]+ ms · p95 [\d.]+ ms$/);
+        expect(await chart.locator(".ttfb-chart-readout").textContent()).toMatch(/^latest: p50 [\d.]+ m?s · p95 [\d.]+ m?s$/);
       }
       // Today's totals come from the request log.
       await expect.poll(() => page.getByTestId("total-requests").locator(".stat-tile-value").textContent(), { timeout: 10_000 }).toBe("8");
       expect(await page.getByTestId("total-errors").locator(".stat-tile-value").textContent()).toBe("0");
 
+      // Steady traffic from here on (beta's paused while it is away), so the charts move.
+      traffic = startTraffic(gw);
       // The upstream goes away: its health probe fails and its tile turns red, the other stays green.
       const betaPort = Number(new URL(beta.url).port);
+      await traffic.pauseBeta();
       await beta.close();
       await expect.poll(() => tile("beta").getAttribute("data-health"), { timeout: 5_000 }).toBe("down");
       expect(await tile("beta").getByTestId("provider-health").textContent()).toBe("Down");
@@ -79,14 +85,16 @@ describe("dashboard overview", () => {
       await browser.screenshot(page, "overview-down");
       beta = await startFakeOpenAI({ name: "beta", firstByteDelayMs: 60, port: betaPort });
       await expect.poll(() => tile("beta").getAttribute("data-health"), { timeout: 5_000 }).toBe("ok");
+      traffic.resumeBeta();
 
-      // More traffic, seconds later: the charts grow and the totals follow.
-      for (let i = 0; i < 4; i++) {
-        await ask(gw, "chat-alpha", i % 2 === 1);
-        await ask(gw, "chat-beta", i % 2 === 1);
+      // The charts grow bucket by bucket (10 s each) while the page stays open.
+      for (const name of ["alpha", "beta"]) {
+        await expect.poll(async () => Number(await tile(name).locator("figure.ttfb-chart").getAttribute("data-points")), { timeout: 15_000 }).toBeGreaterThan(1);
       }
-      await expect.poll(() => page.getByTestId("total-requests").locator(".stat-tile-value").textContent(), { timeout: 10_000 }).toBe("16");
-      await expect.poll(() => tile("beta").getByTestId("provider-requests").textContent(), { timeout: 10_000 }).toMatch(/^8 requests in the last/);
+      const sent = 8 + (await traffic.stop());
+      traffic = undefined;
+      await expect.poll(() => page.getByTestId("total-requests").locator(".stat-tile-value").textContent(), { timeout: 10_000 }).toBe(String(sent));
+      expect(await page.getByTestId("total-errors").locator(".stat-tile-value").textContent()).toBe("0");
       await browser.screenshot(page, "overview-light");
       expect(errors).toEqual([]);
       await context.close();
@@ -94,14 +102,54 @@ describe("dashboard overview", () => {
       const dark = await browser.open(`${gw.url}/ui/#/overview`, { colorScheme: "dark" });
       const darkChart = dark.page.getByTestId("provider-tile-alpha").locator("figure.ttfb-chart");
       await expect.poll(() => darkChart.getAttribute("data-points"), { timeout: 5_000 }).not.toBe("0");
-      await dark.page.getByTestId("total-requests").getByText("16").waitFor();
+      await dark.page.getByTestId("total-requests").getByText(String(sent)).waitFor();
       await browser.screenshot(dark.page, "overview-dark");
       expect(dark.errors).toEqual([]);
       await dark.context.close();
     } finally {
+      await traffic?.stop().catch(() => {});
       await gw.close();
     }
   });
+
+  /** Requests to alpha and beta in turn, with seeded first-byte delays, until stopped; resolves to how many were sent. */
+  function startTraffic(gw: TestGateway) {
+    const rand = seededRandom(13);
+    let betaOn = true;
+    let stopped = false;
+    let sent = 0;
+    let round: Promise<void> = Promise.resolve();
+    const loop = (async () => {
+      while (!stopped) {
+        round = (async () => {
+          alpha.options.firstByteDelayMs = 10 + Math.round(rand() * 40);
+          await ask(gw, "chat-alpha", rand() < 0.5);
+          sent++;
+          if (betaOn) {
+            beta.options.firstByteDelayMs = 40 + Math.round(rand() * 80);
+            await ask(gw, "chat-beta", rand() < 0.5);
+            sent++;
+          }
+        })();
+        await round;
+        await sleep(150);
+      }
+    })();
+    return {
+      async pauseBeta() {
+        betaOn = false;
+        await round;
+      },
+      resumeBeta() {
+        betaOn = true;
+      },
+      async stop() {
+        stopped = true;
+        await loop;
+        return sent;
+      },
+    };
+  }
 
   it("serves the last hour per provider at /admin/traffic, behind the admin key", async () => {
     const gw = await startGateway(`server: { admin_key: "env:OVERVIEW_ADMIN_KEY" }\n${config(alpha.v1, beta.v1)}`, { env: { OVERVIEW_ADMIN_KEY: "overview-admin" } });

@@ -30,6 +30,7 @@ describe("traffic history", () => {
     expect(s.bucket_ms).toBe(10_000);
     expect(s.to).toBe(now + 10_000);
     expect(s.to - s.from).toBe(3_600_000);
+    expect(s.since).toBe(now - 10_000);
     expect(s.providers.map((p) => p.provider)).toEqual(["cloud", "lab"]);
     const lab = s.providers.find((p) => p.provider === "lab")!;
     expect(lab.points.map((p) => [p.t, p.requests, p.errors])).toEqual([

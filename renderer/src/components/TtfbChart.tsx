@@ -16,6 +16,8 @@ export interface TtfbChartProps {
   from: number;
   to: number;
   bucketMs: number;
+  /** What the span is, for people: "last hour", "since 11:34". */
+  rangeLabel: string;
   height?: number;
 }
 
@@ -79,8 +81,9 @@ function chartOptions(width: number, height: number, onCursor: (idx: number | nu
       y: { range: (_u, _min, max) => [0, max !== null && max > 0 ? max * 1.15 : 100] },
     },
     axes: [
-      { ...axis, space: 60, values: (_u, splits) => splits.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })) },
-      { ...axis, label: "TTFB (ms)", labelSize: 16, size: 44, values: (_u, splits) => splits.map((s) => String(Math.round(s))) },
+      // Ticks on whole minutes only, so no two read the same.
+      { ...axis, space: 60, incrs: [60, 120, 300, 600, 900, 1200, 1800, 3600], values: (_u, splits) => splits.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })) },
+      { ...axis, label: "TTFB (ms)", labelSize: 16, size: 44, space: 24, values: (_u, splits) => splits.map((s) => String(Math.round(s))) },
     ],
     series: [{}, line("p50"), line("p95", [4, 3])],
     hooks: { setCursor: [(u) => onCursor(u.cursor.idx ?? null)] },
@@ -89,7 +92,7 @@ function chartOptions(width: number, height: number, onCursor: (idx: number | nu
 
 const timeOf = (s: number) => new Date(s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
-export function TtfbChart({ name, points, from, to, bucketMs, height = 130 }: TtfbChartProps) {
+export function TtfbChart({ name, points, from, to, bucketMs, rangeLabel, height = 150 }: TtfbChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const scheme = useColorScheme();
@@ -124,14 +127,15 @@ export function TtfbChart({ name, points, from, to, bucketMs, height = 130 }: Tt
   const readout = i >= 0 ? `${cursor !== null && data[1][cursor] != null ? timeOf(data[0][i]!) : "latest"}: p50 ${formatMs(data[1][i])} · p95 ${formatMs(data[2][i])}` : "";
 
   return (
-    <figure className="ttfb-chart" data-points={shown} aria-label={`Time to first byte of ${name} over the last hour`}>
-      <div ref={box} className="ttfb-chart-plot" />
-      {shown === 0 && <p className="ttfb-chart-empty muted">No requests in the last hour</p>}
+    <figure className="ttfb-chart" data-points={shown} aria-label={`Time to first byte of ${name}, ${rangeLabel}`}>
       <figcaption className="ttfb-chart-legend muted">
+        <span className="ttfb-chart-range">TTFB {rangeLabel}</span>
         <span className="ttfb-key ttfb-key-p50" aria-hidden="true" /> p50
         <span className="ttfb-key ttfb-key-p95" aria-hidden="true" /> p95
-        <span className="ttfb-chart-readout num">{readout}</span>
       </figcaption>
+      <div ref={box} className="ttfb-chart-plot" />
+      {shown === 0 && <p className="ttfb-chart-empty muted">No requests {rangeLabel}</p>}
+      <p className="ttfb-chart-readout muted num">{readout}</p>
     </figure>
   );
 }

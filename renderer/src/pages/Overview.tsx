@@ -4,11 +4,11 @@
 // the last hour from /admin/traffic.
 import { StatTile } from "../components/StatTile.tsx";
 import { useLiveStatus } from "../context.tsx";
-import { useProviders } from "../queries.ts";
 import "./overview.css";
 import { formatCount, formatMs, formatPercent, formatRate, formatUsd } from "./overview/format.ts";
 import { ProviderTile } from "./overview/ProviderTile.tsx";
-import { useLiveTraffic, useTodayTotals, useTraffic, type LiveTraffic } from "./overview/queries.ts";
+import { useLiveTraffic, useProvidersEvery2s, useTodayTotals, useTraffic, type LiveTraffic } from "./overview/queries.ts";
+import type { TrafficSnapshot } from "./overview-types.ts";
 
 function Totals({ live }: { live: LiveTraffic }) {
   const today = useTodayTotals();
@@ -25,8 +25,22 @@ function Totals({ live }: { live: LiveTraffic }) {
   );
 }
 
+/** A chart shows at least this much time, even when the gateway started a moment ago. */
+const MIN_CHART_MS = 2 * 60_000;
+
+/**
+ * The charts' time span: the last hour, or since the gateway started when that is
+ * more recent (nothing before is known, and an hour of blank would hide the few points there are).
+ */
+function chartSpan(s: TrafficSnapshot) {
+  const started = s.since - (s.since % s.bucket_ms);
+  const from = Math.max(s.from, Math.min(started, s.to - MIN_CHART_MS));
+  const label = from > s.from ? `since ${new Date(from).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}` : "in the last hour";
+  return { from, to: s.to, bucketMs: s.bucket_ms, recentMs: s.recent_ms, label };
+}
+
 function Providers({ live }: { live: LiveTraffic }) {
-  const providers = useProviders();
+  const providers = useProvidersEvery2s();
   const traffic = useTraffic();
   if (providers.isPending) return <p className="muted">Loading providers…</p>;
   if (providers.isError) return <p className="bad">Providers could not be read: {providers.error.message}</p>;
@@ -39,7 +53,7 @@ function Providers({ live }: { live: LiveTraffic }) {
     );
   }
   const snapshot = traffic.data;
-  const span = snapshot ? { from: snapshot.from, to: snapshot.to, bucketMs: snapshot.bucket_ms, recentMs: snapshot.recent_ms } : undefined;
+  const span = snapshot ? chartSpan(snapshot) : undefined;
   const byName = new Map(snapshot?.providers.map((p) => [p.provider, p]));
   return (
     <div className="overview-providers">

@@ -23,6 +23,8 @@ export interface TrafficSnapshot {
   bucket_ms: number;
   from: number;
   to: number;
+  /** When the gateway began keeping this history. */
+  since: number;
   recent_ms: number;
   providers: ProviderTraffic[];
 }

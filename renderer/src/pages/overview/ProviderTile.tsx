@@ -16,7 +16,7 @@ export interface ProviderTileProps {
   live: { requestsPerS: number; errors: number } | undefined;
   errorWindowS: number;
   traffic: ProviderTraffic | undefined;
-  span: { from: number; to: number; bucketMs: number; recentMs: number } | undefined;
+  span: { from: number; to: number; bucketMs: number; recentMs: number; label: string } | undefined;
 }
 
 export function ProviderTile({ provider: p, groups, live, errorWindowS, traffic, span }: ProviderTileProps) {
@@ -80,7 +80,7 @@ export function ProviderTile({ provider: p, groups, live, errorWindowS, traffic,
         {" · "}
         {panicGroups.length > 0 ? <span className="warn">panic: {panicGroups.join(", ")}</span> : "no panic"}
       </p>
-      {span && <TtfbChart name={p.name} points={traffic?.points ?? []} from={span.from} to={span.to} bucketMs={span.bucketMs} />}
+      {span && <TtfbChart name={p.name} points={traffic?.points ?? []} from={span.from} to={span.to} bucketMs={span.bucketMs} rangeLabel={span.label} />}
     </article>
   );
 }

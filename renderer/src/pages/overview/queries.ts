@@ -5,13 +5,23 @@ import { useQuery } from "@tanstack/react-query";
 import { useCallback, useState } from "react";
 import { useLiveEvent, useServices } from "../../context.tsx";
 import type { LiveEvent } from "../../live.ts";
-import type { SummaryEvent, TrafficView } from "../../types.ts";
+import { keys } from "../../queries.ts";
+import type { ProvidersResponse, SummaryEvent, TrafficView } from "../../types.ts";
 import type { ErrorsAnswer, FallbacksAnswer, SpendAnswer, TodayTotals, TrafficSnapshot } from "../overview-types.ts";
 
 export const overviewKeys = {
   traffic: ["overview", "traffic"] as const,
   today: ["overview", "today"] as const,
 };
+
+/**
+ * The shared providers query, refetched every 2 s while the overview is open: live events
+ * refresh it on every change of state, but in-flight counts change without an event.
+ */
+export function useProvidersEvery2s() {
+  const { client } = useServices();
+  return useQuery({ queryKey: keys.providers, queryFn: () => client.json<ProvidersResponse>("/admin/providers"), refetchInterval: 2_000 });
+}
 
 export function useTraffic() {
   const { client } = useServices();
