@@ -8,6 +8,7 @@ import { RoutesPage } from "./pages/Routes.tsx";
 import { LabPage } from "./pages/Lab.tsx";
 import { RequestsPage } from "./pages/Requests.tsx";
 import { CostsPage } from "./pages/Costs.tsx";
+import { BatchesPage } from "./pages/Batches.tsx";
 
 export const PAGES: { path: string; title: string; render: () => ReactNode }[] = [
   { path: "overview", title: "Overview", render: () => <Overview /> },
@@ -15,6 +16,7 @@ export const PAGES: { path: string; title: string; render: () => ReactNode }[] =
   { path: "lab", title: "Lab", render: () => <LabPage /> },
   { path: "requests", title: "Requests", render: () => <RequestsPage /> },
   { path: "costs", title: "Costs", render: () => <CostsPage /> },
+  { path: "batches", title: "Batches", render: () => <BatchesPage /> },
 ];
 
 function currentPath(): string {
