@@ -164,6 +164,16 @@ export class BatchStore {
     return new Map(rows.map((r) => [r.status, r.n]));
   }
 
+  /** Batches that ended between two times (seconds), and how many of them completed (the readiness gate's batch_success). */
+  endedBetween(fromS: number, toS: number): { ended: number; completed: number } {
+    return this.db
+      .prepare(
+        `SELECT count(*) AS ended, coalesce(sum(status = 'completed'), 0) AS completed FROM batch
+         WHERE status IN ('completed', 'failed', 'expired', 'cancelled') AND coalesce(completed_at, failed_at, expired_at, cancelled_at) BETWEEN ? AND ?`,
+      )
+      .get(fromS, toS) as { ended: number; completed: number };
+  }
+
   /** request_counts: those kept when the batch ended, else counted from its items. */
   counts(batchId: string): RequestCounts {
     const kept = this.db.prepare("SELECT request_total AS total, request_completed AS completed, request_failed AS failed FROM batch WHERE id = ?").get(batchId) as

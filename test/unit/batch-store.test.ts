@@ -58,6 +58,8 @@ describe("batch store", () => {
     expect(s.finish("b1", {}, 5)).toBeUndefined();
     expect(s.batch("b1")).toMatchObject({ status: "cancelled", cancelled_at: 4, output_file_id: out.id, error_file_id: null });
     expect(s.cancel("b1", 6)).toBe(false);
+    expect(s.endedBetween(0, 10)).toEqual({ ended: 1, completed: 0 });
+    expect(s.endedBetween(5, 10)).toEqual({ ended: 0, completed: 0 });
     // An ended batch's items are purged in steps; its counts stay.
     expect(s.purgeEnded(2)).toBe(2);
     expect(s.purgeEnded(2)).toBe(1);
