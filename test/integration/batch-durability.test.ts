@@ -2,13 +2,14 @@
 // in the middle of a batch and started again on the same data folder; the batch resumes
 // and every request ends in the output or error file exactly once.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
+import { startGateway } from "../fixtures/gateway.ts";
 
 const BIN = new URL("../../bin/labgate.js", import.meta.url).pathname;
 
@@ -109,4 +110,48 @@ describe("batch queue durability (the real CLI process)", () => {
     second.child.kill("SIGTERM");
     expect(await exited).toBe(0);
   }, 90_000);
+
+  it("a graceful stop mid-batch puts running items back, a restart finishes them; files no row names are removed at start", async () => {
+    const dataDir = join(dir, "graceful");
+    const yaml = JSON.stringify({
+      providers: { lab: { type: "openai-compatible", base_url: up.v1 } },
+      models: { m: { deployments: [{ provider: "lab", model: "x" }] } },
+      batch_profiles: { steady: { concurrency: 2 } },
+    });
+    const first = await startGateway(yaml, { dataDir });
+    let openai = new OpenAI({ baseURL: first.v1, apiKey: "unused", maxRetries: 0 });
+    const ids = Array.from({ length: 12 }, (_, i) => `g-${i}`);
+    const text = ids.map((id) => JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: id }] } })).join("\n");
+    const file = await openai.files.create({ file: await toFile(Buffer.from(text), "g.jsonl"), purpose: "batch" });
+    const batch = await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { profile: "steady" } });
+    await expect.poll(async () => (await openai.batches.retrieve(batch.id)).request_counts?.completed ?? 0, { timeout: 10_000, interval: 20 }).toBeGreaterThanOrEqual(2);
+    await first.close();
+    const atStop = itemStates(dataDir);
+    expect(atStop.running ?? 0).toBe(0);
+    expect(atStop.pending ?? 0).toBeGreaterThan(0);
+
+    // What a crash between writing a file and recording it would leave, and a half upload.
+    const files = join(dataDir, "files");
+    mkdirSync(files, { recursive: true });
+    writeFileSync(join(files, "file-0123456789abcdef01234567"), "orphan\n");
+    writeFileSync(join(files, ".upload-0123456789abcdef"), "half");
+    writeFileSync(join(files, "notes.txt"), "not labgate's: left alone");
+
+    const second = await startGateway(yaml, { dataDir });
+    try {
+      openai = new OpenAI({ baseURL: second.v1, apiKey: "unused", maxRetries: 0 });
+      expect(existsSync(join(files, "file-0123456789abcdef01234567"))).toBe(false);
+      expect(existsSync(join(files, ".upload-0123456789abcdef"))).toBe(false);
+      expect(existsSync(join(files, "notes.txt"))).toBe(true);
+      expect(existsSync(join(files, file.id))).toBe(true);
+      await expect.poll(async () => (await openai.batches.retrieve(batch.id)).status, { timeout: 15_000, interval: 50 }).toBe("completed");
+      const done = await openai.batches.retrieve(batch.id);
+      expect(done.request_counts).toEqual({ total: 12, completed: 12, failed: 0 });
+      const out = (await (await openai.files.content(done.output_file_id!)).text()).split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { custom_id: string }).custom_id);
+      expect(out).toEqual(ids);
+    } finally {
+      await second.close();
+    }
+  }, 60_000);
 });
+
