@@ -7,7 +7,7 @@ import type { RequestOutcome } from "../../gateway/completion/outcome.ts";
 import { TrafficHistory } from "../../gateway/telemetry/traffic-history.ts";
 import { seededRandom } from "../fixtures/random.ts";
 
-const outcome = (o: Partial<RequestOutcome>): RequestOutcome => ({ provider: "lab", errorClass: null, ttfbMs: 100, ...o }) as RequestOutcome;
+const outcome = (o: Partial<RequestOutcome>): RequestOutcome => ({ provider: "lab", errorClass: null, ttfbMs: 100, totalMs: 0, ...o }) as RequestOutcome;
 
 /** The exact nearest-rank quantile of a sample. */
 const exact = (xs: number[], q: number): number => {
@@ -19,13 +19,13 @@ describe("traffic history", () => {
   it("counts requests and errors per 10 s bucket, and a cancelled request is not an error", () => {
     let now = Date.UTC(2026, 11, 1, 12, 0, 0);
     const h = new TrafficHistory({ now: () => now });
-    h.observe(outcome({}));
-    h.observe(outcome({ errorClass: "server_error", ttfbMs: null }));
-    h.observe(outcome({ errorClass: "cancelled" }));
-    h.observe(outcome({ provider: null })); // never reached a provider
+    h.observe(outcome({ ts: now }));
+    h.observe(outcome({ ts: now, errorClass: "server_error", ttfbMs: null }));
+    h.observe(outcome({ ts: now, errorClass: "cancelled" }));
+    h.observe(outcome({ ts: now, provider: null })); // never reached a provider
     now += 10_000;
-    h.observe(outcome({ provider: "cloud", ttfbMs: 40 }));
-    h.observe(outcome({}));
+    h.observe(outcome({ ts: now, provider: "cloud", ttfbMs: 40 }));
+    h.observe(outcome({ ts: now }));
     const s = h.snapshot();
     expect(s.bucket_ms).toBe(10_000);
     expect(s.to).toBe(now + 10_000);
@@ -45,13 +45,13 @@ describe("traffic history", () => {
   it("rolls buckets out after an hour and reuses their slots", () => {
     let now = Date.UTC(2026, 11, 1, 12, 0, 0);
     const h = new TrafficHistory({ now: () => now });
-    h.observe(outcome({ ttfbMs: 5000 }));
+    h.observe(outcome({ ts: now, ttfbMs: 5000 }));
     now += 30 * 60_000;
-    h.observe(outcome({ ttfbMs: 10 }));
+    h.observe(outcome({ ts: now, ttfbMs: 10 }));
     expect(h.snapshot().providers[0]!.points.map((p) => p.requests)).toEqual([1, 1]);
     // An hour after the first: its slot now holds this bucket, which starts from zero.
     now = Date.UTC(2026, 11, 1, 13, 0, 0);
-    h.observe(outcome({ ttfbMs: 20 }));
+    h.observe(outcome({ ts: now, ttfbMs: 20 }));
     const lab = h.snapshot().providers[0]!;
     expect(lab.points.map((p) => [p.t, p.requests, p.ttfb_p95_ms])).toEqual([
       [Date.UTC(2026, 11, 1, 12, 30, 0), 1, 10],
@@ -61,20 +61,30 @@ describe("traffic history", () => {
     expect(lab.recent.requests).toBe(1);
   });
 
+  it("counts a request in the bucket where it ended, and drops one that ended before the window", () => {
+    const now = Date.UTC(2026, 11, 1, 12, 0, 0);
+    const h = new TrafficHistory({ now: () => now });
+    h.observe(outcome({ ts: now - 45_000, totalMs: 45_000 })); // a long stream that began 45 s ago
+    h.observe(outcome({ ts: now, totalMs: 0 }));
+    // Ended an hour ago: its slot holds the current bucket, which it must not empty.
+    h.observe(outcome({ ts: now - 3_600_000, totalMs: 0 }));
+    expect(h.snapshot().providers[0]!.points.map((p) => [p.t, p.requests])).toEqual([[now, 2]]);
+  });
+
   it("keeps memory fixed: a provider idle for an hour is forgotten, and heavy traffic adds no samples", () => {
     let now = Date.UTC(2026, 11, 1, 12, 0, 0);
     const h = new TrafficHistory({ now: () => now });
     const rand = seededRandom(7);
     for (let i = 0; i < 100_000; i++) {
       now += 50; // 20 requests a second for ~83 minutes
-      h.observe(outcome({ ttfbMs: 1 + rand() * 1000 }));
+      h.observe(outcome({ ts: now, ttfbMs: 1 + rand() * 1000 }));
     }
-    h.observe(outcome({ provider: "gone" }));
+    h.observe(outcome({ ts: now, provider: "gone" }));
     const s = h.snapshot();
     expect(s.providers.find((p) => p.provider === "lab")!.points).toHaveLength(360);
     expect(h.size).toBe(2);
     now += 3_600_000 + 10_000;
-    h.observe(outcome({ provider: "lab" }));
+    h.observe(outcome({ ts: now, provider: "lab" }));
     expect(h.snapshot().providers.map((p) => p.provider)).toEqual(["lab"]);
     expect(h.size).toBe(1);
   });
@@ -88,7 +98,7 @@ describe("traffic history", () => {
       // Log-normal-ish: most fast, a long tail.
       const ms = Math.exp(3 + rand() * 2 + (rand() < 0.05 ? 3 : 0));
       samples.push(ms);
-      h.observe(outcome({ ttfbMs: ms }));
+      h.observe(outcome({ ts: now, ttfbMs: ms }));
     }
     const p = h.snapshot().providers[0]!.points[0]!;
     // Bins are 19% wide and report their middle: within 10% either way.
@@ -103,10 +113,10 @@ describe("traffic history", () => {
     let now = Date.UTC(2026, 11, 1, 12, 0, 0);
     const h = new TrafficHistory({ now: () => now });
     // Two minutes ago: slow, outside the recent minute.
-    h.observe(outcome({ ttfbMs: 9000 }));
+    h.observe(outcome({ ts: now, ttfbMs: 9000 }));
     now += 120_000;
     for (let i = 0; i < 6; i++) {
-      for (let k = 0; k < 10; k++) h.observe(outcome({ ttfbMs: k < 9 ? 50 : 400, errorClass: k === 0 ? "timeout" : null }));
+      for (let k = 0; k < 10; k++) h.observe(outcome({ ts: now, ttfbMs: k < 9 ? 50 : 400, errorClass: k === 0 ? "timeout" : null }));
       now += 10_000;
     }
     now -= 10_000;
