@@ -244,6 +244,12 @@ describe("dashboard: Requests and Costs pages", () => {
         await page.getByRole("radio", { name: "Provider" }).check();
         await byProvider.waitFor();
         await browser.screenshot(page, `costs-${colorScheme}`);
+        // By day over 30 days (the daily rollups): the same sums.
+        await page.getByRole("radio", { name: "30 days" }).check();
+        await page.getByRole("img", { name: /^Spend per day by provider/ }).waitFor();
+        await expect.poll(async () => Number(await page.getByTestId("costs-total-requests").getAttribute("data-value")), { timeout: 20_000 }).toBe(rows.length);
+        expect(Number(await page.getByTestId("costs-total-usd").getAttribute("data-value"))).toBeCloseTo(usd, 6);
+        if (colorScheme === "light") await browser.screenshot(page, "costs-30d-light");
         expect(errors).toEqual([]);
       } finally {
         await context.close();

@@ -78,7 +78,7 @@ export function TierBudgets(props: { tiers: Breakdown[]; budgets: BudgetStatus[]
           </tbody>
         </table>
       )}
-      <p className="muted cost-note">Tokens, spend and $ / 1k: {props.periodLabel.toLowerCase()}. Budgets: today so far, as the gateway counts them.</p>
+      <p className="muted cost-note">Tokens, spend and $ / 1k over the period ({props.periodLabel}); budgets: today so far, as the gateway counts them.</p>
       {providers.length > 0 && (
         <table aria-label="Provider budgets" className="cost-table cost-provider-budgets">
           <thead>
