@@ -54,6 +54,11 @@ export const labModelRoutes =
           }
         }),
       );
+      if (unloaded.length === 0 && only !== undefined && errors.length > 0) {
+        // The one server asked failed to free it: its reason, not "not loaded". (Asked everywhere,
+        // a server that does not know the model may fail too, so there "not loaded" stands.)
+        throw new ApiError(502, `Unloading \`${model}\` failed on ${errors.map((e) => `${e.provider}: ${e.message}`).join("; ")}`, { code: "unload_failed", param: "name" });
+      }
       if (unloaded.length === 0) {
         throw new ApiError(404, `Model \`${model}\` is not loaded${only ? ` on ${only}` : " anywhere labgate can unload it"}.`, { code: "model_not_loaded", param: "name" });
       }
