@@ -251,7 +251,8 @@ describe("batch queue: OpenAI's Batch API on localhost", () => {
     const openai = client(gw.v1);
     const events: { type: string; data: unknown }[] = [];
     gw.gateway.events.subscribe((e) => events.push(e));
-    const ids = Array.from({ length: 30 }, (_, i) => `c-${i}`);
+    // 60 items of 150 ms two at a time take 4.5 s: far longer than reaching 3 and cancelling.
+    const ids = Array.from({ length: 60 }, (_, i) => `c-${i}`);
     const file = await upload(openai, jsonl(ids.map((id) => chatLine(id))));
     const b = await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { profile: "slow" } });
     await expect.poll(async () => (await openai.batches.retrieve(b.id)).request_counts?.completed ?? 0, { timeout: 10_000, interval: 50 }).toBeGreaterThanOrEqual(3);
@@ -266,7 +267,7 @@ describe("batch queue: OpenAI's Batch API on localhost", () => {
     expect(out.length).toBeGreaterThanOrEqual(3);
     expect(errs.length).toBeGreaterThan(0);
     for (const l of errs) expect(l.error!.code).toBe("batch_cancelled");
-    expect(done.request_counts).toEqual({ total: 30, completed: out.length, failed: errs.length });
+    expect(done.request_counts).toEqual({ total: 60, completed: out.length, failed: errs.length });
     // The dashboard can follow: one event per status change.
     const statuses = events.filter((e) => e.type === "batch" && (e.data as { id: string }).id === b.id).map((e) => (e.data as { status: string }).status);
     expect(statuses).toEqual(["validating", "in_progress", "cancelling", "cancelled"]);
@@ -279,7 +280,7 @@ describe("batch queue: OpenAI's Batch API on localhost", () => {
 
   it("a batch past its window is expired with its finished part kept", async () => {
     const up = await lab.fake({ firstByteDelayMs: 300 });
-    const gw = await lab.gateway(config(up.v1, { batch_profiles: { hurry: { completion_window: "2s", concurrency: 1 } } }));
+    const gw = await lab.gateway(config(up.v1, { batch_profiles: { hurry: { completion_window: "3s", concurrency: 1 } } }));
     const openai = client(gw.v1);
     const ids = Array.from({ length: 20 }, (_, i) => `e-${i}`);
     const b = await openai.batches.create({
@@ -288,8 +289,9 @@ describe("batch queue: OpenAI's Batch API on localhost", () => {
       completion_window: "24h",
       metadata: { profile: "hurry" },
     });
-    expect(b.completion_window).toBe("2s");
-    expect(b.expires_at).toBe(b.created_at + 2);
+    // 20 items of 300 ms one at a time need 6 s; the window (whole seconds from created_at) is 2 to 3 s.
+    expect(b.completion_window).toBe("3s");
+    expect(b.expires_at).toBe(b.created_at + 3);
     const done = await waitFor(openai, b.id, ["expired"], 10_000);
     expect(done.expired_at).toBeGreaterThanOrEqual(done.expires_at!);
     const out = await lines(openai, done.output_file_id);
