@@ -161,7 +161,34 @@ describe("route graph", () => {
     ]);
     expect(fallbackChains(groups, 1)[0]).toEqual(["a", "b", "c"]);
     const g = buildRouteGraph([], groups, []);
-    expect(fallbackEdges(g).map((e) => e.id)).toEqual(["fallback:a->b", "fallback:b->c", "fallback:c->d", "fallback:x->y"]);
+    // The chains' arrows, then those only a request for a group inside a chain takes (b's own plan is b, d).
+    expect(fallbackEdges(g).map((e) => e.id)).toEqual(["fallback:a->b", "fallback:b->c", "fallback:c->d", "fallback:x->y", "fallback:b->d", "fallback:y->x"]);
+    expect(fallbackEdges(g).find((e) => e.id === "fallback:c->d")!.data.chains).toEqual(["a", "c"]);
     expect(healthOf(g, "route-node-a")).toBe("off");
+  });
+
+  it("counts arrows per group asked for when the requests per (group, provider that answered) are given", () => {
+    // Two groups share their providers: from the provider pairs alone, qwen's fallbacks to the
+    // cloud cannot be told from llama3.1's; from what answered each group's requests they can.
+    const { providers, groups } = exampleLab();
+    providers[0]!.deployments.push(deployment("qwen#0", "qwen", "qwen2.5-coder:7b"));
+    const withQwen = [...groups, group("qwen", ["gpt-oss:20b-cloud"])];
+    const pairs = [{ from: "ollama", to: "openai", count: 5 }];
+    const answered = [
+      { group: "qwen", provider: "openai", requests: 5 }, // fell back to the cloud
+      { group: "qwen", provider: "ollama", requests: 40 }, // answered at home
+      { group: "llama3.1:latest", provider: "ollama", requests: 9 },
+      { group: "llama3.1:latest", provider: "gone", requests: 2 }, // a provider no longer configured
+      { group: "gpt-oss:20b-cloud", provider: null, requests: 1 }, // nothing was tried
+    ];
+    const counts = (g: RouteGraph) => Object.fromEntries(fallbackEdges(g).map((e) => [`${e.data.from}->${e.data.to}`, e.data.count]));
+    const exact = buildRouteGraph(providers, withQwen, pairs, { answered });
+    expect(counts(exact)).toEqual({ "llama3.1:latest->llama-cpp-default": 0, "llama-cpp-default->gpt-oss:20b-cloud": 0, "qwen->gpt-oss:20b-cloud": 5 });
+    expect(exact.unattributed).toBe(2);
+    // Pairs only: the first chain that explains the pair gets it.
+    expect(counts(buildRouteGraph(providers, withQwen, pairs))).toEqual({ "llama3.1:latest->llama-cpp-default": 5, "llama-cpp-default->gpt-oss:20b-cloud": 5, "qwen->gpt-oss:20b-cloud": 0 });
+    // Down the whole chain: every arrow on the way counts the request.
+    const deep = buildRouteGraph(providers, withQwen, [], { answered: [{ group: "llama3.1:latest", provider: "openai", requests: 3 }, { group: "llama3.1:latest", provider: "llama-cpp-native", requests: 4 }] });
+    expect(counts(deep)).toMatchObject({ "llama3.1:latest->llama-cpp-default": 7, "llama-cpp-default->gpt-oss:20b-cloud": 3 });
   });
 });

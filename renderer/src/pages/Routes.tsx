@@ -7,7 +7,7 @@ import { useCallback, useMemo, useState } from "react";
 import { useProviders } from "../queries.ts";
 import { buildRouteGraph, healthWord, type Health, type RouteGraph } from "./routes/route-graph.ts";
 import { RouteDetails } from "./routes/route-details.tsx";
-import { useFallbackCounts, type FallbacksAnswer } from "./routes/route-queries.ts";
+import { useRouteTraffic, type RouteTraffic } from "./routes/route-queries.ts";
 import { badgeClass, edgeTypes, nodeTypes } from "./routes/route-views.tsx";
 import "./routes.css";
 
@@ -21,7 +21,7 @@ const HEALTH_LEGEND: { health: Health; meaning: string }[] = [
   { health: "off", meaning: "provider disabled" },
 ];
 
-function sinceText(answer: FallbacksAnswer | undefined): string {
+function sinceText(answer: RouteTraffic | undefined): string {
   if (!answer) return "the last hour";
   return `since ${new Date(answer.from).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
 }
@@ -36,10 +36,10 @@ function flowEdges(graph: RouteGraph): Edge[] {
 
 export function RoutesPage() {
   const providers = useProviders();
-  const fallbacks = useFallbackCounts();
+  const traffic = useRouteTraffic();
   const graph = useMemo(
-    () => (providers.data ? buildRouteGraph(providers.data.data, providers.data.groups, fallbacks.data?.data ?? []) : undefined),
-    [providers.data, fallbacks.data],
+    () => (providers.data ? buildRouteGraph(providers.data.data, providers.data.groups, traffic.data?.pairs ?? [], { answered: traffic.data?.answered }) : undefined),
+    [providers.data, traffic.data],
   );
   // Only selection is kept from xyflow's changes: positions come from the layout.
   const [selectedId, setSelectedId] = useState<string | null>(null);
@@ -68,8 +68,8 @@ export function RoutesPage() {
         </ul>
       </div>
       <p className="muted routes-explain">
-        A request for a group is tried on its deployments, then its overflow, then along the arrows to the next group. Numbers on the arrows: requests that fell back {sinceText(fallbacks.data)}
-        {fallbacks.isError ? " (not available: the analytics query failed)" : ""}.
+        A request for a group is tried on its deployments, then its overflow, then along the arrows to the next group. Numbers on the arrows: requests that fell back {sinceText(traffic.data)}
+        {traffic.isError ? " (not available: the analytics query failed)" : ""}.
         {graph && graph.unattributed > 0 ? ` ${graph.unattributed.toLocaleString()} more fell back between providers no longer configured.` : ""}
       </p>
       {providers.isError && !providers.data ? (

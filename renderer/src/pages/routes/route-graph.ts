@@ -181,6 +181,16 @@ export function fallbackChains(groups: readonly GroupView[], maxDepth: number): 
   return chains;
 }
 
+/**
+ * Requests per (group asked for, provider that answered or was tried last): the spend
+ * analytics split by model and provider (GET /admin/analytics/spend?group_by=provider,model).
+ */
+export interface AnsweredCount {
+  group: string;
+  provider: string | null;
+  requests: number;
+}
+
 interface CountPlacement {
   edges: Map<string, number>;
   withinGroup: Map<string, number>;
@@ -189,16 +199,44 @@ interface CountPlacement {
 
 const edgeKey = (from: string, to: string): string => `${from}\u0001${to}`;
 
+function credit(edges: Map<string, number>, plan: readonly string[], upTo: number, n: number): void {
+  for (let k = 0; k < upTo; k++) {
+    const key = edgeKey(plan[k]!, plan[k + 1]!);
+    edges.set(key, (edges.get(key) ?? 0) + n);
+  }
+}
+
 /**
- * The analytics count fallbacks per (first provider -> provider that answered), not per
- * group: each pair goes on the first chain where a group served by the first provider
- * comes before one served by the second, and counts on every arrow between them (a
- * request from the head that ended two steps down crossed both). A pair both of whose
- * providers serve one group and no later one stayed inside it (a retry or overflow).
+ * Arrows from the requests per (group asked for -> provider that answered): one answered
+ * by a provider its own group lacks went down the group's plan to the first group served
+ * by that provider, crossing every arrow on the way. Exact per group, except when the
+ * provider also serves the group asked for (it cannot be told from a direct answer).
  */
-function placeCounts(counts: readonly FallbackCount[], chains: readonly string[][], providersOf: ReadonlyMap<string, Set<string>>): CountPlacement {
-  const edges = new Map<string, number>();
+function countsFromAnswers(answers: readonly AnsweredCount[], plans: ReadonlyMap<string, string[]>, providersOf: ReadonlyMap<string, Set<string>>, edges: Map<string, number>): number {
+  let unattributed = 0;
+  for (const a of answers) {
+    const own = providersOf.get(a.group);
+    // Nothing tried, a group no longer configured, or answered in the group itself.
+    if (!(a.requests > 0) || a.provider === null || own === undefined || own.has(a.provider)) continue;
+    const provider = a.provider;
+    const plan = plans.get(a.group) ?? [];
+    const j = plan.findIndex((g) => providersOf.get(g)?.has(provider));
+    if (j > 0) credit(edges, plan, j, a.requests);
+    else unattributed += a.requests;
+  }
+  return unattributed;
+}
+
+/**
+ * Arrows from the fallback analytics alone, which count per (first provider -> provider
+ * that answered), not per group: each pair goes on the first plan where a group served by
+ * the first provider comes before one served by the second, on every arrow between them.
+ * A pair both of whose providers serve one group and no plan explains stayed inside that
+ * group (a retry or overflow).
+ */
+function placePairs(counts: readonly FallbackCount[], plans: readonly string[][], providersOf: ReadonlyMap<string, Set<string>>): CountPlacement {
   const withinGroup = new Map<string, number>();
+  const edges = new Map<string, number>();
   let unattributed = 0;
   const serves = (group: string, provider: string): boolean => providersOf.get(group)?.has(provider) ?? false;
   for (const c of counts) {
@@ -210,18 +248,13 @@ function placeCounts(counts: readonly FallbackCount[], chains: readonly string[]
     const from = c.from;
     const to = c.to;
     let placed = false;
-    for (const chain of chains) {
-      for (let i = 0; i < chain.length && !placed; i++) {
-        if (!serves(chain[i]!, from)) continue;
-        for (let j = i + 1; j < chain.length; j++) {
-          if (!serves(chain[j]!, to)) continue;
-          for (let k = i; k < j; k++) {
-            const key = edgeKey(chain[k]!, chain[k + 1]!);
-            edges.set(key, (edges.get(key) ?? 0) + c.count);
-          }
-          placed = true;
-          break;
-        }
+    for (const plan of plans) {
+      for (let i = 0; i < plan.length && !placed; i++) {
+        if (!serves(plan[i]!, from)) continue;
+        const j = plan.findIndex((g, k) => k > i && serves(g, to));
+        if (j < 0) continue;
+        credit(edges, plan.slice(i), j - i, c.count);
+        placed = true;
       }
       if (placed) break;
     }
@@ -249,7 +282,12 @@ export function buildRouteGraph(
   providers: readonly ProviderView[],
   groups: readonly GroupView[],
   fallbackCounts: readonly FallbackCount[],
-  opts: { maxFallbackDepth?: number } = {},
+  opts: {
+    /** router.max_fallback_depth (the admin API does not say; the config's default). */
+    maxFallbackDepth?: number;
+    /** Requests per (group asked for, provider that answered): exact arrow counts per group when given. */
+    answered?: readonly AnsweredCount[];
+  } = {},
 ): RouteGraph {
   const maxDepth = opts.maxFallbackDepth ?? 5;
   const byName = new Map(groups.map((g) => [g.name, g]));
@@ -268,16 +306,29 @@ export function buildRouteGraph(
   const healthOf = new Map(groups.map((g) => [g.name, groupHealth(members.get(g.name)!, g.panic)]));
 
   const chains = fallbackChains(groups, maxDepth);
-  const placed = placeCounts(fallbackCounts, chains, providersOf);
+  // Every group with fallbacks has its own plan (a request for it may take other arrows
+  // than the chain it sits in): the chains' heads first, then the others in config order.
+  const heads = new Set(chains.map((c) => c[0]!));
+  const plans = new Map<string, string[]>();
+  for (const g of [...groups.filter((x) => heads.has(x.name)), ...groups.filter((x) => !heads.has(x.name))]) {
+    if (g.fallbacks.length > 0) plans.set(g.name, fallbackPlan(g.name, byName, maxDepth));
+  }
+  let placed = placePairs(fallbackCounts, [...plans.values()], providersOf);
+  if (opts.answered) {
+    // Exact per group: the pairs then say only what stayed inside a group.
+    const edges = new Map<string, number>();
+    const unattributed = countsFromAnswers(opts.answered, plans, providersOf, edges);
+    placed = { edges, withinGroup: placed.withinGroup, unattributed };
+  }
 
-  // Arrows: consecutive groups of each chain, once each, with the chains they belong to.
+  // Arrows: consecutive groups of each plan, once each, with the groups whose requests take them.
   const arrows = new Map<string, { from: string; to: string; chains: string[] }>();
-  for (const chain of chains) {
-    for (let k = 0; k + 1 < chain.length; k++) {
-      const key = edgeKey(chain[k]!, chain[k + 1]!);
+  for (const [head, plan] of plans) {
+    for (let k = 0; k + 1 < plan.length; k++) {
+      const key = edgeKey(plan[k]!, plan[k + 1]!);
       const a = arrows.get(key);
-      if (a) a.chains.push(chain[0]!);
-      else arrows.set(key, { from: chain[k]!, to: chain[k + 1]!, chains: [chain[0]!] });
+      if (a) a.chains.push(head);
+      else arrows.set(key, { from: plan[k]!, to: plan[k + 1]!, chains: [head] });
     }
   }
 

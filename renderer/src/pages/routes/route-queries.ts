@@ -1,10 +1,12 @@
-// The Routes page's own query: how many requests fell back, per (first provider ->
-// provider that answered), over the last hour (GET /admin/analytics/fallbacks).
+// The Routes page's own query, over the last hour: how many requests fell back per (first
+// provider -> provider that answered) (GET /admin/analytics/fallbacks), and which provider
+// answered each group's requests (GET /admin/analytics/spend by provider and model), which
+// places cross-group fallbacks on the right arrows even where groups share providers.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useRef } from "react";
 import { useLiveEvent, useServices } from "../../context.tsx";
 import type { LiveEvent } from "../../live.ts";
-import type { FallbackCount } from "./route-graph.ts";
+import type { AnsweredCount, FallbackCount } from "./route-graph.ts";
 
 export interface FallbacksAnswer {
   object: "analytics.fallbacks";
@@ -14,17 +16,37 @@ export interface FallbacksAnswer {
   data: (FallbackCount & { success: number; failure: number; success_rate: number })[];
 }
 
+interface SpendAnswer {
+  object: "analytics.spend";
+  series: { key: { provider?: string | null; model?: string | null }; total: { requests: number } }[];
+}
+
+export interface RouteTraffic {
+  /** The start of the counted range: the hour the last hour began in (hourly rollups). */
+  from: number;
+  pairs: FallbackCount[];
+  answered: AnsweredCount[];
+}
+
 const HOUR_MS = 3_600_000;
 /** Soonest refresh after traffic (the analytics query runs in a worker; cheap, but not free). */
 const REFRESH_MS = 2_000;
-export const fallbacksKey = ["routes", "fallbacks"] as const;
+export const trafficKey = ["routes", "traffic"] as const;
 
-export function useFallbackCounts() {
+export function useRouteTraffic() {
   const { client } = useServices();
   const queries = useQueryClient();
   const query = useQuery({
-    queryKey: fallbacksKey,
-    queryFn: ({ signal }) => client.json<FallbacksAnswer>(`/admin/analytics/fallbacks?from=${Date.now() - HOUR_MS}`, { signal }),
+    queryKey: trafficKey,
+    queryFn: async ({ signal }): Promise<RouteTraffic> => {
+      const from = Date.now() - HOUR_MS;
+      const [fallbacks, spend] = await Promise.all([
+        client.json<FallbacksAnswer>(`/admin/analytics/fallbacks?from=${from}&limit=1000`, { signal }),
+        client.json<SpendAnswer>(`/admin/analytics/spend?from=${from}&group_by=provider,model&limit=1000`, { signal }),
+      ]);
+      const answered = spend.series.flatMap((s) => (s.key.model ? [{ group: s.key.model, provider: s.key.provider ?? null, requests: s.total.requests }] : []));
+      return { from: fallbacks.from, pairs: fallbacks.data, answered };
+    },
     refetchInterval: 15_000,
   });
   // Requests are flowing (the summary each second says so): count again, at most every
@@ -34,11 +56,11 @@ export function useFallbackCounts() {
   const onSummary = useCallback(
     (e: LiveEvent) => {
       if (((e.data as { requests?: number }).requests ?? 0) === 0 || trailing.current) return;
-      const since = Date.now() - (queries.getQueryState(fallbacksKey)?.dataUpdatedAt ?? 0);
+      const since = Date.now() - (queries.getQueryState(trafficKey)?.dataUpdatedAt ?? 0);
       trailing.current = setTimeout(
         () => {
           trailing.current = undefined;
-          void queries.invalidateQueries({ queryKey: fallbacksKey });
+          void queries.invalidateQueries({ queryKey: trafficKey });
         },
         Math.max(0, REFRESH_MS - since),
       );
