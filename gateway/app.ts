@@ -158,6 +158,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const redactor = new Redactor({ onFullText: (text, info) => log.debug({ ...info, upstream_message: text }, "upstream error (full text)") });
   // Heavy adapter modules (the embedded engine's, Ollama's) only for configurations that have such a provider.
   const adapterModules = await loadAdapterModules(Object.values(config.providers).map((pc) => pc.type));
+  // The one source of ids: request ids, and the response ids adapters make.
+  const ids = new IdSource();
 
   /** A provider's runtime from its config: secrets resolved, adapter built, the operator's last toggle applied. */
   const buildProvider = (name: string, pc: ProviderConfig): ProviderRuntime => {
@@ -179,7 +181,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       return new ProviderRuntime({ name, config: pc, unavailableReason: `secret not resolved (${problems.join("; ")})`, enabled });
     }
     try {
-      const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir, modules: adapterModules, redactor });
+      const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir, modules: adapterModules, redactor, ids });
       // A launched server's traffic waits for it to be healthy (or starts it, on demand).
       return new ProviderRuntime({ name, config: pc, adapter: pc.launch ? processes.add(name, pc, adapter) : adapter, enabled });
     } catch (err) {
@@ -245,7 +247,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   const completions = new TrackedCompletionService({
     router,
-    ids: new IdSource(),
+    ids,
     onInternalError: (err) => log.error({ err }, "request failed inside labgate"),
   });
   // What happened to each request has one source; these are its consumers.

@@ -3,6 +3,7 @@
 import type { ProviderConfig, ProviderType } from "../config/schema.ts";
 import { DEMO_MODELS_DIR } from "../config/defaults.ts";
 import type { SecretResolver } from "../config/secrets.ts";
+import type { IdSource } from "../store/ids.ts";
 import { createAnthropicAdapter } from "./anthropic/adapter.ts";
 import { createAzureAdapter } from "./azure/adapter.ts";
 import { LazyAdapter } from "./lazy-adapter.ts";
@@ -32,6 +33,8 @@ export interface AdapterContext {
    * provider of a type not among them gets a LazyAdapter that imports it now.
    */
   modules?: AdapterModules;
+  /** The gateway's one id source: adapters that make response or tool-call ids draw them from it. */
+  ids?: IdSource;
 }
 
 /**
@@ -121,7 +124,7 @@ export function createAdapter(ctx: AdapterContext): ProviderAdapter {
     case "anthropic":
       return createAnthropicAdapter({ name, baseUrl, apiKey: secrets.api_key ?? "", extraHeaders, redactor });
     case "ollama":
-      return heavyAdapter(ctx, "ollama", (m) => m.createOllamaAdapter({ name, baseUrl, extraHeaders, redactor }));
+      return heavyAdapter(ctx, "ollama", (m) => m.createOllamaAdapter({ name, baseUrl, extraHeaders, redactor, ids: ctx.ids }));
     case "embedded":
       // The user's models folder; while it holds no GGUF, the demo model shipped with labgate
       // answers instead (only for the default folder: a models_dir named in the config is taken as meant).
@@ -130,6 +133,7 @@ export function createAdapter(ctx: AdapterContext): ProviderAdapter {
           name,
           config,
           modelsDir: config.models_dir ?? ctx.defaultModelsDir,
+          ids: ctx.ids,
           ...(config.models_dir === undefined ? { demoDir: DEMO_MODELS_DIR } : {}),
         }),
       );

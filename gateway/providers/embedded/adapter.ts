@@ -7,6 +7,7 @@ import { EmbeddedEngine, EngineError, type Generation, type GpuSetting, type Mod
 import { GgufCatalog, type GgufModel, type ScanResult } from "../../../native/gguf.ts";
 import { DEFAULT_CONTEXT_CAP, type Prompt, type SamplingParams } from "../../../native/protocol.ts";
 import type { ProviderConfig } from "../../config/schema.ts";
+import { IdSource } from "../../store/ids.ts";
 import { UpstreamError } from "../errors.ts";
 import type { CallContext, ChunkBatch, CompletionResult, HealthResult, LoadedModel, ModelCard, OpenAIBody, OpenAIChunk, ProviderAdapter, Usage } from "../types.ts";
 import { chatMessages, completionPrompt, embeddingInputs, newId, openAIFinish, samplingParams, usage } from "./mapping.ts";
@@ -22,6 +23,8 @@ export interface EmbeddedOptions {
    * while the models folder holds no GGUF of its own, so a first chat answers.
    */
   demoDir?: string;
+  /** Where response ids come from: the gateway's one id source (default: this adapter's own). */
+  ids?: IdSource;
 }
 
 /** The models being served right now: the folder's own, or the demo's while it has none. */
@@ -66,11 +69,13 @@ export class EmbeddedAdapter implements ProviderAdapter {
   private readonly maxQueue: number;
   private readonly idleTtlMs: number;
   private readonly contextSize: number | undefined;
+  private readonly ids: IdSource;
   private listed = new Set<string>();
 
   constructor(opts: EmbeddedOptions) {
     const c = opts.config;
     this.name = opts.name;
+    this.ids = opts.ids ?? new IdSource();
     this.modelsDir = opts.modelsDir;
     this.threads = c.threads ?? defaultThreads();
     this.parallel = c.parallel ?? EMBEDDED_DEFAULTS.parallel;
@@ -237,8 +242,8 @@ export class EmbeddedAdapter implements ProviderAdapter {
     // Chat answers say system_fingerprint: null (as llama-server does); completions have none.
     const meta: EnvelopeMeta =
       op === "chat"
-        ? { id: newId("chatcmpl"), created, model: ctx.upstreamModel, system_fingerprint: null }
-        : { id: newId("cmpl"), created, model: ctx.upstreamModel };
+        ? { id: newId(this.ids, "chatcmpl"), created, model: ctx.upstreamModel, system_fingerprint: null }
+        : { id: newId(this.ids, "cmpl"), created, model: ctx.upstreamModel };
 
     if (!params.stream) {
       let r;

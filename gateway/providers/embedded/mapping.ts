@@ -1,9 +1,9 @@
 // Pure mapping between OpenAI request/response shapes and the embedded engine's
 // requests (native/protocol.ts).
-import { randomBytes } from "node:crypto";
 import type { ChatMessage, FinishReason, Prompt, SamplingParams } from "../../../native/protocol.ts";
 import { UpstreamError } from "../errors.ts";
 import type { OpenAIBody, Usage } from "../types.ts";
+import type { IdSource } from "../../store/ids.ts";
 
 /** OpenAI's default for the legacy completions endpoint. */
 export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -150,8 +150,9 @@ export function embeddingInputs(body: OpenAIBody): (string | number[])[] {
   });
 }
 
-export function newId(prefix: string): string {
-  return `${prefix}-${randomBytes(12).toString("base64url")}`;
+/** A response id: prefix, a dash and 16 base64url characters (12 random bytes from the gateway's id source). */
+export function newId(ids: IdSource, prefix: string): string {
+  return `${prefix}-${ids.token(12, "base64url")}`;
 }
 
 export function usage(promptTokens: number, completionTokens: number): Usage {

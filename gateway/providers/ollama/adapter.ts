@@ -10,13 +10,13 @@
 // The client stays for the management calls (version, tags, ps, unload): built per
 // call around a fetch that goes through the same pool and carries the call's
 // AbortSignal (the client passes none for non-streaming calls).
-import { randomBytes } from "node:crypto";
 import { Ollama, type ChatResponse, type EmbedResponse, type Fetch, type GenerateResponse } from "ollama";
 import { fetch as undiciFetch, type Agent, type RequestInit as UndiciRequestInit } from "undici";
 import { UpstreamError, classifyHttpError, fromNetworkError, parseRetryAfter } from "../errors.ts";
 import { exchange, type UpstreamBody, type UpstreamResponse } from "../exchange.ts";
 import { createAgent, upstreamErrorMessage } from "../http.ts";
 import { Redactor } from "../redact.ts";
+import { IdSource } from "../../store/ids.ts";
 import type { CallContext, CompletionResult, HealthResult, LoadedModel, ModelCard, OpenAIBody, ProviderAdapter, Usage } from "../types.ts";
 import {
   ChatStreamMapper,
@@ -39,15 +39,13 @@ export interface OllamaOptions {
   extraHeaders?: Record<string, string>;
   /** Cleans upstream error text before it can reach a client (default: one that knows only this provider's header values). */
   redactor?: Redactor;
+  /** Where response and tool-call ids come from: the gateway's one id source (default: this adapter's own). */
+  ids?: IdSource;
 }
 
 /** What one request's fetch learned that the client does not keep. */
 interface CallState {
   retryAfterMs?: number;
-}
-
-function randomId(prefix: string): string {
-  return prefix + randomBytes(12).toString("hex");
 }
 
 /** The server root: trailing slashes and an /api or /v1 suffix are not part of Ollama's host. */
@@ -64,9 +62,11 @@ export class OllamaAdapter implements ProviderAdapter {
   private readonly postHeaders: Record<string, string>;
   private readonly agent: Agent;
   private readonly redactor: Redactor;
+  private readonly ids: IdSource;
 
   constructor(opts: OllamaOptions) {
     this.name = opts.name;
+    this.ids = opts.ids ?? new IdSource();
     this.redactor = opts.redactor ?? new Redactor({ secrets: Object.values(opts.extraHeaders ?? {}) });
     this.host = ollamaHost(opts.baseUrl);
     this.headers = { ...opts.extraHeaders };
@@ -135,7 +135,12 @@ export class OllamaAdapter implements ProviderAdapter {
   }
 
   private meta(prefix: string, upstreamModel: string): ResponseMeta {
-    return { id: randomId(prefix), created: Math.floor(Date.now() / 1000), model: upstreamModel, newToolCallId: () => randomId("call_") };
+    return { id: this.randomId(prefix), created: Math.floor(Date.now() / 1000), model: upstreamModel, newToolCallId: () => this.randomId("call_") };
+  }
+
+  /** prefix and 24 hex digits (12 random bytes). */
+  private randomId(prefix: string): string {
+    return prefix + this.ids.token(12, "hex");
   }
 
   /** An error as a client may see it: an UpstreamError whose text holds no secret, path or stack. */
