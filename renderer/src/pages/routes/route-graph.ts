@@ -26,7 +26,7 @@ export interface GroupNodeData extends Record<string, unknown> {
   deployments: number;
   /** Requests that went past their first attempt without leaving the group (retries, overflow). */
   withinGroup: number;
-  /** The chain this group heads, when it heads one (for the row's caption). */
+  /** The plan of a request for this group when it has fallbacks: itself, then the groups tried next. */
   chain: string[] | null;
 }
 
@@ -370,7 +370,7 @@ export function buildRouteGraph(
     const g = byName.get(name)!;
     const list = members.get(name)!;
     const { health, reason } = healthOf.get(name)!;
-    const headed = chains.find((c) => c[0] === name && c.length > 1) ?? null;
+    const headed = plans.get(name) ?? null;
     const gid = groupNodeId(name);
     const regular = list.filter((m) => !m.d.overflow).length;
     nodes.push({
