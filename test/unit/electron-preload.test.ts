@@ -2,7 +2,7 @@
 // bundle run the way a sandboxed preload runs: its own scope, `require` giving only
 // `electron`), and Electron's security checklist as the app applies it (electron/security.ts).
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { runInNewContext } from "node:vm";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +12,8 @@ import { DESKTOP_CSP, ipcSenderAllowed, navigationAllowed, newWindowDecision, pe
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const GATEWAY = "http://127.0.0.1:4000";
+/** This file's own build (another test file may be building at the same time). */
+const OUT = join("dist", `electron-test-preload-${process.pid}`);
 
 /** A contextBridge stand-in that keeps what was exposed. */
 function stubBridge() {
@@ -50,8 +52,9 @@ describe("the preload's API", () => {
   describe("the built preload bundle, run as a sandboxed preload", () => {
     let bundle = "";
     beforeAll(() => {
-      execFileSync(process.execPath, [join(ROOT, "electron/build.ts")], { cwd: ROOT, stdio: "pipe" });
-      bundle = readFileSync(join(ROOT, "dist/electron/preload.cjs"), "utf8");
+      execFileSync(process.execPath, [join(ROOT, "electron/build.ts"), OUT], { cwd: ROOT, stdio: "pipe" });
+      bundle = readFileSync(join(ROOT, OUT, "preload.cjs"), "utf8");
+      rmSync(join(ROOT, OUT), { recursive: true, force: true });
     }, 60_000);
 
     it("requires nothing but electron, and exposes the same three functions over ipcRenderer.invoke", async () => {
