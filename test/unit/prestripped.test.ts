@@ -1,0 +1,101 @@
+// bin/labgate.js runs labgate's sources from their stripped copies (npm run build:js,
+// bin/prestripped.js) when those match the sources, so Node's TypeScript stripper
+// (amaro) never loads; without a build, or with a stale copy, it runs the .ts as
+// Node strips it and writes the copy for the next start. Each case is a real
+// `labgate version` in a fresh Node process, with its own build folder (LABGATE_JS_DIR).
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const BIN = join(ROOT, "bin", "labgate.js");
+const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+/** Preloaded into the child: says on exit whether Node's TypeScript stripper was loaded. */
+const PROBE = `data:text/javascript,process.on("exit",()=>process.stderr.write("\\nstripper-loaded="+process.moduleLoadList.some((m)=>m.includes("amaro"))+"\\n"))`;
+const MARK = "\n// labgate-prestripped sha256:";
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "labgate-prestripped-"));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function build(jsDir: string): void {
+  const r = spawnSync(process.execPath, [join(ROOT, "scripts", "build-js.js"), jsDir], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+  expect(r.status, r.stderr).toBe(0);
+  expect(r.stdout).toMatch(/build:js: .*: \d+ written, 0 up to date, 0 removed/);
+}
+
+function version(jsDir: string): { stdout: string; stderr: string; stripperLoaded: boolean } {
+  const env: NodeJS.ProcessEnv = { ...process.env, LABGATE_JS_DIR: jsDir, NODE_OPTIONS: "" };
+  const r = spawnSync(process.execPath, ["--import", PROBE, BIN, "version"], { cwd: ROOT, env, encoding: "utf8", timeout: 60_000 });
+  expect(r.status, r.stderr).toBe(0);
+  const m = /stripper-loaded=(true|false)/.exec(r.stderr);
+  if (!m) throw new Error(`the probe did not report:\n${r.stderr}`);
+  return { stdout: r.stdout.trim(), stderr: r.stderr, stripperLoaded: m[1] === "true" };
+}
+
+describe("bin/labgate.js and the stripped build", () => {
+  it("with a build, runs the built JavaScript: Node's TypeScript stripper never loads", () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    // A line added to the built cli (its source mark left valid) shows the built file is what runs.
+    const cli = join(jsDir, "gateway", "cli.js");
+    const text = readFileSync(cli, "utf8");
+    const at = text.lastIndexOf(MARK);
+    writeFileSync(cli, `${text.slice(0, at)}\nprocess.stderr.write("ran-the-built-cli\\n");${text.slice(at)}`);
+    const r = version(jsDir);
+    expect(r.stdout).toBe(VERSION);
+    expect(r.stderr).toContain("ran-the-built-cli");
+    expect(r.stripperLoaded).toBe(false);
+  });
+
+  it("without a build, runs the .ts sources (Node strips them) and writes the build, so the next start needs no stripper", () => {
+    const jsDir = join(dir, "missing");
+    const first = version(jsDir);
+    expect(first.stdout).toBe(VERSION);
+    expect(first.stripperLoaded).toBe(true);
+    expect(readFileSync(join(jsDir, "gateway", "cli.js"), "utf8")).toContain(MARK);
+    const second = version(jsDir);
+    expect(second.stdout).toBe(VERSION);
+    expect(second.stripperLoaded).toBe(false);
+  });
+
+  it("a built copy that no longer matches its source is not run: the source is stripped at load and the copy rewritten", () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    const cli = join(jsDir, "gateway", "cli.js");
+    const fresh = readFileSync(cli, "utf8");
+    // As if the source had been edited since the build: another source's hash, and code that would fail.
+    const at = fresh.lastIndexOf(MARK);
+    writeFileSync(cli, `throw new Error("stale copy ran");${MARK}${"0".repeat(64)}\n`);
+    const r = version(jsDir);
+    expect(r.stdout).toBe(VERSION);
+    expect(r.stripperLoaded).toBe(true);
+    expect(readFileSync(cli, "utf8")).toBe(fresh);
+    expect(fresh.slice(at)).toMatch(/^\n\/\/ labgate-prestripped sha256:[0-9a-f]{64}\n$/);
+  });
+
+  it("LABGATE_JS_DIR=off runs the .ts sources as Node strips them, and writes nothing", () => {
+    const r = version("off");
+    expect(r.stdout).toBe(VERSION);
+    expect(r.stripperLoaded).toBe(true);
+    expect(existsSync(join(ROOT, "off"))).toBe(false);
+  });
+
+  it("the build rewrites only what changed and removes copies whose source is gone", () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    const orphan = join(jsDir, "gateway", "gone.js");
+    writeFileSync(orphan, "export {};\n");
+    writeFileSync(join(jsDir, "gateway", "app.js"), "stale\n");
+    const r = spawnSync(process.execPath, [join(ROOT, "scripts", "build-js.js"), jsDir], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/: 1 written, \d+ up to date, 1 removed/);
+    expect(existsSync(orphan)).toBe(false);
+    expect(readFileSync(join(jsDir, "gateway", "app.js"), "utf8")).toContain(MARK);
+  });
+});
