@@ -215,33 +215,42 @@ function BatchRow(props: { batch: BatchView; now: number; onCancel: () => void }
         <span className={`badge batch-status batch-${b.status}`}>{STATUS_LABEL[b.status]}</span>
         {problem && <div className="bad batches-small batches-problem">{problem}</div>}
       </td>
-      <td>
-        <div
-          className="batch-bar"
-          role="progressbar"
-          aria-label={`Progress of ${b.id}`}
-          aria-valuemin={0}
-          aria-valuemax={c.total}
-          aria-valuenow={done}
-          aria-valuetext={`${done} of ${c.total} done, ${c.failed} failed`}
-        >
-          <span className="batch-bar-ok" style={{ width: pct(c.completed) }} />
-          <span className="batch-bar-failed" style={{ width: pct(c.failed) }} />
-        </div>
-        <div className="batches-small num-inline">
-          {fmt(done)} / {fmt(c.total)} · {Math.floor(share * 100)}%
-        </div>
-      </td>
-      <td className="num">
-        <span className="ok">{fmt(c.completed)}</span> ok
-        {c.failed > 0 ? (
-          <>
-            {" · "}
-            <span className="bad">{fmt(c.failed)}</span> failed
-          </>
-        ) : null}
-        <div className="muted batches-small">of {fmt(c.total)}</div>
-      </td>
+      {c.total === 0 ? (
+        <>
+          <td className="muted">{b.status === "validating" ? "reading the input file…" : "no request ran"}</td>
+          <td className="num muted">—</td>
+        </>
+      ) : (
+        <>
+          <td>
+            <div
+              className="batch-bar"
+              role="progressbar"
+              aria-label={`Progress of ${b.id}`}
+              aria-valuemin={0}
+              aria-valuemax={c.total}
+              aria-valuenow={done}
+              aria-valuetext={`${done} of ${c.total} done, ${c.failed} failed`}
+            >
+              <span className="batch-bar-ok" style={{ width: pct(c.completed) }} />
+              <span className="batch-bar-failed" style={{ width: pct(c.failed) }} />
+            </div>
+            <div className="batches-small num-inline">
+              {fmt(done)} / {fmt(c.total)} · {Math.floor(share * 100)}%
+            </div>
+          </td>
+          <td className="num">
+            <span className="ok">{fmt(c.completed)}</span> ok
+            {c.failed > 0 ? (
+              <>
+                {" · "}
+                <span className="bad">{fmt(c.failed)}</span> failed
+              </>
+            ) : null}
+            <div className="muted batches-small">of {fmt(c.total)}</div>
+          </td>
+        </>
+      )}
       <td>{b.metadata?.profile ?? <span className="muted">default</span>}</td>
       <td>
         <time dateTime={iso(b.created_at)} title={iso(b.created_at)}>
