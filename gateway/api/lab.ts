@@ -10,5 +10,6 @@ export const labRoutes =
   async (app) => {
     app.addHook("onRequest", async (request) => authorizeAdmin(request, deps));
 
-    app.get("/gpus", async () => ({ object: "list", data: deps.monitor.snapshot() }));
+    // nvidia_smi: how its last reading went, so an empty list can say why.
+    app.get("/gpus", async () => ({ object: "list", data: deps.monitor.snapshot(), nvidia_smi: deps.monitor.nvidiaSmiStatus() }));
   };

@@ -305,6 +305,14 @@ export interface GpuMonitorOptions {
 
 export type GpuListener = (gpus: Gpu[]) => void;
 
+/** How nvidia-smi's last reading went, so an empty GPU list can say why (GET /admin/lab/gpus). */
+export interface NvidiaSmiStatus {
+  /** off: the monitor is not running; reading: no answer yet; missing: not found on PATH; failing: it ran and failed. */
+  state: "off" | "reading" | "ok" | "missing" | "failing";
+  /** What failed (its error or first output line); null unless failing or missing. */
+  detail: string | null;
+}
+
 /**
  * Keeps the GPU list fresh in the background and tells listeners when it changes
  * (a GPU appears or goes, or a figure moves; not when only updated_at does).
@@ -339,6 +347,7 @@ export class GpuMonitor {
   /** Set when nvidia-smi is not installed: no new try before this time. */
   private smiMissingUntil: number | undefined;
   private inventoryFailing = false;
+  private smiStatus: NvidiaSmiStatus = { state: "off", detail: null };
 
   constructor(opts: GpuMonitorOptions = {}) {
     this.env = opts.env ?? process.env;
@@ -355,6 +364,7 @@ export class GpuMonitor {
   /** Starts both readings in the background; returns at once. */
   start(): void {
     if (this.stopped || this.timers.length > 0) return;
+    this.smiStatus = { state: "reading", detail: null };
     void this.refreshInventory();
     void this.refresh();
     if (this.intervalMs > 0) this.timers.push(setInterval(() => void this.refresh(), this.intervalMs));
@@ -374,6 +384,11 @@ export class GpuMonitor {
   /** The GPUs as last read. */
   snapshot(): Gpu[] {
     return [...this.current];
+  }
+
+  /** How nvidia-smi's last reading went. */
+  nvidiaSmiStatus(): NvidiaSmiStatus {
+    return { ...this.smiStatus };
   }
 
   /** Called with the new list whenever it changes; returns the unsubscribe function. */
@@ -400,6 +415,7 @@ export class GpuMonitor {
     if (this.smiMissingUntil !== undefined && this.now() < this.smiMissingUntil) return;
     let rows: NvidiaSmiRow[] | undefined;
     let problem: string | undefined;
+    let missing = false;
     try {
       const { stdout, code } = await this.exec(this.nvidiaSmi, NVIDIA_SMI_ARGS, { env: this.env, timeoutMs: this.timeoutMs });
       const parsed = parseNvidiaSmiCsv(stdout);
@@ -408,9 +424,11 @@ export class GpuMonitor {
       else problem = `exit code ${code}: ${stdout.trim().split("\n")[0]?.slice(0, 200) ?? ""}`;
     } catch (err) {
       problem = (err as Error).message;
-      this.smiMissingUntil = (err as NodeJS.ErrnoException).code === "ENOENT" ? this.now() + SMI_MISSING_RETRY_MS : undefined;
+      missing = (err as NodeJS.ErrnoException).code === "ENOENT";
+      this.smiMissingUntil = missing ? this.now() + SMI_MISSING_RETRY_MS : undefined;
     }
     if (this.stopped) return;
+    this.smiStatus = rows !== undefined ? { state: "ok", detail: null } : { state: missing ? "missing" : "failing", detail: problem ?? null };
     if (rows === undefined) {
       if (!this.smiFailing) this.log?.debug({ nvidia_smi: this.nvidiaSmi, reason: problem }, "nvidia-smi not available: no live GPU figures");
       this.smiFailing = true;

@@ -48,7 +48,8 @@ export function wireLiveInvalidation(live: LiveEvents, queries: QueryClient): ()
     live.on("process", () => invalidate(keys.processes, keys.providers)),
     live.on("servers", () => invalidate(keys.servers)),
     live.on("budget", () => invalidate(keys.budgets)),
-    live.on("gpu", (e) => queries.setQueryData(keys.gpus, { object: "list", data: (e.data as { gpus: unknown }).gpus })),
+    // The new list, keeping the answer's other fields (nvidia_smi: why the list may be empty).
+    live.on("gpu", (e) => queries.setQueryData(keys.gpus, (old: object | undefined) => ({ ...old, object: "list", data: (e.data as { gpus: unknown }).gpus }))),
   ];
   return () => {
     for (const off of offs) off();

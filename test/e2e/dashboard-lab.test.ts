@@ -105,10 +105,11 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
     });
   }
 
-  async function gateway(s: Setup, opts: { gpus?: boolean } = {}): Promise<TestGateway> {
+  /** gpus: "fake" reads GPU_ROWS from the fake nvidia-smi, "no-smi" runs the monitor with an nvidia-smi that does not exist. */
+  async function gateway(s: Setup, opts: { gpus?: "fake" | "no-smi" } = {}): Promise<TestGateway> {
     const gw = await startGateway(config(s), {
       serverDiscovery: (s.discoveryPorts ?? []).length > 0,
-      gpu: opts.gpus ? { nvidiaSmi: join(smiDir, "nvidia-smi"), intervalMs: 1000, inventoryIntervalMs: 0 } : false,
+      gpu: opts.gpus ? { nvidiaSmi: join(smiDir, opts.gpus === "fake" ? "nvidia-smi" : "no-such-nvidia-smi"), intervalMs: 1000, inventoryIntervalMs: 0 } : false,
     });
     cleanups.push(() => gw.close());
     return gw;
@@ -153,7 +154,7 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
     const llamaPort = await freePort();
     ollama.reset();
     ollama.loaded = loadedModels();
-    const gw = await gateway({ llamaPort, ollama: true, discoveryPorts: [ollama.port, llamaPort] }, { gpus: true });
+    const gw = await gateway({ llamaPort, ollama: true, discoveryPorts: [ollama.port, llamaPort] }, { gpus: "fake" });
     for (const scheme of ["light", "dark"] as const) {
       const { page, errors } = await openLab(gw, scheme);
       // GPUs: both cards with their bars and figures.
@@ -178,10 +179,10 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
   });
 
   it("says why no GPU is listed and what to do when nothing is supervised or loaded", async () => {
-    const gw = await gateway({});
+    const gw = await gateway({}, { gpus: "no-smi" });
     const { page, errors } = await openLab(gw);
-    await page.getByText("No GPUs found on the gateway's machine.").waitFor(WAIT);
-    expect(await page.locator("section", { has: page.getByRole("heading", { name: "GPUs" }) }).textContent()).toContain("nvidia-smi");
+    const noGpu = page.getByTestId("gpus-empty");
+    await expect.poll(() => noGpu.textContent(), WAIT).toContain("No GPUs found: nvidia-smi is not on the gateway's PATH, and the hardware inventory lists no GPU.");
     await page.getByText("labgate supervises no processes.").waitFor();
     await page.getByText("No inference servers found.").waitFor();
     await page.getByText("No models are loaded right now.").waitFor();

@@ -3,11 +3,11 @@
 import { useQuery } from "@tanstack/react-query";
 import { useServices } from "../context.tsx";
 import { keys } from "../queries.ts";
-import type { FoundServerView, GpuView, ListResponse, LoadedModelsResponse, ProcessView } from "./lab-types.ts";
+import type { FoundServerView, GpusResponse, ListResponse, LoadedModelsResponse, ProcessView } from "./lab-types.ts";
 
 export function useGpus() {
   const { client } = useServices();
-  return useQuery({ queryKey: keys.gpus, queryFn: () => client.json<ListResponse<GpuView>>("/admin/lab/gpus") });
+  return useQuery({ queryKey: keys.gpus, queryFn: () => client.json<GpusResponse>("/admin/lab/gpus") });
 }
 
 export function useServers() {

@@ -18,6 +18,19 @@ export interface GpuView {
   updated_at: string;
 }
 
+/** How nvidia-smi's last reading went (gateway/lab/gpus.ts NvidiaSmiStatus). */
+export interface NvidiaSmiStatusView {
+  state: "off" | "reading" | "ok" | "missing" | "failing";
+  detail: string | null;
+}
+
+export interface GpusResponse {
+  object: "list";
+  data: GpuView[];
+  /** Absent from a list a live `gpu` event replaced before any answer. */
+  nvidia_smi?: NvidiaSmiStatusView;
+}
+
 /** GET /admin/lab/servers (gateway/lab/servers.ts FoundServer, plus health and models). */
 export interface FoundServerView {
   host: string;

@@ -2,9 +2,27 @@
 // system inventory now and then); `gpu` live events replace the list as it changes.
 import { formatMiB, percent } from "../lab-format.ts";
 import { useGpus } from "../lab-queries.ts";
-import type { GpuView } from "../lab-types.ts";
+import type { GpuView, NvidiaSmiStatusView } from "../lab-types.ts";
 import { Meter } from "./Meter.tsx";
 import { QueryProblem } from "./QueryProblem.tsx";
+
+/** The first line of the empty state: what nvidia-smi's last reading said. */
+function whyNoGpu(smi: NvidiaSmiStatusView | undefined): string {
+  switch (smi?.state) {
+    case "missing":
+      return ": nvidia-smi is not on the gateway's PATH, and the hardware inventory lists no GPU.";
+    case "failing":
+      return `: nvidia-smi failed (${smi.detail ?? "no reason given"}), and the hardware inventory lists no GPU.`;
+    case "ok":
+      return ": nvidia-smi lists no GPU, and neither does the hardware inventory.";
+    case "off":
+      return ": this gateway runs without its GPU monitor.";
+    case "reading":
+      return " yet: the first reading is under way.";
+    default:
+      return " on the gateway's machine.";
+  }
+}
 
 function GpuCard({ gpu }: { gpu: GpuView }) {
   const vramPct = percent(gpu.vram_used_mb, gpu.vram_total_mb);
@@ -46,9 +64,9 @@ export function GpuSection() {
       {q.isPending ? (
         <p className="muted">Reading GPUs…</p>
       ) : gpus.length === 0 ? (
-        <div className="panel lab-empty">
+        <div className="panel lab-empty" data-testid="gpus-empty">
           <p>
-            <strong>No GPUs found on the gateway's machine.</strong>
+            <strong>No GPUs found{whyNoGpu(q.data?.nvidia_smi)}</strong>
           </p>
           <p className="muted">
             NVIDIA GPUs are read with <code>nvidia-smi</code>, which must be on the gateway's <code>PATH</code> (it comes with the NVIDIA driver); other GPUs come
