@@ -2,7 +2,7 @@
 // `overflow_provider` (an openai provider), the worker asks check() on each of its steps;
 // every little while this measures how fast the batch's items end locally, estimates
 // whether the rest will end inside the completion window (deadline.ts), and when it will
-// not, takes the surplus of pending items and sends them to the provider's Batch API
+// not, takes that many pending items and sends them to the provider's Batch API
 // (cloud-batch.ts). Their answers come back as the items' result lines, through the same
 // store calls the worker uses, so they land in the batch's one output (or error) file in
 // input order and each custom_id ends exactly once: an item is marked running before it
@@ -107,9 +107,9 @@ export class BatchOverflow implements OverflowHook {
       reserveSeconds: w.reserveS,
     });
     if (plan.verdict !== "late") return;
-    // The surplus, from the end of the input: the local queue keeps working from the front.
-    const pending = store.due(b.id, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
-    const taken = pending.slice(Math.max(0, pending.length - plan.overflowItems)).filter((it) => store.markRunning(b.id, it.line));
+    // The surplus: the next pending items in input order (only as many rows as are sent are read;
+    // the local queue goes on with those after them).
+    const taken = store.due(b.id, Number.MAX_SAFE_INTEGER, plan.overflowItems).filter((it) => store.markRunning(b.id, it.line));
     if (taken.length === 0) return;
     this.o.log.info(
       { batch: b.id, provider: providerName, items: taken.length, items_left: plan.localItems + plan.overflowItems, local_items_per_s: w.meter.rate(), seconds_left: Math.round(b.expires_at - nowMs / 1000) },
