@@ -2,7 +2,7 @@
 // `overflow_provider` (an openai provider), the worker asks check() on each of its steps;
 // every little while this measures how fast the batch's items end locally, estimates
 // whether the rest will end inside the completion window (deadline.ts), and when it will
-// not, takes that many pending items and sends them to the provider's Batch API
+// not, takes the surplus (as many pending items as the local pace cannot finish) and sends them to the provider's Batch API
 // (cloud-batch.ts). Their answers come back as the items' result lines, through the same
 // store calls the worker uses, so they land in the batch's one output (or error) file in
 // input order and each custom_id ends exactly once: an item is marked running before it
@@ -10,8 +10,8 @@
 // failed, expired, or an item was dropped) goes back to the local queue.
 //
 // One cloud batch at a time per local batch; after a failure the next try waits (30 s,
-// doubling). Not persisted: after a restart the items it held are pending again and run
-// locally (or overflow again), and a cloud batch still running is left to finish unread.
+// doubling). Not persisted: at shutdown the cloud batch in flight is cancelled (best effort)
+// and its items are pending again, to run locally (or overflow again) after the restart.
 import type { Logger } from "pino";
 import type { LabgateConfig, ProviderConfig } from "../config/schema.ts";
 import type { SecretResolver } from "../config/secrets.ts";
