@@ -255,6 +255,7 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
     await expect.poll(() => log.getAttribute("data-following")).toBe("yes");
     await chat(gw, "llama");
     await log.getByText("request: POST /v1/chat/completions").waitFor(WAIT);
+    await browser.screenshot(page, "lab-log-light");
 
     await page.getByRole("button", { name: "Stop lab-llama", exact: true }).click();
     expect(await confirmAndWait(page, "Stop")).toBe("✓lab-llama is stopped.");

@@ -12,6 +12,12 @@ const KEEP_LINES = 2000;
 const RECENT_LINES = 300;
 const RETRY_MS = 2000;
 
+/** A line's time of day in the reader's time zone. */
+function clock(iso: string): string {
+  const t = new Date(iso);
+  return Number.isNaN(t.getTime()) ? "" : t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+}
+
 type FollowState = { kind: "connecting" } | { kind: "following" } | { kind: "retrying"; why: string } | { kind: "failed"; why: string };
 
 export function ProcessLog({ name, onClose }: { name: string; onClose: () => void }) {
@@ -118,7 +124,7 @@ export function ProcessLog({ name, onClose }: { name: string; onClose: () => voi
         ) : (
           lines.map((l, i) => (
             <span key={i} className={l.stream === "stderr" ? "lab-log-err" : undefined}>
-              <span className="lab-log-at">{l.at.slice(11, 19)}</span> {l.line}
+              <span className="lab-log-at">{clock(l.at)}</span> {l.line}
               {"\n"}
             </span>
           ))

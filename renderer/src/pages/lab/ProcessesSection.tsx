@@ -100,8 +100,9 @@ function ProcessRow(props: { p: ProcessView; now: number; logOpen: boolean; togg
       <th scope="row">
         <span className="mono">{p.name}</span>
         {p.on_demand && <span className="muted lab-small"> on demand</span>}
-        <div className="muted lab-small mono lab-wrap" title={[p.command, ...p.args].join(" ")}>
-          {p.base_url}
+        {/* The command, not its arguments: a config may carry a key there (--api-key …). */}
+        <div className="muted lab-small mono lab-wrap">
+          {p.command.split(/[\\/]/).pop()} · {p.base_url}
         </div>
       </th>
       <td>
@@ -125,8 +126,15 @@ function ProcessRow(props: { p: ProcessView; now: number; logOpen: boolean; togg
               {VERBS[verb].label}
             </button>
           ))}
-          <button type="button" aria-expanded={logOpen} aria-controls={`process-log-${p.name}`} onClick={toggleLog} aria-label={`Log of ${p.name}`}>
-            {logOpen ? "Hide log" : "Log"}
+          <button
+            type="button"
+            className="lab-log-toggle"
+            aria-expanded={logOpen}
+            aria-controls={`process-log-${p.name}`}
+            onClick={toggleLog}
+            aria-label={`Log of ${p.name}`}
+          >
+            Log
           </button>
         </div>
       </td>
