@@ -34,8 +34,8 @@ export function isLabgateHealth(body: unknown): body is { status: "ok"; version:
   return b.status === "ok" && typeof b.version === "string" && typeof b.uptime_s === "number" && typeof b.providers === "number" && typeof b.models === "number";
 }
 
-/** Who holds host:port. */
-export async function probePort(host: string, port: number, timeoutMs = 2000): Promise<PortOccupant> {
+/** Who holds host:port. A labgate busy with a load gets a few seconds to answer /health before it is taken for another program. */
+export async function probePort(host: string, port: number, timeoutMs = 5000): Promise<PortOccupant> {
   if (!(await accepts(host, port, timeoutMs))) return { kind: "free" };
   const h = host.includes(":") ? `[${host}]` : host;
   try {
