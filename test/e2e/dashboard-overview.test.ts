@@ -96,13 +96,27 @@ describe("dashboard overview", () => {
       await expect.poll(() => page.getByTestId("total-requests").locator(".stat-tile-value").textContent(), { timeout: 10_000 }).toBe(String(sent));
       expect(await page.getByTestId("total-errors").locator(".stat-tile-value").textContent()).toBe("0");
       await browser.screenshot(page, "overview-light");
+
+      // Failed requests turn a tile amber, with the reason said; an operator's toggle turns it grey.
+      alpha.faultNext({ kind: "status", status: 500 }, 5);
+      const failed = await fetch(`${gw.v1}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "chat-alpha", messages: [{ role: "user", content: "hi" }] }) });
+      expect(failed.status).toBeGreaterThanOrEqual(500);
+      await expect.poll(() => tile("alpha").getAttribute("data-health"), { timeout: 5_000 }).toBe("degraded");
+      expect(await tile("alpha").getByTestId("provider-health").textContent()).toBe("Degraded");
+      expect(await tile("alpha").getByRole("listitem").allTextContents()).toContainEqual(expect.stringMatching(/failed request/));
+      alpha.faultNext({ kind: "none" }, 0);
+      expect((await fetch(`${gw.url}/admin/providers/beta/disable`, { method: "POST" })).status).toBe(200);
+      await expect.poll(() => tile("beta").getAttribute("data-health"), { timeout: 5_000 }).toBe("off");
+      expect(await tile("beta").getByTestId("provider-health").textContent()).toBe("Disabled");
+      expect((await fetch(`${gw.url}/admin/providers/beta/enable`, { method: "POST" })).status).toBe(200);
+      await expect.poll(() => tile("beta").getAttribute("data-health"), { timeout: 5_000 }).toBe("ok");
       expect(errors).toEqual([]);
       await context.close();
 
       const dark = await browser.open(`${gw.url}/ui/#/overview`, { colorScheme: "dark" });
       const darkChart = dark.page.getByTestId("provider-tile-alpha").locator("figure.ttfb-chart");
       await expect.poll(() => darkChart.getAttribute("data-points"), { timeout: 5_000 }).not.toBe("0");
-      await dark.page.getByTestId("total-requests").getByText(String(sent)).waitFor();
+      await dark.page.getByTestId("total-requests").getByText(String(sent + 1)).waitFor();
       await browser.screenshot(dark.page, "overview-dark");
       expect(dark.errors).toEqual([]);
       await dark.context.close();

@@ -19,8 +19,11 @@ export interface ProviderTileProps {
   span: { from: number; to: number; bucketMs: number; recentMs: number; label: string } | undefined;
 }
 
-export function ProviderTile({ provider: p, groups, live, errorWindowS, traffic, span }: ProviderTileProps) {
-  const verdict = providerHealth(p, groups, { errors: live?.errors ?? 0, windowS: errorWindowS });
+export function ProviderTile({ provider: p, groups, live, errorWindowS: liveErrorWindowS, traffic, span }: ProviderTileProps) {
+  // Failed requests lately: the live summaries' (since the page opened) or the history's last two buckets (also before).
+  const historyErrors = span ? (traffic?.points ?? []).filter((x) => x.t >= span.to - 2 * span.bucketMs).reduce((n, x) => n + x.errors, 0) : 0;
+  const errorWindowS = span ? Math.max(liveErrorWindowS, (2 * span.bucketMs) / 1000) : liveErrorWindowS;
+  const verdict = providerHealth(p, groups, { errors: Math.max(live?.errors ?? 0, historyErrors), windowS: errorWindowS });
   const recent = traffic?.recent;
   const panicGroups = groups.filter((g) => g.panic && p.deployments.some((d) => d.model_group === g.name)).map((g) => g.name);
   const recentLabel = span ? `${Math.round(span.recentMs / 60_000)} min` : "1 min";
