@@ -50,6 +50,10 @@ export interface GatewayChild extends StopTarget {
 /** A gateway under the system `node` (development). */
 export function spawnNodeGateway(l: Extract<GatewayLaunch, { kind: "node" }>, output: "inherit" | "ignore" = "inherit"): GatewayChild {
   const child = spawnProcess(l.command, l.args, { cwd: l.cwd, env: l.env, stdio: ["ignore", output, output] });
+  // A command that cannot be run has no pid and reports an 'error' event later: an unheard
+  // one would end the main process (and the tray with it). Said now, as a start that failed.
+  child.on("error", () => {});
+  if (child.pid === undefined) throw new Error(`cannot run ${l.command} (install Node.js >= 22.18, or set LABGATE_NODE to its path)`);
   const target = childTarget("gateway", child);
   return {
     ...target,

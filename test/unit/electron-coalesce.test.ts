@@ -4,7 +4,7 @@
 // and given up on after a crash loop (electron/gateway-process.ts). All on a manual clock.
 import { describe, expect, it } from "vitest";
 import { Coalescer, type Timers } from "../../electron/coalesce.ts";
-import { GatewaySupervisor, gatewayLaunch, type GatewayChild, type GatewayProcessState } from "../../electron/gateway-process.ts";
+import { GatewaySupervisor, gatewayLaunch, spawnNodeGateway, type GatewayChild, type GatewayProcessState } from "../../electron/gateway-process.ts";
 import { applyEvent, applySnapshot, emptyLabState, type LabState } from "../../electron/lab-state.ts";
 import { NoticeLimiter, noticeFor } from "../../electron/notifications.ts";
 
@@ -233,6 +233,19 @@ describe("the gateway child", () => {
     children[0]!.exit(0);
     clock.advance(60_000);
     expect([children.length, sup.state]).toEqual([1, "stopped"]);
+  });
+
+  it("a node that cannot be found is a failed start, said in one line, not a crash of the app", () => {
+    const clock = manualClock();
+    const states: [GatewayProcessState, string][] = [];
+    const sup = new GatewaySupervisor({
+      spawn: () => spawnNodeGateway({ kind: "node", command: "/nonexistent/node", args: ["x"], cwd: process.cwd(), env: {} }, "ignore"),
+      timers: clock.timers,
+      now: clock.now,
+      onState: (s, d) => states.push([s, d]),
+    });
+    sup.start();
+    expect(states).toEqual([["restarting", "the gateway could not start: cannot run /nonexistent/node (install Node.js >= 22.18, or set LABGATE_NODE to its path); restarting in 500 ms"]]);
   });
 
   it("runs under the system node in development and in Electron's utility process when packaged", () => {
