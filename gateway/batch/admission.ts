@@ -4,8 +4,9 @@
 // from the moment its body is read (before routing, so one still waiting for a slot
 // counts too) until its HTTP response ends, against every provider of its model group;
 // a batch item counts the same way, since the router picks the deployment only when
-// the item runs. Items already running are not interrupted: batch work yields by
-// starting nothing new while interactive requests wait.
+// the item runs. Items already running are not interrupted (batch work yields by starting
+// nothing new while interactive requests wait), unless `preempt` is on: then an
+// interactive request that arrives where batch items run cancels the newest of them.
 import type { FastifyInstance } from "fastify";
 import type { Router } from "../router/router.ts";
 
@@ -15,6 +16,14 @@ export interface AdmissionOptions {
   providerConcurrency: number;
   perProvider: Record<string, number>;
   interactiveThreshold: number;
+  /** Cancel the newest running batch item on a provider when an interactive request arrives there. */
+  preempt?: boolean;
+}
+
+interface BatchSlot {
+  providers: string[];
+  /** Cancels the item (preemption); called at most once. */
+  preempt: (() => void) | undefined;
 }
 
 /** Routes whose requests are interactive traffic (with or without the /v1 prefix). */
@@ -26,6 +35,8 @@ export class AdmissionGate {
   private readonly opts: AdmissionOptions;
   private readonly interactive = new Map<string, number>();
   private readonly batch = new Map<string, number>();
+  /** Running batch items, oldest first (a Set keeps insertion order). */
+  private readonly slots = new Set<BatchSlot>();
   private readonly listeners: (() => void)[] = [];
 
   constructor(opts: AdmissionOptions) {
@@ -57,6 +68,7 @@ export class AdmissionGate {
   interactiveStarted(model: string): () => void {
     const providers = this.providersOf(model);
     this.add(this.interactive, providers, 1);
+    if (this.opts.preempt) this.preemptOne(providers);
     let ended = false;
     return () => {
       if (ended) return;
@@ -77,20 +89,36 @@ export class AdmissionGate {
     return this.opts.perProvider[provider] ?? this.opts.providerConcurrency;
   }
 
-  /** Why a batch item for `model` may not start now, or undefined when it may (and is then counted: call the returned release). */
-  tryStart(model: string): { release: () => void } | { wait: "interactive" | "capacity" } {
+  /**
+   * Whether a batch item for `model` may start now: if so it is counted (call `release` when
+   * it ends); `preempt` cancels it should an interactive request need its place.
+   */
+  tryStart(model: string, preempt?: () => void): { release: () => void } | { wait: "interactive" | "capacity" } {
     const providers = this.providersOf(model);
     for (const p of providers) if (this.interactiveInFlight(p) > this.opts.interactiveThreshold) return { wait: "interactive" };
     for (const p of providers) if (this.batchInFlight(p) >= this.capOf(p)) return { wait: "capacity" };
     this.add(this.batch, providers, 1);
+    const slot: BatchSlot = { providers, preempt };
+    this.slots.add(slot);
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
+        this.slots.delete(slot);
         this.add(this.batch, providers, -1);
       },
     };
+  }
+
+  /** Cancels the newest running batch item on any of these providers, if there is one. */
+  private preemptOne(providers: string[]): void {
+    let newest: BatchSlot | undefined;
+    for (const s of this.slots) if (s.preempt && s.providers.some((p) => providers.includes(p))) newest = s;
+    if (!newest) return;
+    const cancel = newest.preempt!;
+    newest.preempt = undefined;
+    cancel();
   }
 
   /**

@@ -7,8 +7,8 @@ import type { LabMetrics } from "../telemetry/lab-metrics.ts";
 const STATUSES = ["validating", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled"] as const;
 
 export interface BatchMetrics {
-  /** An item ended (completed: a 2xx answer; failed: anything else) or was put back for a retry. */
-  item(status: "completed" | "failed" | "retried"): void;
+  /** An item ended (completed: a 2xx answer; failed: anything else), or was put back for a retry or preempted by interactive traffic. */
+  item(status: "completed" | "failed" | "retried" | "preempted"): void;
   /** A batch reached a final status. */
   batchEnded(status: string): void;
   queueDepth(pending: number): void;
@@ -17,7 +17,7 @@ export interface BatchMetrics {
 export function createBatchMetrics(registry: Registry, lab: LabMetrics, store: BatchStore): BatchMetrics {
   const items = new Counter({
     name: "labgate_batch_items_total",
-    help: "Batch items by how they ended (completed, failed) or retried",
+    help: "Batch items by how they ended (completed, failed), or put back (retried, preempted)",
     labelNames: ["status"],
     registers: [registry],
   });

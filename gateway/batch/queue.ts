@@ -51,6 +51,7 @@ export class BatchQueue {
       providerConcurrency: batch.provider_concurrency,
       perProvider: batch.providers,
       interactiveThreshold: batch.interactive_threshold,
+      preempt: batch.preempt,
     });
     this.worker = new BatchWorker({
       store: this.store,

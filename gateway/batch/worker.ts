@@ -58,6 +58,7 @@ const PAGE = 1000;
 const PURGE_STEP = 2000;
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 const SHUTDOWN = "shutdown";
+const PREEMPTED = "preempted";
 
 export class BatchWorker {
   private readonly o: BatchWorkerOptions;
@@ -173,7 +174,8 @@ export class BatchWorker {
     if (slots <= 0) return;
     for (const item of this.o.store.due(b.id, now, slots)) {
       const model = (JSON.parse(item.body) as { model?: unknown }).model;
-      const admitted = this.o.gate.tryStart(typeof model === "string" ? model : "");
+      const abort = new AbortController();
+      const admitted = this.o.gate.tryStart(typeof model === "string" ? model : "", () => abort.abort(PREEMPTED));
       // Interactive traffic or a full provider: nothing more of this batch now; the gate wakes us.
       if ("wait" in admitted) return;
       if (!this.o.store.markRunning(b.id, item.line)) {
@@ -181,14 +183,13 @@ export class BatchWorker {
         continue;
       }
       item.attempts++;
-      this.run(b, opts, item, admitted.release);
+      this.run(b, opts, item, abort, admitted.release);
       if (--slots <= 0) return;
     }
   }
 
-  private run(b: BatchRow, opts: StoredOptions, item: ItemRow, release: () => void): void {
+  private run(b: BatchRow, opts: StoredOptions, item: ItemRow, abort: AbortController, release: () => void): void {
     const key = `${b.id}#${item.line}`;
-    const abort = new AbortController();
     this.perBatch.set(b.id, (this.perBatch.get(b.id) ?? 0) + 1);
     const done = this.execute(b, opts, item, abort.signal)
       .catch((err: unknown) => this.o.log.error({ err, batch: b.id, line: item.line }, "batch item failed inside labgate"))
@@ -235,8 +236,12 @@ export class BatchWorker {
       end("done", "output", outputLine(item.custom_id, 200, completion.id, body), completion.id, completion.usage);
     } catch (err) {
       if (signal.aborted) {
-        // Shutdown: pending again for the next start. Cancel or expiry: already ended by close().
-        if (signal.reason === SHUTDOWN) store.requeue(b.id, item.line, 0, err instanceof CompletionFailure ? err.id : null);
+        // Stopped by labgate itself (a shutdown, an interactive request that needed the place): pending
+        // again, the attempt given back. Cancel or expiry: already ended by close().
+        if (signal.reason === SHUTDOWN || signal.reason === PREEMPTED) {
+          const requeued = store.requeue(b.id, item.line, 0, err instanceof CompletionFailure ? err.id : null, true);
+          if (requeued && signal.reason === PREEMPTED) metrics.item("preempted");
+        }
         return;
       }
       if (!(err instanceof CompletionFailure)) {

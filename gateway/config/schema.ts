@@ -349,6 +349,13 @@ export const batchSchema = z
       .default(0)
       .describe("Batch items start on a provider only while at most this many interactive requests are in flight there: batch work yields to interactive traffic."),
     retry_backoff_s: seconds.default(1).describe("First retry's backoff; it doubles per retry (with jitter) up to 60 s."),
+    preempt: z
+      .boolean()
+      .default(false)
+      .describe(
+        "When an interactive request arrives on a provider with batch items running, cancel the newest of them (it runs again later, its attempt given back). " +
+          "For providers whose every slot the batch cap may fill: the interactive request then waits for no batch item.",
+      ),
   })
   .strict();
 export type BatchConfig = z.infer<typeof batchSchema>;

@@ -329,12 +329,17 @@ export class BatchStore {
     })();
   }
 
-  /** A running item goes back to pending (a retry after `notBefore`, or a shutdown). */
-  requeue(batchId: string, line: number, notBefore: number, requestId: string | null): boolean {
+  /**
+   * A running item goes back to pending: a retry after `notBefore`, or work labgate stopped
+   * itself (a shutdown, a preemption), whose attempt is given back (`giveBack`).
+   */
+  requeue(batchId: string, line: number, notBefore: number, requestId: string | null, giveBack = false): boolean {
     return (
       this.db
-        .prepare("UPDATE batch_item SET state = 'pending', not_before = ?, request_id = coalesce(?, request_id) WHERE batch_id = ? AND line = ? AND state = 'running'")
-        .run(notBefore, requestId, batchId, line).changes > 0
+        .prepare(
+          "UPDATE batch_item SET state = 'pending', not_before = ?, request_id = coalesce(?, request_id), attempts = max(0, attempts - ?) WHERE batch_id = ? AND line = ? AND state = 'running'",
+        )
+        .run(notBefore, requestId, giveBack ? 1 : 0, batchId, line).changes > 0
     );
   }
 

@@ -399,5 +399,38 @@ describe("batch queue: OpenAI's Batch API on localhost", () => {
       await gw.close();
     }
   });
+
+  it("with batch.preempt, an interactive request that arrives while a batch item runs cancels it; the item runs again later, its attempt given back", async () => {
+    const up = await lab.fake({ firstByteDelayMs: 600 });
+    const gw = await lab.gateway(config(up.v1, { batch: { provider_concurrency: 1, preempt: true, retry_backoff_s: 0.05 }, batch_profiles: { strict: { retries: 0, concurrency: 1 } } }));
+    const openai = client(gw.v1);
+    const b = await openai.batches.create({
+      input_file_id: (await upload(openai, jsonl([chatLine("p1"), chatLine("p2")]))).id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+      metadata: { profile: "strict" },
+    });
+    await expect.poll(() => up.hits(), { timeout: 10_000 }).toBe(1);
+    const r = await fetch(`${gw.v1}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "interactive" }] }),
+    });
+    expect(r.status).toBe(200);
+    await r.json();
+    const done = await waitFor(openai, b.id, ["completed"]);
+    // Retries 0, yet both completed: the preempted run was not an attempt.
+    expect(done.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });
+    expect((await lines(openai, done.output_file_id)).map((l) => l.custom_id)).toEqual(["p1", "p2"]);
+    // The batch's first item ran twice, the interactive request once, the second item once.
+    expect(up.hits()).toBe(4);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/labgate_batch_items_total\{status="preempted"\} 1\b/);
+    gw.gateway.requestLog.flush();
+    const db = new Database(join(gw.dataDir, "labgate.db"), { readonly: true });
+    const rows = db.prepare("SELECT tenant, status FROM request_log ORDER BY ts").all();
+    db.close();
+    expect(rows).toEqual(expect.arrayContaining([{ tenant: "batch:anonymous", status: 499 }, { tenant: "anonymous", status: 200 }]));
+  });
 });
 
