@@ -204,6 +204,7 @@ function renderTray(): void {
     cloudPaused: settings.cloudPaused.length > 0,
     startAtLogin: app.getLoginItemSettings().openAtLogin,
     startAtLoginSupported: process.platform === "darwin" || process.platform === "win32",
+    gatewayGaveUp: supervisor?.state === "gave-up",
   });
   if (sameModel(lastModel, model)) return;
   if (lastModel?.icon !== model.icon) tray.setImage(trayImage(model.icon));
@@ -258,6 +259,9 @@ async function dispatch(a: TrayAction): Promise<void> {
       case "start-at-login":
         app.setLoginItemSettings({ openAtLogin: a.enable, args: ["--hidden"] });
         coalescer.changed();
+        return;
+      case "restart-gateway":
+        supervisor?.start();
         return;
       case "quit":
         app.quit();

@@ -15,6 +15,7 @@ export type TrayAction =
   | { kind: "open-dashboard" }
   | { kind: "copy-api-base" }
   | { kind: "start-at-login"; enable: boolean }
+  | { kind: "restart-gateway" }
   | { kind: "quit" };
 
 export interface TrayMenuItem {
@@ -42,6 +43,8 @@ export interface TrayOptions {
   startAtLogin: boolean;
   /** Linux has no login item API in Electron: the item is shown disabled there. */
   startAtLoginSupported: boolean;
+  /** The app's own gateway crashed too often and is no longer restarted by itself: offer to start it again. */
+  gatewayGaveUp?: boolean;
 }
 
 /** Windows cuts tray tooltips at 127 characters. */
@@ -175,6 +178,7 @@ export function trayModel(state: LabState, opts: TrayOptions): TrayModel {
   const menu: TrayMenuItem[] = [];
   const headline = health === "healthy" ? "labgate: all healthy" : `labgate: ${health}${problems[0] ? ` (${clip(problems[0], 48)})` : ""}`;
   menu.push(info("headline", headline));
+  if (opts.gatewayGaveUp) menu.push({ id: "restart-gateway", label: "Start the gateway again", type: "normal", enabled: true, action: { kind: "restart-gateway" } });
   if (state.connected) {
     menu.push(separator("sep-providers"));
     if (state.providers.length === 0) menu.push(info("no-providers", "No providers"));

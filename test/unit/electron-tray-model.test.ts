@@ -218,6 +218,13 @@ describe("the rest of the menu", () => {
     expect(must(m.menu, "start-at-login")).toMatchObject({ checked: true, action: { kind: "start-at-login", enable: false } });
   });
 
+  it("offers to start the gateway again only once the app gave up restarting it", () => {
+    expect(find(trayModel(healthyLab(), OPTS).menu, "restart-gateway")).toBeUndefined();
+    const m = trayModel(disconnected(healthyLab(), "the gateway exited with code 1; it crashed 6 times in 120 s, so it is not restarted again"), { ...OPTS, gatewayGaveUp: true });
+    expect(m.icon).toBe("down");
+    expect(must(m.menu, "restart-gateway")).toMatchObject({ label: "Start the gateway again", enabled: true, action: { kind: "restart-gateway" } });
+  });
+
   it("Start at login is shown disabled where Electron cannot set it (Linux)", () => {
     expect(must(trayModel(healthyLab(), { ...OPTS, startAtLoginSupported: false }).menu, "start-at-login").enabled).toBe(false);
   });
