@@ -67,7 +67,10 @@ export function withCsp(headers: Record<string, string[] | string>): Record<stri
   return has ? headers : { ...headers, "Content-Security-Policy": [DESKTOP_CSP] };
 }
 
-/** Permission requests (camera, notifications, geolocation...) from the page: none is needed. */
-export function permissionAllowed(_permission: string): boolean {
-  return false;
+/**
+ * Permission requests from the page: none but writing to the clipboard (the dashboard's
+ * copy buttons); no camera, microphone, location, notifications, clipboard reading...
+ */
+export function permissionAllowed(permission: string): boolean {
+  return permission === "clipboard-sanitized-write";
 }

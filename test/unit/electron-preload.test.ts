@@ -125,7 +125,8 @@ describe("Electron's security checklist", () => {
     expect(withCsp(own)).toEqual(own);
   });
 
-  it("grants the page no permission (camera, geolocation, notifications...)", () => {
-    for (const p of ["media", "geolocation", "notifications", "clipboard-read", "openExternal"]) expect(permissionAllowed(p)).toBe(false);
+  it("grants the page no permission but writing to the clipboard", () => {
+    for (const p of ["media", "geolocation", "notifications", "clipboard-read", "openExternal", "hid", "serial"]) expect(permissionAllowed(p)).toBe(false);
+    expect(permissionAllowed("clipboard-sanitized-write")).toBe(true);
   });
 });
