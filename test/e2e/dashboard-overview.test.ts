@@ -169,6 +169,7 @@ describe("dashboard overview", () => {
     const gw = await startGateway(`server: { admin_key: "env:OVERVIEW_ADMIN_KEY" }\n${config(alpha.v1, beta.v1)}`, { env: { OVERVIEW_ADMIN_KEY: "overview-admin" } });
     try {
       expect((await fetch(`${gw.url}/admin/traffic`)).status).toBe(401);
+      alpha.options.firstByteDelayMs = 20; // whatever an earlier test left
       await ask(gw, "chat-alpha");
       await ask(gw, "chat-alpha", true);
       const res = await fetch(`${gw.url}/admin/traffic`, { headers: { authorization: "Bearer overview-admin" } });

@@ -56,11 +56,14 @@ function Providers({ live }: { live: LiveTraffic }) {
   const span = snapshot ? chartSpan(snapshot) : undefined;
   const byName = new Map(snapshot?.providers.map((p) => [p.provider, p]));
   return (
-    <div className="overview-providers">
-      {data.map((p) => (
-        <ProviderTile key={p.name} provider={p} groups={groups} live={live.providers.get(p.name)} errorWindowS={live.errorWindowS} traffic={byName.get(p.name)} span={span} />
-      ))}
-    </div>
+    <>
+      {traffic.isError && <p className="overview-note bad" role="status">The last hour's traffic could not be read ({traffic.error.message}): charts and per-minute figures are missing.</p>}
+      <div className="overview-providers">
+        {data.map((p) => (
+          <ProviderTile key={p.name} provider={p} groups={groups} live={live.providers.get(p.name)} errorWindowS={live.errorWindowS} traffic={byName.get(p.name)} span={span} />
+        ))}
+      </div>
+    </>
   );
 }
 
@@ -72,7 +75,15 @@ export function Overview() {
       <div className="overview-title">
         <h1>Overview</h1>
         <span className={`overview-live ${status === "open" ? "ok" : "muted"}`} role="status">
-          {status === "open" ? "● live" : status === "connecting" ? "connecting…" : "live updates paused"}
+          {status === "open" ? (
+            <>
+              <span aria-hidden="true">● </span>live
+            </>
+          ) : status === "connecting" ? (
+            "connecting…"
+          ) : (
+            "live updates paused"
+          )}
         </span>
       </div>
       <Totals live={live} />
