@@ -34,7 +34,9 @@ models:
       - {provider: openai, model: gpt-4o-mini, tier: standard, overflow: true}
 `;
 
-describe("dashboard routes page", () => {
+// A real Chromium and a gateway per test on two shared cores: a test can take far longer
+// than alone (30 s seen while other browser tests ran); the waits inside stay bounded.
+describe("dashboard routes page", { timeout: 90_000 }, () => {
   let browser: TestBrowser;
   let ollama: FakeOllama;
   let llama: FakeOpenAI;
