@@ -1,13 +1,14 @@
 // One provider on the overview: health (colour and word), whether it is enabled, its
 // breakers and panic, live requests/s, the last minute's error rate and TTFB, what is
 // in flight now, and its TTFB over the last hour.
+import { useId } from "react";
 import { TtfbChart } from "../../components/TtfbChart.tsx";
 import type { GroupView, ProviderView } from "../../types.ts";
-import type { ProviderTraffic } from "../overview-types.ts";
+import type { ProviderTraffic, TileHealth } from "../overview-types.ts";
 import { formatMs, formatPercent, formatRate } from "./format.ts";
 import { breakerSummary, providerHealth } from "./health.ts";
 
-const BADGE: Record<string, string> = { ok: "ok bg-ok", degraded: "warn bg-warn", down: "bad bg-bad", off: "off" };
+const BADGE: Record<TileHealth, string> = { ok: "ok bg-ok", degraded: "warn bg-warn", down: "bad bg-bad", off: "off" };
 
 export interface ProviderTileProps {
   provider: ProviderView;
@@ -27,7 +28,8 @@ export function ProviderTile({ provider: p, groups, live, errorWindowS: liveErro
   const recent = traffic?.recent;
   const panicGroups = groups.filter((g) => g.panic && p.deployments.some((d) => d.model_group === g.name)).map((g) => g.name);
   const recentLabel = span ? `${Math.round(span.recentMs / 60_000)} min` : "1 min";
-  const headingId = `provider-${p.name}`;
+  // Provider names may hold spaces, which an id reference cannot.
+  const headingId = useId();
   return (
     <article className={`panel provider-tile health-${verdict.health}`} data-testid={`provider-tile-${p.name}`} data-health={verdict.health} aria-labelledby={headingId}>
       <header className="provider-tile-head">
