@@ -45,7 +45,7 @@ describe("dashboard overview", () => {
     await beta?.close();
   });
 
-  it("shows each provider's traffic and TTFB, and a killed upstream's tile goes down and comes back", { timeout: 60_000 }, async () => {
+  it("shows each provider's traffic and TTFB, and a killed upstream's tile goes down and comes back", { timeout: 90_000 }, async () => {
     const gw = await startGateway(config(alpha.v1, beta.v1), { healthIntervalMs: 300 });
     let traffic: ReturnType<typeof startTraffic> | undefined;
     try {
