@@ -123,11 +123,19 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
     return opened;
   }
 
-  /** Answers the confirmation dialog with its button `name`, then waits for the result in the status line. */
-  async function confirmAndWait(page: Page, name: string): Promise<string> {
+  /**
+   * Answers the confirmation dialog with its button `name` (clicked, or by keyboard:
+   * Enter on the button that has the focus), then waits for the result in the status line.
+   */
+  async function confirmAndWait(page: Page, name: string, how: "click" | "keyboard" = "click"): Promise<string> {
     const dialog = page.getByRole("dialog");
     await dialog.waitFor();
-    await dialog.getByRole("button", { name, exact: true }).click();
+    const button = dialog.getByRole("button", { name, exact: true });
+    if (how === "click") await button.click();
+    else {
+      expect(await button.evaluate((b) => b === document.activeElement)).toBe(true);
+      await page.keyboard.press("Enter");
+    }
     await dialog.waitFor({ state: "hidden" });
     const status = page.getByTestId("lab-status");
     await expect.poll(() => status.locator("..").getAttribute("data-kind"), WAIT).not.toBe("pending");
@@ -214,8 +222,10 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
     await browser.screenshot(page, "lab-result-light");
     expect(await chats(gw, 4)).toEqual({ a: 0, b: 4 });
 
-    await toggle.click();
-    expect(await confirmAndWait(page, "Enable")).toContain("lab-a is enabled");
+    // By keyboard alone: Space on the switch, Enter in the dialog.
+    await toggle.focus();
+    await page.keyboard.press("Space");
+    expect(await confirmAndWait(page, "Enable", "keyboard")).toContain("lab-a is enabled");
     await expect.poll(() => toggle.getAttribute("aria-checked")).toBe("true");
     expect(await chats(gw, 2)).toEqual({ a: 2, b: 0 });
     expect(errors).toEqual([]);
