@@ -3,6 +3,8 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { Gateway } from "./app.ts";
 import { defaultDataDir, DEFAULT_CONFIG_FILE, pruneUnconfiguredCloud, resolveDir } from "./config/defaults.ts";
 import { formatProblem, loadConfigFile } from "./config/load.ts";
@@ -244,6 +246,7 @@ async function serveChecked(args: string[], env: NodeJS.ProcessEnv): Promise<num
     { url, config: usingDefault ? "built-in defaults" : file, dataDir, modelsDir, providers: gateway.registry.names() },
     `labgate listening on ${url} (OpenAI base URL: ${url}/v1)`,
   );
+  const compaction = compactWhenIdle(gateway);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -254,6 +257,7 @@ async function serveChecked(args: string[], env: NodeJS.ProcessEnv): Promise<num
         return;
       }
       stopping = true;
+      compaction.stop();
       gateway.log.info({ signal }, "shutting down: finishing in-flight requests");
       gateway.close().then(
         () => {
@@ -273,4 +277,66 @@ async function serveChecked(args: string[], env: NodeJS.ProcessEnv): Promise<num
 
 if (process.argv[1] && existsSync(process.argv[1]) && import.meta.url === `file://${process.argv[1]}`) {
   process.exitCode = await main(process.argv.slice(2));
+}
+
+/** After start, and after traffic: how long the gateway must have been quiet before a compaction (ms). */
+const COMPACT_AFTER_START_MS = 2_000;
+const COMPACT_AFTER_TRAFFIC_MS = 30_000;
+
+/**
+ * One memory-reducing garbage collection once the served gateway has gone quiet: 2 s
+ * after it starts listening, and again 30 s after the last request of each burst of
+ * traffic (never while a request is in flight).
+ *
+ * Why: starting (about a thousand modules, the config's schemas, fastify's routes) and
+ * traffic grow V8's young generation to its largest size, and an idle process never
+ * collects again to shrink it: about 18 MiB of an idle gateway's resident set (one
+ * openai-compatible provider: ~115 MiB before, ~97 after). Browsers get this from V8's
+ * idle-time memory reducer; Node gives V8 no idle signal. It costs one full collection
+ * (tens of ms) per quiet period, so the throughput under load is untouched.
+ *
+ * `gc` is reached through a context made while --expose-gc is set, then unset again, so
+ * no other code sees a global gc(). If this Node refuses, nothing is done.
+ */
+function compactWhenIdle(gateway: Gateway): { stop(): void } {
+  let gc: ((options: object) => void) | undefined;
+  try {
+    setFlagsFromString("--expose-gc");
+    gc = runInNewContext("gc") as (options: object) => void;
+    setFlagsFromString("--no-expose-gc");
+  } catch {
+    return { stop() {} };
+  }
+  const collect = gc;
+  const inFlight = (): number => (gateway.completions as { inFlight?: number }).inFlight ?? 0;
+  let lastActivity = Date.now();
+  let quietMs = COMPACT_AFTER_START_MS;
+  let compacted = false;
+  const unsubscribe = gateway.completions.onOutcome(() => {
+    lastActivity = Date.now();
+    quietMs = COMPACT_AFTER_TRAFFIC_MS;
+    compacted = false;
+  });
+  const timer = setInterval(() => {
+    if (compacted || inFlight() > 0 || Date.now() - lastActivity < quietMs) return;
+    compacted = true;
+    const before = process.memoryUsage.rss();
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    // "last-resort": the collection V8 runs under memory pressure, which also shrinks the young generation.
+    collect({ type: "major", execution: "sync", flavor: "last-resort" });
+    const used = process.cpuUsage(cpu);
+    const mb = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
+    gateway.log.debug(
+      { rss_mb_before: mb(before), rss_mb_after: mb(process.memoryUsage.rss()), ms: Math.round(performance.now() - started), cpu_ms: Math.round((used.user + used.system) / 1000) },
+      "idle: memory compacted",
+    );
+  }, 1_000);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      unsubscribe();
+    },
+  };
 }

@@ -3,10 +3,12 @@
 //   engine, node-llama-cpp or the Ollama client; one with them does;
 // - building gateways does not register prom-client's process-wide observers (GC
 //   PerformanceObserver, event-loop delay monitor) unless asked (`labgate serve` asks).
-// Both are about the whole process, so they run in a fresh Node process that records
+// - `labgate serve` run from the stripped build (npm run build:js) never loads Node's
+//   TypeScript stripper, and gives back its startup memory once idle.
+// All are about the whole process, so they run in a fresh Node process that records
 // every module it loads (module.registerHooks) and counts those observers.
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -214,4 +216,49 @@ describe("heavy adapters", () => {
     const modules = { failed: { embedded: "Cannot find package 'node-llama-cpp'" } };
     expect(() => createAdapter({ name: "e", config: { type: "embedded" }, secrets: {}, defaultModelsDir: dir, modules })).toThrow(/embedded adapter could not be loaded: Cannot find package/);
   });
+});
+
+describe("labgate serve at idle", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "labgate-lazy-serve-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("from the stripped build, one openai-compatible provider: Node's TypeScript stripper is never loaded, and the idle gateway is compacted once", async () => {
+    const jsDir = join(dir, "js");
+    const built = spawnSync(process.execPath, [join(ROOT, "scripts", "build-js.js"), jsDir], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+    expect(built.status, built.stderr).toBe(0);
+    const config = join(dir, "labgate.yaml");
+    writeFileSync(
+      config,
+      ["providers:", '  upstream: {type: openai-compatible, base_url: "http://127.0.0.1:9/v1"}', "models:", "  m: {deployments: [{provider: upstream, model: m}]}", ""].join("\n"),
+    );
+    // Says on exit whether the stripper was loaded (moduleLoadList names Node's internal modules).
+    const probe = `data:text/javascript,process.on("exit",()=>process.stderr.write("\\nstripper-loaded="+process.moduleLoadList.some((m)=>m.includes("amaro"))+"\\n"))`;
+    const args = ["--import", probe, join(ROOT, "bin", "labgate.js"), "serve", "--config", config, "--data-dir", join(dir, "data"), "--models-dir", join(dir, "models"), "--port", "0"];
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, LABGATE_JS_DIR: jsDir, LABGATE_LOG_LEVEL: "debug", NODE_OPTIONS: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (b: Buffer) => (output += b.toString("utf8")));
+    child.stderr.on("data", (b: Buffer) => (output += b.toString("utf8")));
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    try {
+      // Bounded wait for the compaction that follows the start (2 s of quiet after listening).
+      for (let i = 0; i < 600 && !output.includes("idle: memory compacted") && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+      const line = output.split("\n").find((l) => l.includes("idle: memory compacted"));
+      expect(line, output.slice(-3000)).toBeDefined();
+      const entry = JSON.parse(line!) as { rss_mb_before: number; rss_mb_after: number };
+      expect(entry.rss_mb_before).toBeGreaterThan(0);
+      expect(entry.rss_mb_after).toBeGreaterThan(0);
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+    }
+    expect(output).toMatch(/stripper-loaded=false/);
+    expect(output.match(/idle: memory compacted/g)).toHaveLength(1);
+  }, 90_000);
 });
