@@ -32,8 +32,10 @@ export function gatewayLaunch(o: LaunchOptions): GatewayLaunch {
   // The gateway logs JSON lines; the app reads nothing from them but keeps them for a bug report.
   const env = { ...o.env, LABGATE_DESKTOP: "1" };
   if (!o.packaged) return { kind: "node", command: o.nodeCommand ?? o.env.LABGATE_NODE ?? "node", args: [entry, ...args], cwd: o.appRoot, env };
-  // The gateway is TypeScript run by Node's type stripping (on by default from Node 22.18;
-  // the flag turns it on in an Electron whose Node is older). Not tried in a real Electron here.
+  // The gateway is TypeScript: bin/labgate.js loads its stripped copies from dist/js when they
+  // are packed (npm run dist builds them), else Node strips the sources as it loads them (on by
+  // default from Node 22.18; the flag turns it on in an Electron whose Node is older).
+  // Not tried in a real Electron here.
   // The demo model must be a real file for the native engine, so it is an extra resource
   // outside the asar; the gateway looks for it beside its sources unless told (LABGATE_DEMO_MODELS_DIR,
   // which the gateway does not read yet: see electron/README.md).
