@@ -271,7 +271,10 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
     expect(await confirmAndWait(page, "Stop")).toBe("✓lab-llama is stopped.");
     await expect.poll(() => state.getAttribute("data-state"), WAIT).toBe("stopped");
     await log.getByText("main: SIGTERM, shutting down").waitFor(WAIT);
-    expect(await page.getByRole("button", { name: "Stop lab-llama", exact: true }).isDisabled()).toBe(true);
+    const stop = page.getByRole("button", { name: "Stop lab-llama", exact: true });
+    expect(await stop.getAttribute("aria-disabled")).toBe("true");
+    // The focus stays on the button that was used, for a keyboard user to carry on from.
+    expect(await stop.evaluate((b) => b === document.activeElement)).toBe(true);
 
     await page.getByRole("button", { name: "Start lab-llama", exact: true }).click();
     expect(await confirmAndWait(page, "Start")).toMatch(/^✓lab-llama is running \(pid \d+\)\.$/);

@@ -23,7 +23,8 @@ function UnloadButton({ m }: { m: LoadedModelView }) {
     <button
       type="button"
       className="danger"
-      disabled={busy(key)}
+      // aria-disabled, not disabled: the button keeps the focus the dialog gives back to it.
+      aria-disabled={busy(key) || undefined}
       aria-label={`Unload ${m.model} from ${m.provider}`}
       onClick={() =>
         ask({

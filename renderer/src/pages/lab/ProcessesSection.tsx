@@ -122,7 +122,14 @@ function ProcessRow(props: { p: ProcessView; now: number; logOpen: boolean; togg
       <td>
         <div className="lab-buttons" role="group" aria-label={`Control ${p.name}`}>
           {(["start", "stop", "restart"] as const).map((verb) => (
-            <button key={verb} type="button" disabled={working || !allowed(verb, p.state)} onClick={() => act(verb)} aria-label={`${VERBS[verb].label} ${p.name}`}>
+            // aria-disabled, not disabled: a button that just did its work (Stop) keeps the focus.
+            <button
+              key={verb}
+              type="button"
+              aria-disabled={working || !allowed(verb, p.state) || undefined}
+              onClick={() => allowed(verb, p.state) && act(verb)}
+              aria-label={`${VERBS[verb].label} ${p.name}`}
+            >
               {VERBS[verb].label}
             </button>
           ))}

@@ -43,7 +43,8 @@ function EnabledSwitch({ p }: { p: ProviderView }) {
       aria-label={`${p.name} enabled`}
       className={`lab-switch${p.enabled ? " on" : ""}`}
       data-testid={`provider-switch-${p.name}`}
-      disabled={busy(key)}
+      // aria-disabled, not disabled: the button keeps the focus the dialog gives back to it.
+      aria-disabled={busy(key) || undefined}
       onClick={() =>
         ask({
           key,
@@ -85,7 +86,8 @@ function ResetBreakerButton({ d, label }: { d?: DeploymentView; label: string })
   return (
     <button
       type="button"
-      disabled={busy(key)}
+      // aria-disabled, not disabled: the button keeps the focus the dialog gives back to it.
+      aria-disabled={busy(key) || undefined}
       aria-label={d ? `Reset the breaker of ${d.model_group} → ${d.model} (${d.breaker_state})` : undefined}
       onClick={() =>
         ask({

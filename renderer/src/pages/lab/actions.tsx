@@ -2,7 +2,7 @@
 // (ConfirmDialog), runs the call, and says how it went in one status line (role
 // "status", so screen readers hear it too), with the gateway's own error message
 // when it refused.
-import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from "react";
+import { createContext, useCallback, useContext, useMemo, useRef, useState, type ReactNode } from "react";
 import { HttpError, UnreachableError } from "../../api.ts";
 import { ConfirmDialog, type ConfirmRequest } from "../../components/ConfirmDialog.tsx";
 
@@ -46,7 +46,13 @@ export function LabActionsProvider({ children }: { children: ReactNode }) {
   const [outcome, setOutcome] = useState<Outcome | null>(null);
   const [running, setRunning] = useState<ReadonlySet<string>>(new Set());
 
-  const ask = useCallback((action: LabAction) => setAsking(action), []);
+  // Read by ask(), which stays the same function across renders.
+  const runningNow = useRef(running);
+  runningNow.current = running;
+  // A button of a thing whose call still runs is aria-disabled (it keeps its focus), so this ignores it.
+  const ask = useCallback((action: LabAction) => {
+    if (!runningNow.current.has(action.key)) setAsking(action);
+  }, []);
   const busy = useCallback((key: string) => running.has(key), [running]);
 
   const confirm = () => {
