@@ -184,6 +184,13 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
       await browser.screenshot(page, `lab-${scheme}`);
       expect(errors).toEqual([]);
     }
+    // A laptop-narrow window: wide tables scroll inside their panel, the page does not.
+    const { page } = await browser.open(`${gw.url}/ui/#/lab`, { width: 820 });
+    await page.getByTestId("process-state-lab-llama").waitFor(WAIT);
+    await page.getByTestId("gpu-1").waitFor(WAIT);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(820);
+    await browser.screenshot(page, "lab-narrow-light");
+    await page.context().close();
   });
 
   it("says why no GPU is listed and what to do when nothing is supervised or loaded", async () => {

@@ -79,7 +79,17 @@ export function ServersSection() {
                   <td>
                     <ProviderCell s={s} />
                   </td>
-                  <td className="lab-wrap">{s.models.length === 0 ? <span className="muted">—</span> : <span className="mono">{s.models.join(", ")}</span>}</td>
+                  <td>
+                    {s.models.length === 0 ? (
+                      <span className="muted">—</span>
+                    ) : (
+                      <ul className="lab-names mono">
+                        {s.models.map((m) => (
+                          <li key={m}>{m}</li>
+                        ))}
+                      </ul>
+                    )}
+                  </td>
                   <td className="lab-wrap">
                     {s.evidence.length === 0 ? (
                       <span className="muted">—</span>
