@@ -258,7 +258,7 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
     expect(errors).toEqual([]);
   });
 
-  it("stops and starts a supervised process from the page; its log follows live until closed", async () => {
+  it("stops, starts and restarts a supervised process from the page; its log follows live until closed", async () => {
     const llamaPort = await freePort();
     const gw = await gateway({ llamaPort });
     const { page, errors } = await openLab(gw);
@@ -284,8 +284,18 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
     expect(await stop.evaluate((b) => b === document.activeElement)).toBe(true);
 
     await page.getByRole("button", { name: "Start lab-llama", exact: true }).click();
-    expect(await confirmAndWait(page, "Start")).toMatch(/^✓lab-llama is running \(pid \d+\)\.$/);
+    const started = await confirmAndWait(page, "Start");
+    expect(started).toMatch(/^✓lab-llama is running \(pid \d+\)\.$/);
     await expect.poll(() => state.getAttribute("data-state"), WAIT).toBe("running");
+    await chat(gw, "llama");
+
+    // Restart: another process, and the restart counted.
+    await page.getByRole("button", { name: "Restart lab-llama", exact: true }).click();
+    const restarted = await confirmAndWait(page, "Restart");
+    expect(restarted).toMatch(/^✓lab-llama is running \(pid \d+\)\.$/);
+    expect(restarted).not.toBe(started);
+    const row = page.getByTestId("process-lab-llama");
+    await expect.poll(async () => Number(await row.locator("td").nth(2).textContent()), WAIT).toBe(2);
     await chat(gw, "llama");
 
     // Closing the log ends its stream.
