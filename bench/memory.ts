@@ -1,39 +1,38 @@
 // Idle memory: the resident set (VmRSS) of `labgate serve` a few seconds after it
 // answers /health, with no request sent, for
 //   one-provider — one OpenAI-compatible provider (a mock upstream on loopback), no embedded model;
-//   one-provider-js — the same with labgate's TypeScript stripped beforehand and served
-//                  by a load hook (bench/lib/prestripped-hook.mjs), so Node's TypeScript
-//                  stripper never starts: what the same code costs as plain JavaScript;
+//   one-provider-ts — the same run from the .ts sources, stripped by Node as they load
+//                  (LABGATE_JS_DIR=off): what it cost before the stripped build;
 //   default      — resources/labgate.yaml as `labgate serve` uses it with no --config
 //                  (Ollama, llama.cpp, vLLM on their usual ports, the embedded engine over an
 //                  empty models folder; no cloud keys in the environment);
-// next to a bare `node -e` process for reference. Each labgate case runs in fresh
-// processes (its own temp data and models folders); the median of the runs is reported.
+// next to a bare `node -e` process for reference. labgate runs as `npm start` runs it:
+// the stripped build brought up to date first (scripts/build-js.js), then
+// `node bin/labgate.js serve`, which serves the built copies (bin/prestripped.js). Each
+// labgate case runs in fresh processes (its own temp data and models folders); the
+// median of the runs is reported.
 // A separate, unmeasured start of each case with a module hook lists which heavy
 // packages it loaded. See bench/README.md.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { stripTypeScriptTypes } from "node:module";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startMockUpstream } from "./lib/mock-upstream.ts";
 import { fixed, table, verdict } from "./lib/table.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "bin", "labgate.js");
+const BUILD_JS = join(ROOT, "scripts", "build-js.js");
 const LOADED_HOOK = fileURLToPath(new URL("./lib/loaded-packages.ts", import.meta.url));
-const PRESTRIPPED_HOOK = fileURLToPath(new URL("./lib/prestripped-hook.mjs", import.meta.url));
-/** Folders whose TypeScript the one-provider-js case strips beforehand. */
-const TS_FOLDERS = ["gateway", "native"];
 
 /** Idle RSS the one-provider configuration should stay under (MiB). */
 export const GOAL_ONE_PROVIDER_MIB = 100;
 /** Packages worth naming when a configuration loads them. */
 export const HEAVY_PACKAGES = ["node-llama-cpp", "ollama", "systeminformation", "ipull"];
 
-export type MemoryCase = "bare-node" | "one-provider" | "one-provider-js" | "default";
-export const MEMORY_CASES: MemoryCase[] = ["bare-node", "one-provider", "one-provider-js", "default"];
+export type MemoryCase = "bare-node" | "one-provider" | "one-provider-ts" | "default";
+export const MEMORY_CASES: MemoryCase[] = ["bare-node", "one-provider", "one-provider-ts", "default"];
 
 export interface MemoryOptions {
   /** Fresh processes per case. */
@@ -82,7 +81,7 @@ export interface MemoryReport {
 const DESCRIPTIONS: Record<MemoryCase, string> = {
   "bare-node": "bare node -e (reference)",
   "one-provider": "one openai-compatible provider, no embedded",
-  "one-provider-js": "the same, TypeScript stripped beforehand (no amaro)",
+  "one-provider-ts": "the same from the .ts sources (Node strips them: amaro)",
   default: "default config (resources/labgate.yaml), empty models dir",
 };
 
@@ -158,54 +157,19 @@ interface Started {
   cleanup(): Promise<void>;
 }
 
-/**
- * Copies labgate's TypeScript with the types stripped (same relative paths) for the
- * one-provider-js case. Returns the folder and the files that could not be stripped
- * (those are left to Node, which then starts its stripper after all).
- */
-function prestrip(): { dir: string; failed: string[] } {
-  const dir = mkdtempSync(join(tmpdir(), "labgate-bench-js-"));
-  const failed: string[] = [];
-  // stripTypeScriptTypes warns that it is experimental; that is known here.
-  const emitWarning = process.emitWarning;
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    if (!String(warning).includes("stripTypeScriptTypes")) (emitWarning as (...a: unknown[]) => void).call(process, warning, ...rest);
-  }) as typeof process.emitWarning;
-  const walk = (folder: string): void => {
-    for (const e of readdirSync(folder, { withFileTypes: true })) {
-      const path = join(folder, e.name);
-      if (e.isDirectory()) walk(path);
-      else if (e.name.endsWith(".ts")) {
-        const target = join(dir, relative(ROOT, path));
-        try {
-          const js = stripTypeScriptTypes(readFileSync(path, "utf8"), { mode: "strip" });
-          mkdirSync(dirname(target), { recursive: true });
-          writeFileSync(target, js);
-        } catch {
-          failed.push(relative(ROOT, path));
-        }
-      }
-    }
-  };
-  try {
-    for (const f of TS_FOLDERS) walk(join(ROOT, f));
-  } finally {
-    process.emitWarning = emitWarning;
-  }
-  return { dir, failed };
-}
-
 interface CaseContext {
   upstream: string;
-  /** The stripped copies for one-provider-js (prestrip()). */
-  jsDir?: string;
+}
+
+/** What `npm start` does before it serves: bring the stripped build (dist/js) up to date. */
+function buildJs(): string {
+  const r = spawnSync(process.execPath, [BUILD_JS], { cwd: ROOT, encoding: "utf8", env: childEnv() });
+  if (r.status !== 0) throw new Error(`scripts/build-js.js failed (status ${r.status}): ${r.stderr || r.stdout}`);
+  return r.stdout.trim();
 }
 
 async function startCase(name: MemoryCase, ctx: CaseContext, nodeArgs: string[] = [], env: Record<string, string> = {}): Promise<Started> {
-  if (name === "one-provider-js") {
-    if (!ctx.jsDir) throw new Error("one-provider-js needs the stripped copies");
-    return startCase("one-provider", ctx, [...nodeArgs, "--import", PRESTRIPPED_HOOK], { ...env, LABGATE_BENCH_JS_DIR: ctx.jsDir, LABGATE_BENCH_ROOT: ROOT });
-  }
+  if (name === "one-provider-ts") return startCase("one-provider", ctx, nodeArgs, { ...env, LABGATE_JS_DIR: "off" });
   if (name === "bare-node") {
     const child = spawn(process.execPath, [...nodeArgs, "-e", "setInterval(() => {}, 1000)"], { stdio: ["ignore", "pipe", "pipe"], env: childEnv(env) });
     await sleep(500);
@@ -274,11 +238,7 @@ export async function benchMemory(partial: Partial<MemoryOptions> = {}): Promise
   const ctx: CaseContext = { upstream: upstream.url };
   const results: MemoryCaseResult[] = [];
   try {
-    if (opts.cases.includes("one-provider-js")) {
-      const js = prestrip();
-      ctx.jsDir = js.dir;
-      if (js.failed.length > 0) opts.log(`memory bench: WARNING could not strip ${js.failed.join(", ")}; Node strips those itself, so one-provider-js is not free of the stripper`);
-    }
+    opts.log(`memory bench: ${buildJs()}`);
     for (const name of opts.cases) {
       const samples: RssSample[] = [];
       for (let run = 0; run < opts.runs; run++) {
@@ -292,7 +252,7 @@ export async function benchMemory(partial: Partial<MemoryOptions> = {}): Promise
         }
       }
       const result: MemoryCaseResult = { name, description: DESCRIPTIONS[name], samples, median: median(samples) };
-      if (opts.listPackages && name !== "bare-node" && name !== "one-provider-js") {
+      if (opts.listPackages && name !== "bare-node" && name !== "one-provider-ts") {
         opts.log(`memory bench: ${name}: listing loaded packages (unmeasured start)`);
         const packages = await loadedPackages(name, ctx, Math.min(3, opts.idleS));
         result.packageCount = packages.length;
@@ -302,7 +262,6 @@ export async function benchMemory(partial: Partial<MemoryOptions> = {}): Promise
     }
   } finally {
     await upstream.close();
-    if (ctx.jsDir) rmSync(ctx.jsDir, { recursive: true, force: true });
   }
   return { options: { ...opts, log: undefined } as unknown as Omit<MemoryOptions, "log">, results };
 }
