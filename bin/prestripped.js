@@ -90,7 +90,8 @@ export function usePrestripped(jsDir = DEFAULT_JS_DIR) {
   registerHooks({
     load(url, context, next) {
       const format = context.format === "module-typescript" ? "module" : context.format === "commonjs-typescript" ? "commonjs" : undefined;
-      if (!format || !url.startsWith(rootUrl) || url.includes("/node_modules/")) return next(url, context);
+      // labgate's own files only: not its dependencies' (labgate itself may sit in a node_modules folder).
+      if (!format || !url.startsWith(rootUrl) || url.slice(rootUrl.length).split("/").includes("node_modules")) return next(url, context);
       const sourcePath = fileURLToPath(url);
       const source = readFileSync(sourcePath, "utf8");
       const target = builtPath(jsDir, sourcePath);

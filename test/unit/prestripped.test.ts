@@ -4,7 +4,7 @@
 // Node strips it and writes the copy for the next start. Each case is a real
 // `labgate version` in a fresh Node process, with its own build folder (LABGATE_JS_DIR).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,5 +97,26 @@ describe("bin/labgate.js and the stripped build", () => {
     expect(r.stdout).toMatch(/: 1 written, \d+ up to date, 1 removed/);
     expect(existsSync(orphan)).toBe(false);
     expect(readFileSync(join(jsDir, "gateway", "app.js"), "utf8")).toContain(MARK);
+  });
+
+  it("labgate installed inside a node_modules folder runs, through the hook, though Node refuses to strip types there", () => {
+    const pkg = join(dir, "node_modules", "labgate");
+    mkdirSync(pkg, { recursive: true });
+    for (const part of ["bin", "gateway", "native", "resources", "package.json"]) cpSync(join(ROOT, part), join(pkg, part), { recursive: true });
+    symlinkSync(join(ROOT, "node_modules"), join(pkg, "node_modules"));
+    const run = (jsDir?: string) =>
+      spawnSync(process.execPath, [join(pkg, "bin", "labgate.js"), "version"], {
+        cwd: dir,
+        env: { ...process.env, NODE_OPTIONS: "", LABGATE_JS_DIR: jsDir ?? "" },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+    const plain = run("off");
+    expect(plain.status).not.toBe(0);
+    expect(plain.stderr).toContain("ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING");
+    const hooked = run();
+    expect(hooked.stderr).toBe("");
+    expect(hooked.stdout.trim()).toBe(VERSION);
+    expect(existsSync(join(pkg, "dist", "js", "gateway", "cli.js"))).toBe(true);
   });
 });
