@@ -6,6 +6,7 @@
 // stops and starts, its log follows live, an unload reaches Ollama; every action
 // asks first and says how it went.
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -304,6 +305,28 @@ printf '%s\\n' ${GPU_ROWS.map((r) => `'${r}'`).join(" ")}
     await ended;
     await log.waitFor({ state: "detached" });
     expect(errors).toEqual([]);
+  });
+
+  it("a process that cannot start says why, in its row and in the status line", async () => {
+    // Another program holds the port the supervised server should listen on.
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(0, "127.0.0.1", r));
+    cleanups.push(() => new Promise((r) => squatter.close(r)));
+    const port = (squatter.address() as AddressInfo).port;
+    const gw = await gateway({ llamaPort: port });
+    const { page, errors } = await openLab(gw);
+    const state = page.getByTestId("process-state-lab-llama");
+    await expect.poll(() => state.getAttribute("data-state"), WAIT).toBe("failed");
+    expect(await page.getByTestId("process-lab-llama").textContent()).toContain(`port ${port} on 127.0.0.1 is already in use by another program`);
+
+    await page.getByRole("button", { name: "Start lab-llama", exact: true }).click();
+    const text = await confirmAndWait(page, "Start");
+    expect(text).toMatch(/^✕Could not start lab-llama: lab-llama did not start: /);
+    expect(text).toContain(`port ${port} on 127.0.0.1 is already in use by another program`);
+    expect(await state.getAttribute("data-state")).toBe("failed");
+    await browser.screenshot(page, "lab-error-light");
+    // The refused start's 409, which Chromium logs, is the only error.
+    expect(errors).toEqual(["console: Failed to load resource: the server responded with a status of 409 (Conflict)"]);
   });
 
   it("unloads a model from Ollama from the page, and shows the reason when Ollama refuses", async () => {
