@@ -18,9 +18,12 @@
 //
 // Plain JavaScript on purpose: a .ts file here would itself start the stripper.
 // Worker threads do not inherit these hooks; the .ts a worker loads is stripped there.
-import { hash } from "node:crypto";
+// node:module's namespace rather than named imports: scripts/build-js.js imports this
+// file under `npm start` with whatever Node is on PATH, and an older one (no
+// registerHooks, no stripTypeScriptTypes) must get to bin/labgate.js's one-line message.
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { registerHooks, stripTypeScriptTypes } from "node:module";
+import * as nodeModule from "node:module";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -33,6 +36,11 @@ export const SOURCE_FOLDERS = ["gateway", "native"];
 
 const MARK = "\n// labgate-prestripped sha256:";
 
+/** Whether this Node can strip TypeScript and hook module loading (22.18+ and 23.6+ can). */
+export const CAN_STRIP = typeof nodeModule.stripTypeScriptTypes === "function" && typeof nodeModule.registerHooks === "function";
+
+const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+
 /** The built copy's path for a source below ROOT: gateway/app.ts -> <jsDir>/gateway/app.js. */
 export function builtPath(jsDir, sourcePath) {
   return join(jsDir, relative(ROOT, sourcePath)).replace(/\.ts$/, ".js");
@@ -40,13 +48,13 @@ export function builtPath(jsDir, sourcePath) {
 
 /** The built file's text: the stripped source, then the mark naming the source it came from. */
 export function builtText(source) {
-  return `${strip(source)}${MARK}${hash("sha256", source)}\n`;
+  return `${strip(source)}${MARK}${sha256(source)}\n`;
 }
 
 /** The stripped text of a built file if it was made from exactly this source; undefined otherwise. */
 export function matchingBuilt(built, source) {
   const at = built.lastIndexOf(MARK);
-  if (at < 0 || built.slice(at + MARK.length).trim() !== hash("sha256", source)) return undefined;
+  if (at < 0 || built.slice(at + MARK.length).trim() !== sha256(source)) return undefined;
   return built.slice(0, at);
 }
 
@@ -58,7 +66,7 @@ function strip(source) {
     if (!String(warning?.message ?? warning).includes("stripTypeScriptTypes")) return emitWarning.call(process, warning, ...rest);
   };
   try {
-    return stripTypeScriptTypes(source, { mode: "strip" });
+    return nodeModule.stripTypeScriptTypes(source, { mode: "strip" });
   } finally {
     process.emitWarning = emitWarning;
   }
@@ -87,7 +95,7 @@ function readOrUndefined(path) {
 export function usePrestripped(jsDir = DEFAULT_JS_DIR) {
   const stats = { prestripped: 0, strippedAtLoad: 0 };
   const rootUrl = pathToFileURL(ROOT).href.replace(/\/?$/, "/");
-  registerHooks({
+  nodeModule.registerHooks({
     load(url, context, next) {
       const format = context.format === "module-typescript" ? "module" : context.format === "commonjs-typescript" ? "commonjs" : undefined;
       // labgate's own files only: not its dependencies' (labgate itself may sit in a node_modules folder).

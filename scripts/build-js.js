@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { builtPath, builtText, DEFAULT_JS_DIR, matchingBuilt, ROOT, SOURCE_FOLDERS, writeBuilt } from "../bin/prestripped.js";
+import { builtPath, builtText, CAN_STRIP, DEFAULT_JS_DIR, matchingBuilt, ROOT, SOURCE_FOLDERS, writeBuilt } from "../bin/prestripped.js";
 
 /** Every .ts source the build covers (declaration files aside), sorted. */
 export function sourceFiles() {
@@ -82,6 +82,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const quiet = args.includes("--quiet");
   const folder = args.find((a) => !a.startsWith("--"));
   const jsDir = folder ? resolve(folder) : DEFAULT_JS_DIR;
+  if (!CAN_STRIP) {
+    // labgate itself says which Node it needs when it starts; an install must not fail here.
+    if (!quiet) console.log(`build:js: skipped: Node ${process.version} cannot strip TypeScript (labgate needs >= 22.18)`);
+    process.exit(0);
+  }
   try {
     const r = buildAll(jsDir);
     if (!quiet) console.log(`build:js: ${relative(process.cwd(), jsDir) || "."}: ${r.written} written, ${r.current} up to date, ${r.removed} removed`);
