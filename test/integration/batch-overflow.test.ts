@@ -99,7 +99,9 @@ describe("cloud overflow", () => {
     // Every item ended once, in one of the two files: answered locally, or expired.
     expect([...output, ...errors].map((l) => l.custom_id).sort()).toEqual(ids);
     expect(output.length).toBeGreaterThan(0);
-    expect(output.length).toBe(local.hits("/v1/chat/completions"));
+    // Each answered item was asked once; the one running when the window closed (concurrency 1) was cut off.
+    expect(local.hits("/v1/chat/completions") - output.length).toBeGreaterThanOrEqual(0);
+    expect(local.hits("/v1/chat/completions") - output.length).toBeLessThanOrEqual(1);
     expect(errors.length).toBeGreaterThan(0);
     expect(errors.every((l) => l.error?.code === "batch_expired")).toBe(true);
     expect(batch.request_counts).toEqual({ total: N, completed: output.length, failed: errors.length });
