@@ -45,7 +45,8 @@ export function defaultUiDir(from: string = dirname(fileURLToPath(import.meta.ur
 export const uiRoutes =
   (uiDir: string | undefined): FastifyPluginAsync =>
   async (app) => {
-    app.get("/", (_request, reply) => reply.redirect("/ui/", 302));
+    // Only the root itself: fastify also routes an asterisk-form target (`GET *`) here.
+    app.get("/", (request, reply) => (request.raw.url === "/" ? reply.redirect("/ui/", 302) : reply.callNotFound()));
     if (!uiDir) {
       // A clone that skipped the build still answers, and says how to fix it.
       app.get("/ui", (_request, reply) => reply.redirect("/ui/", 302));
