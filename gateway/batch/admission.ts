@@ -7,6 +7,13 @@
 // the item runs. Items already running are not interrupted (batch work yields by starting
 // nothing new while interactive requests wait), unless `preempt` is on: then an
 // interactive request that arrives where batch items run cancels the newest of them.
+//
+// Interactive requests come in bursts and chains (a client's next request follows the
+// last one's end by a few milliseconds): a batch item started in such a gap competes with
+// the next request for the CPU and the upstream. So after an interactive request starts
+// or ends on a provider, batch items start there only once it has been quiet for
+// `quietMs`, and while interactive traffic was seen there in the last second at most
+// `busyCap` of them run at once.
 import type { FastifyInstance } from "fastify";
 import type { Router } from "../router/router.ts";
 
@@ -18,7 +25,16 @@ export interface AdmissionOptions {
   interactiveThreshold: number;
   /** Cancel the newest running batch item on a provider when an interactive request arrives there. */
   preempt?: boolean;
+  /** No batch start on a provider within this long (ms) of an interactive request starting or ending there (0: none). */
+  quietMs?: number;
+  /** Batch items in flight per provider while it has had interactive traffic within the last second (below its cap). */
+  busyCap?: number;
+  /** The clock (ms, monotonic); tests pass their own. */
+  now?: () => number;
 }
+
+/** How long after the last interactive request a provider counts as having interactive traffic (busyCap). */
+const BUSY_WINDOW_MS = 1000;
 
 interface BatchSlot {
   providers: string[];
@@ -38,9 +54,18 @@ export class AdmissionGate {
   /** Running batch items, oldest first (a Set keeps insertion order). */
   private readonly slots = new Set<BatchSlot>();
   private readonly listeners: (() => void)[] = [];
+  /** When an interactive request last started or ended, per provider (ms, opts.now's clock). */
+  private readonly lastInteractive = new Map<string, number>();
+  private readonly now: () => number;
 
   constructor(opts: AdmissionOptions) {
     this.opts = opts;
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  private noteInteractive(providers: string[]): void {
+    const now = this.now();
+    for (const p of providers) this.lastInteractive.set(p, now);
   }
 
   /** The providers a request for `model` may land on. */
@@ -67,12 +92,14 @@ export class AdmissionGate {
   /** An interactive request for `model` starts; call the returned function once when it ends. */
   interactiveStarted(model: string): () => void {
     const providers = this.providersOf(model);
+    this.noteInteractive(providers);
     this.add(this.interactive, providers, 1);
     if (this.opts.preempt) this.preemptOne(providers);
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
+      this.noteInteractive(providers);
       this.add(this.interactive, providers, -1);
     };
   }
@@ -93,10 +120,26 @@ export class AdmissionGate {
    * Whether a batch item for `model` may start now: if so it is counted (call `release` when
    * it ends); `preempt` cancels it should an interactive request need its place.
    */
-  tryStart(model: string, preempt?: () => void): { release: () => void } | { wait: "interactive" | "capacity" } {
+  tryStart(model: string, preempt?: () => void): { release: () => void } | { wait: "interactive" | "capacity"; retryInMs?: number } {
     const providers = this.providersOf(model);
     for (const p of providers) if (this.interactiveInFlight(p) > this.opts.interactiveThreshold) return { wait: "interactive" };
-    for (const p of providers) if (this.batchInFlight(p) >= this.capOf(p)) return { wait: "capacity" };
+    const now = this.now();
+    const quietMs = this.opts.quietMs ?? 0;
+    let quietIn = 0;
+    let busy = false;
+    for (const p of providers) {
+      const last = this.lastInteractive.get(p);
+      if (last === undefined) continue;
+      quietIn = Math.max(quietIn, quietMs - (now - last));
+      if (now - last < BUSY_WINDOW_MS) busy = true;
+    }
+    // Nothing ends when a quiet period does: the caller asks again then.
+    if (quietIn > 0) return { wait: "interactive", retryInMs: quietIn };
+    const busyCap = this.opts.busyCap;
+    for (const p of providers) {
+      const cap = busy && busyCap !== undefined ? Math.min(busyCap, this.capOf(p)) : this.capOf(p);
+      if (this.batchInFlight(p) >= cap) return { wait: "capacity" };
+    }
     this.add(this.batch, providers, 1);
     const slot: BatchSlot = { providers, preempt };
     this.slots.add(slot);

@@ -52,6 +52,8 @@ export class BatchQueue {
       perProvider: batch.providers,
       interactiveThreshold: batch.interactive_threshold,
       preempt: batch.preempt,
+      quietMs: batch.interactive_quiet_ms,
+      busyCap: batch.interactive_batch_cap,
     });
     this.worker = new BatchWorker({
       store: this.store,

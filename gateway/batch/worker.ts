@@ -8,13 +8,20 @@
 // the transaction that ends it; the files are assembled from those rows at the end; on
 // start, items a killed gateway was running are pending again. So after a crash every
 // item still ends in exactly one of the two files.
+//
+// Cost per item (labgate's CPU competes with interactive requests on the same cores): items
+// are claimed (marked running) a chunk at a time in one transaction, and the answers of a
+// few milliseconds are committed together in one transaction (an answer not yet committed
+// at a crash is lost and its item runs again: it is still running in the database, never
+// in a file). A finished item starts the next one from the claimed chunk (fill), without
+// the batch-level step, which runs on the poll timer and on batch events only.
 import type { Logger } from "pino";
 import { errorBody, routeFailureError } from "../api/errors.ts";
 import { CompletionFailure, type CompletionService } from "../completion/service.ts";
 import type { BatchConfig } from "../config/schema.ts";
 import type { OpenAIBody, Operation } from "../providers/types.ts";
 import { backoffDelay } from "../router/backoff.ts";
-import type { BatchOptions, BatchRow, BatchStore, FileRow, ItemRow, ResultFile } from "../store/batches.ts";
+import type { BatchOptions, BatchRow, BatchStore, FileRow, ItemEnd, ItemRow, ResultFile } from "../store/batches.ts";
 import type { EventHub } from "../telemetry/events.ts";
 import type { AdmissionGate } from "./admission.ts";
 import type { FileStorage } from "./file-store.ts";
@@ -42,6 +49,8 @@ export interface BatchWorkerOptions {
   log: Logger;
   /** How often the worker looks for work besides being woken (ms, default 250). */
   pollMs?: number;
+  /** Answers are committed together at most this long after the first of them (ms, default 10). */
+  commitMs?: number;
   /** Cloud overflow (overflow.ts): looks at every in-progress batch's deadline on each step. */
   overflow?: OverflowHook;
 }
@@ -52,10 +61,36 @@ interface RunningItem {
   done: Promise<void>;
 }
 
+/** An item claimed (running in the database) and not yet started, its body parsed once. */
+interface ClaimedItem {
+  item: ItemRow;
+  body: OpenAIBody;
+  model: string;
+}
+
+/** An in-progress batch as the last step saw it, with its claimed items. */
+interface ActiveBatch {
+  row: BatchRow;
+  opts: StoredOptions;
+  claimed: ClaimedItem[];
+  /** Nothing was left to claim and nothing ran: the step was asked to look (once). */
+  drained: boolean;
+}
+
+interface BufferedEnd {
+  batchId: string;
+  line: number;
+  end: ItemEnd;
+}
+
 const MAX_BACKOFF_MS = 60_000;
 const PAGE = 1000;
 /** Items of ended batches deleted per second (small steps: the event loop serves requests too). */
 const PURGE_STEP = 2000;
+/** Answers buffered before a commit is made at once (besides commitMs). */
+const COMMIT_ITEMS = 256;
+/** Items claimed per transaction: a few rounds of the batch's concurrency, within bounds. */
+const claimSize = (concurrency: number): number => Math.min(256, Math.max(16, concurrency * 4));
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 const SHUTDOWN = "shutdown";
 const PREEMPTED = "preempted";
@@ -69,6 +104,13 @@ export class BatchWorker {
   private readonly jobs = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
+  private fillScheduled = false;
+  private fillTimer: NodeJS.Timeout | undefined;
+  private fillAt = Infinity;
+  /** In-progress batches in the order they get capacity (priority, then oldest), from the last step. */
+  private active: ActiveBatch[] = [];
+  private ends: BufferedEnd[] = [];
+  private commitTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Batches whose files could not be written (a full disk...): not retried before this time (ms). */
   private readonly filesRetryAt = new Map<string, number>();
@@ -76,7 +118,8 @@ export class BatchWorker {
 
   constructor(opts: BatchWorkerOptions) {
     this.o = opts;
-    opts.gate.onRelease(() => this.wake());
+    // Capacity freed (an item or an interactive request ended): start what may start now.
+    opts.gate.onRelease(() => this.fillSoon());
   }
 
   async start(): Promise<void> {
@@ -89,7 +132,7 @@ export class BatchWorker {
     this.wake();
   }
 
-  /** Look for work soon (a batch was created or cancelled, capacity freed up). */
+  /** Look at every batch soon (one was created, cancelled, validated, or has run out of items). */
   wake(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
@@ -99,12 +142,42 @@ export class BatchWorker {
     });
   }
 
+  /** Start items soon (capacity freed up): coalesced, one fill for many wakes. */
+  private fillSoon(): void {
+    if (this.fillScheduled || this.stopped) return;
+    this.fillScheduled = true;
+    setImmediate(() => {
+      this.fillScheduled = false;
+      this.guard(() => this.fill());
+    });
+  }
+
+  /** A fill at `delayMs` from now (the gate asked to wait that long), unless one comes sooner. */
+  private fillLater(delayMs: number): void {
+    const at = performance.now() + delayMs;
+    if (this.stopped || at >= this.fillAt) return;
+    if (this.fillTimer) clearTimeout(this.fillTimer);
+    this.fillAt = at;
+    this.fillTimer = setTimeout(() => {
+      this.fillTimer = undefined;
+      this.fillAt = Infinity;
+      this.guard(() => this.fill());
+    }, Math.max(1, Math.ceil(delayMs)));
+    this.fillTimer.unref();
+  }
+
   /** Stops taking work; running items are cancelled and go back to pending for the next start. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.fillTimer) clearTimeout(this.fillTimer);
     for (const r of this.running.values()) r.abort.abort(SHUTDOWN);
     await Promise.allSettled([...[...this.running.values()].map((r) => r.done), ...this.jobs, this.o.overflow?.stop()]);
+    this.guard(() => {
+      this.commit();
+      // Claimed and never started: pending again now (a restart would do it too), their attempt given back.
+      for (const a of this.active) for (const c of a.claimed.splice(0)) this.o.store.requeue(a.row.id, c.item.line, 0, null, true);
+    });
   }
 
   private job(p: Promise<void>): void {
@@ -117,16 +190,44 @@ export class BatchWorker {
 
   private tick(): void {
     if (this.stopped) return;
+    this.guard(() => this.step());
+  }
+
+  private guard(f: () => void): void {
     try {
-      this.step();
+      f();
     } catch (err) {
       this.o.log.error({ err }, "batch worker step failed");
     }
   }
 
+  /** An item's answer, committed with the others of the next few milliseconds. */
+  private endLater(batchId: string, line: number, end: ItemEnd): void {
+    this.ends.push({ batchId, line, end });
+    if (this.ends.length >= COMMIT_ITEMS) this.commit();
+    else if (!this.commitTimer) this.commitTimer = setTimeout(() => this.guard(() => this.commit()), this.o.commitMs ?? 10);
+  }
+
+  /** Commits the buffered answers in one transaction (before anything reads or ends items by batch). */
+  private commit(): void {
+    if (this.commitTimer) clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
+    if (this.ends.length === 0) return;
+    const ends = this.ends;
+    this.ends = [];
+    const ended = this.o.store.endItems(ends);
+    ends.forEach((e, i) => {
+      if (ended[i]) this.o.metrics.item(e.end.state === "done" ? "completed" : "failed");
+    });
+  }
+
   private step(): void {
     const { store } = this.o;
     const now = Date.now();
+    // The answers so far first: whether a batch has items left, its close, its files read committed rows.
+    this.commit();
+    const previous = new Map(this.active.map((a) => [a.row.id, a]));
+    const active: ActiveBatch[] = [];
     for (const b of store.unfinished()) {
       if (this.busy.has(b.id)) continue;
       if (b.ending) {
@@ -141,10 +242,15 @@ export class BatchWorker {
         if (!store.hasUnended(b.id)) this.close(b, "completed", "", "");
         else {
           this.o.overflow?.check(b, now);
-          this.dispatch(b, now);
+          const a = previous.get(b.id);
+          // drained stays as it was: a batch whose retries wait is not looked at again at every step.
+          active.push(a ? Object.assign(a, { row: b }) : { row: b, opts: this.optionsOf(b), claimed: [], drained: false });
         }
       }
     }
+    // A batch no longer in progress (closed above, or by another path) keeps no claimed items: close() ended them.
+    this.active = active;
+    this.fill();
     // Once a second, not at every wake: the queue depth (a count over the pending items), and
     // a step of deleting ended batches' items (their lines are in the files by then).
     if (now - this.depthAt >= 1000) {
@@ -156,6 +262,10 @@ export class BatchWorker {
 
   /** Every unended item gets its error line, running ones are cancelled, and the files are written next. */
   private close(b: BatchRow, ending: "completed" | "expired" | "cancelled", code: string, message: string): void {
+    this.commit();
+    const a = this.active.find((x) => x.row.id === b.id);
+    if (a) a.claimed.length = 0;
+    this.active = this.active.filter((x) => x !== a);
     const ended = this.o.store.closeItems(b.id, ending, seconds(Date.now()), (item) => errorLine(item.custom_id, code, message));
     for (const r of this.running.values()) if (r.batchId === b.id) r.abort.abort(ending);
     if (ending !== "completed") this.o.log.info({ batch: b.id, ending, unfinished_items: ended }, "batch ended before all its items ran");
@@ -168,30 +278,49 @@ export class BatchWorker {
     return JSON.parse(b.options) as StoredOptions;
   }
 
-  private dispatch(b: BatchRow, now: number): void {
-    const opts = this.optionsOf(b);
-    let slots = opts.concurrency - (this.perBatch.get(b.id) ?? 0);
-    if (slots <= 0) return;
-    for (const item of this.o.store.due(b.id, now, slots)) {
-      const model = (JSON.parse(item.body) as { model?: unknown }).model;
-      const abort = new AbortController();
-      const admitted = this.o.gate.tryStart(typeof model === "string" ? model : "", () => abort.abort(PREEMPTED));
-      // Interactive traffic or a full provider: nothing more of this batch now; the gate wakes us.
-      if ("wait" in admitted) return;
-      if (!this.o.store.markRunning(b.id, item.line)) {
-        admitted.release();
-        continue;
+  /** Starts claimed items while the gate and each batch's concurrency allow, claiming more as needed. */
+  private fill(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    for (const a of this.active) {
+      const b = a.row;
+      let slots = a.opts.concurrency - (this.perBatch.get(b.id) ?? 0);
+      while (slots > 0) {
+        if (a.claimed.length === 0) {
+          for (const item of this.o.store.claim(b.id, now, claimSize(a.opts.concurrency))) {
+            const body = JSON.parse(item.body) as OpenAIBody;
+            a.claimed.push({ item, body, model: typeof body.model === "string" ? body.model : "" });
+          }
+          if (a.claimed.length === 0) {
+            // Nothing due: all ended (the step closes the batch), or retries wait for their time.
+            if (!this.perBatch.has(b.id) && !a.drained) {
+              a.drained = true;
+              this.wake();
+            }
+            break;
+          }
+          a.drained = false;
+        }
+        const next = a.claimed[0]!;
+        const abort = new AbortController();
+        const admitted = this.o.gate.tryStart(next.model, () => abort.abort(PREEMPTED));
+        // Interactive traffic or a full provider: nothing more of this batch now; the gate wakes us.
+        if ("wait" in admitted) {
+          if (admitted.retryInMs !== undefined) this.fillLater(admitted.retryInMs);
+          break;
+        }
+        a.claimed.shift();
+        this.run(b, a.opts, next, abort, admitted.release);
+        slots--;
       }
-      item.attempts++;
-      this.run(b, opts, item, abort, admitted.release);
-      if (--slots <= 0) return;
     }
   }
 
-  private run(b: BatchRow, opts: StoredOptions, item: ItemRow, abort: AbortController, release: () => void): void {
+  private run(b: BatchRow, opts: StoredOptions, claimed: ClaimedItem, abort: AbortController, release: () => void): void {
+    const { item } = claimed;
     const key = `${b.id}#${item.line}`;
     this.perBatch.set(b.id, (this.perBatch.get(b.id) ?? 0) + 1);
-    const done = this.execute(b, opts, item, abort.signal)
+    const done = this.execute(b, opts, item, claimed.body, abort.signal)
       .catch((err: unknown) => this.o.log.error({ err, batch: b.id, line: item.line }, "batch item failed inside labgate"))
       .finally(() => {
         this.running.delete(key);
@@ -199,16 +328,16 @@ export class BatchWorker {
         if (n <= 0) this.perBatch.delete(b.id);
         else this.perBatch.set(b.id, n);
         release();
-        this.wake();
+        this.fillSoon();
       });
     this.running.set(key, { batchId: b.id, abort, done });
   }
 
-  private async execute(b: BatchRow, opts: StoredOptions, item: ItemRow, signal: AbortSignal): Promise<void> {
+  private async execute(b: BatchRow, opts: StoredOptions, item: ItemRow, request: OpenAIBody, signal: AbortSignal): Promise<void> {
     const { store, metrics } = this.o;
     const operation = BATCH_ENDPOINTS[b.endpoint] as Operation;
     const end = (state: "done" | "failed", file: ResultFile, result: string, requestId: string | null, usage?: { prompt_tokens?: number; completion_tokens?: number } | null): void => {
-      const ended = store.endItem(b.id, item.line, {
+      this.endLater(b.id, item.line, {
         state,
         file,
         result,
@@ -216,12 +345,11 @@ export class BatchWorker {
         promptTokens: usage?.prompt_tokens ?? 0,
         completionTokens: usage?.completion_tokens ?? 0,
       });
-      if (ended) metrics.item(state === "done" ? "completed" : "failed");
     };
     try {
       const completion = await this.o.completions.complete({
         operation,
-        body: JSON.parse(item.body) as OpenAIBody,
+        body: request,
         stream: false,
         // Batch items are told apart in the request log by this prefix (and their request_id).
         tenant: `batch:${b.tenant ?? "anonymous"}`,

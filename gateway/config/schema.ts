@@ -348,6 +348,19 @@ export const batchSchema = z
       .min(0)
       .default(0)
       .describe("Batch items start on a provider only while at most this many interactive requests are in flight there: batch work yields to interactive traffic."),
+    interactive_quiet_ms: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(50)
+      .describe("After an interactive request starts or ends on a provider, batch items start there only once it has been quiet this long (ms; 0: at once)."),
+    interactive_batch_cap: z
+      .number()
+      .int()
+      .min(0)
+      .default(1)
+      .describe("Batch items in flight per provider while it has had interactive traffic in the last second (when below its cap)."),
     retry_backoff_s: seconds.default(1).describe("First retry's backoff; it doubles per retry (with jitter) up to 60 s."),
     preempt: z
       .boolean()

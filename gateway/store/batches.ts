@@ -1,6 +1,7 @@
 // The batch queue's rows: uploaded and result files, batches, and one row per request
 // line (item). Every change of state is one transaction; an item's result line is stored
 // in the transaction that ends it, so it is written exactly once whatever happens after.
+import type { Statement } from "better-sqlite3";
 import type { Db } from "./db.ts";
 
 export type BatchStatus = "validating" | "in_progress" | "finalizing" | "completed" | "failed" | "expired" | "cancelling" | "cancelled";
@@ -78,6 +79,16 @@ export interface RequestCounts {
   failed: number;
 }
 
+/** How a running item ends (endItem, endItems). */
+export interface ItemEnd {
+  state: "done" | "failed";
+  file: ResultFile;
+  result: string;
+  requestId: string | null;
+  promptTokens: number;
+  completionTokens: number;
+}
+
 export interface NewItem {
   line: number;
   custom_id: string;
@@ -89,9 +100,20 @@ const FINAL: readonly BatchStatus[] = ["completed", "failed", "expired", "cancel
 
 export class BatchStore {
   private readonly db: Db;
+  /** Prepared statements of the hot paths (claim, endItems...), compiled once: preparing costs more than running them. */
+  private readonly statements = new Map<string, Statement>();
 
   constructor(db: Db) {
     this.db = db;
+  }
+
+  private stmt(sql: string): Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
   }
 
   // ---- files ----
@@ -139,7 +161,7 @@ export class BatchStore {
   }
 
   batch(id: string): BatchRow | undefined {
-    return this.db.prepare("SELECT * FROM batch WHERE id = ?").get(id) as BatchRow | undefined;
+    return this.stmt("SELECT * FROM batch WHERE id = ?").get(id) as BatchRow | undefined;
   }
 
   /** Newest first, like OpenAI; `after` is the id of the last batch of the previous page. */
@@ -154,9 +176,7 @@ export class BatchStore {
 
   /** Batches the worker still has to do something for, highest priority first, then oldest. */
   unfinished(): BatchRow[] {
-    return this.db
-      .prepare(`SELECT * FROM batch WHERE status IN (${UNFINISHED.map(() => "?").join(", ")}) ORDER BY priority DESC, rowid ASC`)
-      .all(...UNFINISHED) as BatchRow[];
+    return this.stmt(`SELECT * FROM batch WHERE status IN (${UNFINISHED.map(() => "?").join(", ")}) ORDER BY priority DESC, rowid ASC`).all(...UNFINISHED) as BatchRow[];
   }
 
   statusCounts(): Map<string, number> {
@@ -197,13 +217,12 @@ export class BatchStore {
 
   /** Whether a batch has items not yet ended (pending or running): cheaper than unended() for a big batch. */
   hasUnended(batchId: string): boolean {
-    return this.db.prepare("SELECT 1 FROM batch_item WHERE batch_id = ? AND state IN ('pending', 'running') LIMIT 1").get(batchId) !== undefined;
+    return this.stmt("SELECT 1 FROM batch_item WHERE batch_id = ? AND state IN ('pending', 'running') LIMIT 1").get(batchId) !== undefined;
   }
 
   /** Items waiting to run, over the batches still running. */
   pendingTotal(): number {
-    return this.db
-      .prepare("SELECT count(*) FROM batch_item WHERE state = 'pending' AND batch_id IN (SELECT id FROM batch WHERE status = 'in_progress')")
+    return this.stmt("SELECT count(*) FROM batch_item WHERE state = 'pending' AND batch_id IN (SELECT id FROM batch WHERE status = 'in_progress')")
       .pluck()
       .get() as number;
   }
@@ -272,17 +291,38 @@ export class BatchStore {
 
   /** Pending items due by `nowMs`, in input order (not claimed: see markRunning). */
   due(batchId: string, nowMs: number, limit: number): ItemRow[] {
-    return this.db
-      // The state index gives a batch's pending items in line order: no scan past its done ones, no sort.
-      .prepare("SELECT * FROM batch_item INDEXED BY batch_item_state WHERE batch_id = ? AND state = 'pending' AND not_before <= ? ORDER BY line LIMIT ?")
-      .all(batchId, nowMs, limit) as ItemRow[];
+    // The state index gives a batch's pending items in line order: no scan past its done ones, no sort.
+    return this.stmt("SELECT * FROM batch_item INDEXED BY batch_item_state WHERE batch_id = ? AND state = 'pending' AND not_before <= ? ORDER BY line LIMIT ?").all(
+      batchId,
+      nowMs,
+      limit,
+    ) as ItemRow[];
   }
 
   /** pending -> running (attempts + 1); false when it was no longer pending. */
   markRunning(batchId: string, line: number): boolean {
-    return (
-      this.db.prepare("UPDATE batch_item SET state = 'running', attempts = attempts + 1 WHERE batch_id = ? AND line = ? AND state = 'pending'").run(batchId, line).changes > 0
-    );
+    return this.stmt("UPDATE batch_item SET state = 'running', attempts = attempts + 1 WHERE batch_id = ? AND line = ? AND state = 'pending'").run(batchId, line).changes > 0;
+  }
+
+  /**
+   * Claims up to `limit` due items of a batch, in input order: pending -> running (attempts
+   * + 1, as returned), in one transaction. The worker claims a chunk at once and starts its
+   * items as capacity allows; a claimed item not yet started is running in the database, so
+   * a crash gives it back like any running one (requeueRunning), and a cancel ends it.
+   */
+  claim(batchId: string, nowMs: number, limit: number): ItemRow[] {
+    return this.db.transaction(() => {
+      const items = this.due(batchId, nowMs, limit);
+      const mark = this.stmt("UPDATE batch_item SET state = 'running', attempts = attempts + 1 WHERE batch_id = ? AND line = ? AND state = 'pending'");
+      const claimed: ItemRow[] = [];
+      for (const it of items) {
+        if (mark.run(batchId, it.line).changes === 0) continue;
+        it.state = "running";
+        it.attempts++;
+        claimed.push(it);
+      }
+      return claimed;
+    })();
   }
 
   /** The batch's files are written: it takes its final status, with the files' rows, in one transaction. */
@@ -312,20 +352,31 @@ export class BatchStore {
   }
 
   /** A running item ends: its line is stored with its state. False when it had been ended already (cancel, expiry). */
-  endItem(
-    batchId: string,
-    line: number,
-    end: { state: "done" | "failed"; file: ResultFile; result: string; requestId: string | null; promptTokens: number; completionTokens: number },
-  ): boolean {
+  endItem(batchId: string, line: number, end: ItemEnd): boolean {
+    return this.endItems([{ batchId, line, end }])[0]!;
+  }
+
+  /**
+   * Many running items end in one transaction (the worker commits the answers of a few
+   * milliseconds together): each as endItem, its result true when it was still running.
+   */
+  endItems(ends: readonly { batchId: string; line: number; end: ItemEnd }[]): boolean[] {
     return this.db.transaction(() => {
-      const changed = this.db
-        .prepare("UPDATE batch_item SET state = ?, file = ?, result = ?, request_id = ? WHERE batch_id = ? AND line = ? AND state = 'running'")
-        .run(end.state, end.file, end.result, end.requestId, batchId, line).changes;
-      if (changed === 0) return false;
-      if (end.promptTokens || end.completionTokens) {
-        this.db.prepare("UPDATE batch SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ? WHERE id = ?").run(end.promptTokens, end.completionTokens, batchId);
-      }
-      return true;
+      const update = this.stmt("UPDATE batch_item SET state = ?, file = ?, result = ?, request_id = ? WHERE batch_id = ? AND line = ? AND state = 'running'");
+      const tokens = new Map<string, { prompt: number; completion: number }>();
+      const ended = ends.map(({ batchId, line, end }) => {
+        if (update.run(end.state, end.file, end.result, end.requestId, batchId, line).changes === 0) return false;
+        if (end.promptTokens || end.completionTokens) {
+          const t = tokens.get(batchId) ?? { prompt: 0, completion: 0 };
+          t.prompt += end.promptTokens;
+          t.completion += end.completionTokens;
+          tokens.set(batchId, t);
+        }
+        return true;
+      });
+      const add = this.stmt("UPDATE batch SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ? WHERE id = ?");
+      for (const [batchId, t] of tokens) add.run(t.prompt, t.completion, batchId);
+      return ended;
     })();
   }
 
@@ -335,11 +386,9 @@ export class BatchStore {
    */
   requeue(batchId: string, line: number, notBefore: number, requestId: string | null, giveBack = false): boolean {
     return (
-      this.db
-        .prepare(
-          "UPDATE batch_item SET state = 'pending', not_before = ?, request_id = coalesce(?, request_id), attempts = max(0, attempts - ?) WHERE batch_id = ? AND line = ? AND state = 'running'",
-        )
-        .run(notBefore, requestId, giveBack ? 1 : 0, batchId, line).changes > 0
+      this.stmt(
+        "UPDATE batch_item SET state = 'pending', not_before = ?, request_id = coalesce(?, request_id), attempts = max(0, attempts - ?) WHERE batch_id = ? AND line = ? AND state = 'running'",
+      ).run(notBefore, requestId, giveBack ? 1 : 0, batchId, line).changes > 0
     );
   }
 
