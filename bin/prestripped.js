@@ -17,13 +17,15 @@
 // as without this hook.
 //
 // Plain JavaScript on purpose: a .ts file here would itself start the stripper.
-// Worker threads do not inherit these hooks; the .ts a worker loads is stripped there.
+// Worker threads do not inherit these hooks: labgate starts its workers with startWorker()
+// below, which registers the same hook in the worker (prestripped-worker.js) first.
 // node:module's namespace rather than named imports: scripts/build-js.js imports this
 // file under `npm start` with whatever Node is on PATH, and an older one (no
 // registerHooks, no stripTypeScriptTypes) must get to bin/labgate.js's one-line message.
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import * as nodeModule from "node:module";
+import { Worker } from "node:worker_threads";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -88,11 +90,33 @@ function readOrUndefined(path) {
   }
 }
 
+// The build folder this thread's hook serves from, once usePrestripped() ran. Module
+// state because the hook it describes is itself per thread and cannot be unregistered.
+let hookedJsDir;
+
+/** Where the worker's hook comes from (the worker's entry while this thread has the hook). */
+const WORKER_BOOTSTRAP = new URL("./prestripped-worker.js", import.meta.url);
+
+/**
+ * A worker thread running url, whose modules load as this thread's do: through the hook
+ * when this thread has it (the worker runs prestripped-worker.js, which registers it and
+ * then imports url), else url as it is. options are Worker's; url, workerData, name and
+ * the worker's own process.argv are the same either way.
+ */
+export function startWorker(url, options = {}) {
+  // Code given as text (eval) imports no labgate module by itself: nothing to hook.
+  if (hookedJsDir === undefined || options.eval) return new Worker(url, options);
+  // Through argv rather than execArgv: an explicit execArgv is checked, and V8 or
+  // process-wide flags the gateway was started with (--max-old-space-size) fail there.
+  return new Worker(WORKER_BOOTSTRAP, { ...options, argv: [hookedJsDir, url instanceof URL ? url.href : pathToFileURL(url).href, ...(options.argv ?? [])] });
+}
+
 /**
  * Serves labgate's .ts modules from their stripped copies in jsDir (default dist/js).
  * Returns live counters of how the modules loaded so far were served.
  */
 export function usePrestripped(jsDir = DEFAULT_JS_DIR) {
+  hookedJsDir = jsDir;
   const stats = { prestripped: 0, strippedAtLoad: 0 };
   const rootUrl = pathToFileURL(ROOT).href.replace(/\/?$/, "/");
   nodeModule.registerHooks({

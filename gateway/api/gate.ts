@@ -2,7 +2,7 @@
 // upstream figures (the same report as `labgate gate --json`). Always 200 when it could
 // measure: the verdict is in the body ("FAIL" when a criterion fails). The log is read in
 // a worker thread (telemetry/gate-worker.ts), off the gateway's event loop.
-import { Worker } from "node:worker_threads";
+import { startWorker } from "../../bin/prestripped.js";
 import type { FastifyPluginAsync } from "fastify";
 import { evaluateGate, parseWindow, type GateReport } from "../telemetry/gate.ts";
 import type { GateWorkerData, GateWorkerReply } from "../telemetry/gate-worker.ts";
@@ -31,7 +31,7 @@ export const gateRoutes =
 
 function runWorker(data: GateWorkerData): Promise<GateReport> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_URL, { name: "labgate-gate", workerData: data });
+    const worker = startWorker(WORKER_URL, { name: "labgate-gate", workerData: data });
     const timer = setTimeout(() => {
       void worker.terminate();
       reject(new ApiError(503, `The readiness gate took longer than ${TIMEOUT_MS / 1000} s.`, { code: "gate_timeout" }));

@@ -2,7 +2,8 @@
 // own protocol stays with its owner: `setup` attaches message listeners (the
 // per-message path never goes through the supervisor), `gracefulStop` sends its
 // shutdown message; a forced stop is terminate().
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startWorker } from "../../bin/prestripped.js";
 import type { ChildHandle, ExitInfo } from "./supervisor.ts";
 
 export interface WorkerChildOptions {
@@ -45,7 +46,7 @@ export class WorkerChild implements ChildHandle {
 
   start(): void {
     if (this.w) throw new Error("a WorkerChild starts once; the supervisor spawns a new one per start");
-    const worker = new Worker(this.opts.url, { name: this.opts.name, workerData: this.opts.workerData });
+    const worker = startWorker(this.opts.url, { name: this.opts.name, workerData: this.opts.workerData });
     this.w = worker;
     this.opts.setup?.(worker);
     worker.on("error", (err) => {

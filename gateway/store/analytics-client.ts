@@ -2,7 +2,8 @@
 // connection, started at the first query and ended by close(). Queries are answered in
 // order, one at a time; a database in memory (tests) has no file to share, so its
 // queries run inline.
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startWorker } from "../../bin/prestripped.js";
 import { runAnalytics, type AnalyticsParams, type AnalyticsQuery } from "./analytics.ts";
 import type { AnalyticsReply } from "./analytics-worker.ts";
 import type { Db } from "./db.ts";
@@ -51,7 +52,7 @@ export class AnalyticsClient {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(WORKER_URL, { name: "labgate-analytics", workerData: { file: this.db.name } });
+    const worker = startWorker(WORKER_URL, { name: "labgate-analytics", workerData: { file: this.db.name } });
     worker.unref();
     worker.on("message", (m: AnalyticsReply) => {
       const p = this.pending.get(m.id);

@@ -3,11 +3,11 @@
 // (amaro) never loads; without a build, or with a stale copy, it runs the .ts as
 // Node strips it and writes the copy for the next start. Each case is a real
 // `labgate version` in a fresh Node process, with its own build folder (LABGATE_JS_DIR).
-import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -16,6 +16,79 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as
 /** Preloaded into the child: says on exit whether Node's TypeScript stripper was loaded. */
 const PROBE = `data:text/javascript,process.on("exit",()=>process.stderr.write("\\nstripper-loaded="+process.moduleLoadList.some((m)=>m.includes("amaro"))+"\\n"))`;
 const MARK = "\n// labgate-prestripped sha256:";
+/**
+ * The same for every thread of a `labgate serve` (workers run the preloads too: they inherit
+ * execArgv): each writes <pid>-<threadId>.json into LABGATE_PROBE_DIR as it ends, and a
+ * worker also before each message it sends (by then its modules have loaded), since a
+ * terminated worker gets no exit event.
+ */
+const THREAD_PROBE = String.raw`
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { isMainThread, threadId } from "node:worker_threads";
+const record = () => writeFileSync(join(process.env.LABGATE_PROBE_DIR, process.pid + "-" + threadId + ".json"),
+  JSON.stringify({ pid: process.pid, main: isMainThread, stripperLoaded: process.moduleLoadList.some((m) => m.includes("amaro")) }));
+process.on("exit", record);
+if (!isMainThread) {
+  const post = MessagePort.prototype.postMessage;
+  MessagePort.prototype.postMessage = function (...args) { record(); return post.apply(this, args); };
+}
+`;
+
+interface ServeRun {
+  analytics: number;
+  gate: { status: number; verdict?: string };
+  chat: { status: number; object?: string };
+  /** Each thread's report: whether it loaded the stripper. */
+  threads: { pid: number; main: boolean; stripperLoaded: boolean }[];
+  output: string;
+}
+
+/**
+ * `labgate serve` (bin at binPath) with the embedded demo model only, a file-backed
+ * request log, and the requests that start each of its worker threads: an analytics
+ * query, the readiness gate, and a chat with the demo model (the engine's worker).
+ */
+async function serveWithWorkers(binPath: string, env: NodeJS.ProcessEnv, cwd: string): Promise<ServeRun> {
+  const config = join(dir, "labgate.yaml");
+  writeFileSync(config, ["providers:", "  embedded: {type: embedded, threads: 1, gpu: false}", "models: {}", ""].join("\n"));
+  const probe = join(dir, "thread-probe.mjs");
+  writeFileSync(probe, THREAD_PROBE);
+  const probeDir = mkdtempSync(join(dir, "probe-"));
+  const args = ["--import", pathToFileURL(probe).href, binPath, "serve", "--config", config, "--data-dir", join(dir, "data"), "--models-dir", join(dir, "models"), "--port", "0"];
+  const child = spawn(process.execPath, args, { cwd, env: { ...env, NODE_OPTIONS: "", LABGATE_LOG_LEVEL: "info", LABGATE_PROBE_DIR: probeDir }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (b: Buffer) => (output += b.toString("utf8")));
+  child.stderr.on("data", (b: Buffer) => (output += b.toString("utf8")));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    let url: string | undefined;
+    for (let i = 0; i < 600 && !url && child.exitCode === null; i++) {
+      url = /"url":"(http:\/\/[^"]+)"/.exec(output)?.[1];
+      if (!url) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!url) throw new Error(`labgate serve did not start:\n${output.slice(-3000)}`);
+    const analytics = (await fetch(`${url}/admin/analytics/spend`)).status;
+    const gateRes = await fetch(`${url}/admin/gate`);
+    const gate = { status: gateRes.status, verdict: ((await gateRes.json()) as { verdict?: string }).verdict };
+    const chatRes = await fetch(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "stories260K", messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 4, seed: 1 }),
+    });
+    const chat = { status: chatRes.status, object: ((await chatRes.json()) as { object?: string }).object };
+    child.kill("SIGTERM");
+    await exited;
+    // labgate's own threads (node-llama-cpp may start helper processes, which run the probe too).
+    const threads = readdirSync(probeDir)
+      .map((f) => JSON.parse(readFileSync(join(probeDir, f), "utf8")) as ServeRun["threads"][number])
+      .filter((t) => t.pid === child.pid);
+    return { analytics, gate, chat, threads, output };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  }
+}
 
 let dir: string;
 beforeEach(() => {
@@ -52,6 +125,27 @@ describe("bin/labgate.js and the stripped build", () => {
     expect(r.stderr).toContain("ran-the-built-cli");
     expect(r.stripperLoaded).toBe(false);
   });
+
+  it("labgate serve from the build: its worker threads (analytics, readiness gate, embedded engine) load the build too, without the stripper", async () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    const r = await serveWithWorkers(BIN, { ...process.env, LABGATE_JS_DIR: jsDir }, ROOT);
+    expect(r.analytics, r.output.slice(-3000)).toBe(200);
+    expect(r.gate.status).toBe(200);
+    expect(r.gate.verdict).toMatch(/^(PASS|FAIL)$/);
+    expect(r.chat, r.output.slice(-3000)).toEqual({ status: 200, object: "chat.completion" });
+    expect(r.threads.filter((t) => t.main)).toHaveLength(1);
+    // analytics, gate and engine at least (the GPU inventory's worker, eval'd JavaScript, may report too)
+    expect(r.threads.filter((t) => !t.main).length, r.output.slice(-3000)).toBeGreaterThanOrEqual(3);
+    expect(r.threads.filter((t) => t.stripperLoaded)).toEqual([]);
+  }, 120_000);
+
+  it("LABGATE_JS_DIR=off: the same workers strip their .ts at load (the probe above can see the stripper)", async () => {
+    const r = await serveWithWorkers(BIN, { ...process.env, LABGATE_JS_DIR: "off" }, ROOT);
+    expect(r.analytics).toBe(200);
+    expect(r.chat.status).toBe(200);
+    expect(r.threads.filter((t) => !t.main && t.stripperLoaded).length, r.output.slice(-3000)).toBeGreaterThanOrEqual(3);
+  }, 120_000);
 
   it("without a build, runs the .ts sources (Node strips them) and writes the build, so the next start needs no stripper", () => {
     const jsDir = join(dir, "missing");
@@ -99,7 +193,7 @@ describe("bin/labgate.js and the stripped build", () => {
     expect(readFileSync(join(jsDir, "gateway", "app.js"), "utf8")).toContain(MARK);
   });
 
-  it("labgate installed inside a node_modules folder runs, through the hook, though Node refuses to strip types there", () => {
+  it("labgate installed inside a node_modules folder runs, through the hook, though Node refuses to strip types there; its worker threads too", async () => {
     const pkg = join(dir, "node_modules", "labgate");
     mkdirSync(pkg, { recursive: true });
     for (const part of ["bin", "gateway", "native", "resources", "package.json"]) cpSync(join(ROOT, part), join(pkg, part), { recursive: true });
@@ -118,5 +212,11 @@ describe("bin/labgate.js and the stripped build", () => {
     expect(hooked.stderr).toBe("");
     expect(hooked.stdout.trim()).toBe(VERSION);
     expect(existsSync(join(pkg, "dist", "js", "gateway", "cli.js"))).toBe(true);
-  });
+    // Its worker threads too: Node would refuse their .ts as well.
+    const served = await serveWithWorkers(join(pkg, "bin", "labgate.js"), { ...process.env, LABGATE_JS_DIR: "" }, dir);
+    expect(served.analytics, served.output.slice(-3000)).toBe(200);
+    expect(served.gate.status).toBe(200);
+    expect(served.chat, served.output.slice(-3000)).toEqual({ status: 200, object: "chat.completion" });
+    expect(served.output).not.toContain("ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING");
+  }, 180_000);
 });
