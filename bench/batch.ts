@@ -11,7 +11,7 @@
 //      the p95s (target: within 20%, for the defaults).
 // Standalone: node bench/batch.ts (BENCH_QUICK=1 for a short run).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,6 +54,8 @@ export interface BatchRun {
   seconds: number;
   itemsPerS: number;
   cpuUsPerItem: number;
+  /** Of cpuUsPerItem, the part spent in the kernel (stime: socket and file system calls). */
+  kernelUsPerItem: number;
   /** % of one core the gateway used during the batch. */
   gatewayPct: number;
   /** % of one core used by other processes on the machine meanwhile (noise). */
@@ -143,12 +145,14 @@ batch_profiles: {${o.concurrencies.map((c) => `c${c}: {concurrency: ${c}}`).join
         const fileId = await upload(base, o.items, `c${concurrency}`);
         await waitGatewayQuiet(gwPid);
         const snap0 = cpuSnapshot(pids);
+        const kernel0 = kernelJiffies(gwPid);
         const t0 = performance.now();
         const id = await createBatch(base, fileId, `c${concurrency}`);
         log(`batch bench: ${o.items} items in ${id}, ${concurrency} in flight`);
         const done = await waitForEnd(base, id, 100);
         const seconds = (performance.now() - t0) / 1000;
         const snap1 = cpuSnapshot(pids);
+        const kernelUsPerItem = (((kernelJiffies(gwPid) - kernel0) / CLK_TCK) * 1e6) / o.items;
         if (done.status !== "completed" || done.request_counts.completed !== o.items) throw new Error(`batch ${id} ended ${done.status} with ${JSON.stringify(done.request_counts)}`);
         const gwJiffies = snap1.pids.get(gwPid)! - snap0.pids.get(gwPid)!;
         const usage = cpuUsage(snap0, snap1, gwPid);
@@ -161,6 +165,7 @@ batch_profiles: {${o.concurrencies.map((c) => `c${c}: {concurrency: ${c}}`).join
           seconds,
           itemsPerS: o.items / seconds,
           cpuUsPerItem: ((gwJiffies / CLK_TCK) * 1e6) / o.items,
+          kernelUsPerItem,
           gatewayPct: usage.sutPct,
           foreignPct: usage.foreignPct,
           outputLines,
@@ -285,6 +290,12 @@ async function ttfbRun(client: Client, count: number, intervalMs: number): Promi
   return { count: samples.length, p50Ms: quantile(sorted, 0.5), p95Ms: quantile(sorted, 0.95), maxMs: sorted.at(-1)! };
 }
 
+/** A process's stime (jiffies): the kernel's part of its CPU. */
+function kernelJiffies(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[12]);
+}
+
 async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
@@ -303,8 +314,18 @@ export function formatBatchReport(r: BatchReport): string {
   out.push("");
   out.push(
     table(
-      ["batch", "in flight", "seconds", "items/s", "labgate CPU µs/item", "labgate CPU % of a core", "other processes %", "output lines"],
-      r.runs.map((x) => [`${int(x.items)} chat items`, int(x.concurrency), fixed(x.seconds, 1), int(x.itemsPerS), int(x.cpuUsPerItem), fixed(x.gatewayPct, 0), fixed(x.foreignPct, 0), int(x.outputLines)]),
+      ["batch", "in flight", "seconds", "items/s", "labgate CPU µs/item", "of which kernel", "labgate CPU % of a core", "other processes %", "output lines"],
+      r.runs.map((x) => [
+        `${int(x.items)} chat items`,
+        int(x.concurrency),
+        fixed(x.seconds, 1),
+        int(x.itemsPerS),
+        int(x.cpuUsPerItem),
+        int(x.kernelUsPerItem),
+        fixed(x.gatewayPct, 0),
+        fixed(x.foreignPct, 0),
+        int(x.outputLines),
+      ]),
     ),
   );
   out.push("");

@@ -50,11 +50,21 @@ export function batchObject(b: BatchRow, counts: RequestCounts): Record<string, 
 }
 
 /** A line of the output file: the upstream's answer, whatever its status. */
-export function outputLine(customId: string, statusCode: number, requestId: string, body: unknown): string {
-  return JSON.stringify({ id: newLineId(), custom_id: customId, response: { status_code: statusCode, request_id: requestId, body }, error: null });
+export function outputLine(customId: string, statusCode: number, requestId: string, body: unknown, id = newLineId()): string {
+  return JSON.stringify({ id, custom_id: customId, response: { status_code: statusCode, request_id: requestId, body }, error: null });
+}
+
+/**
+ * outputLine for an answer whose upstream bytes labgate forwards as they are (the JSON the
+ * interactive API would send): spliced in rather than parsed and serialised again. Bytes
+ * spanning lines (pretty-printed JSON) would break the JSONL, so those are serialised.
+ */
+export function outputLineRaw(customId: string, statusCode: number, requestId: string, body: unknown, raw: string | undefined, id = newLineId()): string {
+  if (raw === undefined || raw.includes("\n") || raw.includes("\r")) return outputLine(customId, statusCode, requestId, body, id);
+  return `{"id":${JSON.stringify(id)},"custom_id":${JSON.stringify(customId)},"response":{"status_code":${statusCode},"request_id":${JSON.stringify(requestId)},"body":${raw.trim()}},"error":null}`;
 }
 
 /** A line of the error file: the request got no answer (retries spent, expired, cancelled). */
-export function errorLine(customId: string, code: string, message: string): string {
-  return JSON.stringify({ id: newLineId(), custom_id: customId, response: null, error: { code, message } });
+export function errorLine(customId: string, code: string, message: string, id = newLineId()): string {
+  return JSON.stringify({ id, custom_id: customId, response: null, error: { code, message } });
 }

@@ -25,12 +25,12 @@ import type { BatchOptions, BatchRow, BatchStore, FileRow, ItemEnd, ItemRow, Res
 import type { EventHub } from "../telemetry/events.ts";
 import type { AdmissionGate } from "./admission.ts";
 import type { FileStorage } from "./file-store.ts";
-import { newFileId } from "./ids.ts";
+import { createLineIds, newFileId } from "./ids.ts";
 import { BATCH_ENDPOINTS, checkJsonl, type LineProblem } from "./jsonl.ts";
 import type { BatchMetrics } from "./metrics.ts";
 import type { OverflowHook } from "./overflow.ts";
 import { redactValue } from "./pii.ts";
-import { errorLine, outputLine } from "./views.ts";
+import { errorLine, outputLine, outputLineRaw } from "./views.ts";
 
 /** What a batch keeps of its profile (in its row, so a restart with another config does not change it). */
 export interface StoredOptions extends BatchOptions {
@@ -49,7 +49,7 @@ export interface BatchWorkerOptions {
   log: Logger;
   /** How often the worker looks for work besides being woken (ms, default 250). */
   pollMs?: number;
-  /** Answers are committed together at most this long after the first of them (ms, default 10). */
+  /** Answers are committed together at most this long after the first of them (ms, default 25). */
   commitMs?: number;
   /** Cloud overflow (overflow.ts): looks at every in-progress batch's deadline on each step. */
   overflow?: OverflowHook;
@@ -89,8 +89,12 @@ const PAGE = 1000;
 const PURGE_STEP = 2000;
 /** Answers buffered before a commit is made at once (besides commitMs). */
 const COMMIT_ITEMS = 256;
-/** Items claimed per transaction: a few rounds of the batch's concurrency, within bounds. */
-const claimSize = (concurrency: number): number => Math.min(256, Math.max(16, concurrency * 4));
+/**
+ * Items claimed per transaction: a few rounds of the batch's concurrency (a commit costs more
+ * than its rows), and no more: a claimed item is running in the database, so the cloud
+ * overflow, which takes pending items, cannot have it.
+ */
+const claimSize = (concurrency: number): number => Math.min(64, concurrency * 4);
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 const SHUTDOWN = "shutdown";
 const PREEMPTED = "preempted";
@@ -115,6 +119,7 @@ export class BatchWorker {
   /** Batches whose files could not be written (a full disk...): not retried before this time (ms). */
   private readonly filesRetryAt = new Map<string, number>();
   private depthAt = 0;
+  private readonly lineId = createLineIds();
 
   constructor(opts: BatchWorkerOptions) {
     this.o = opts;
@@ -205,7 +210,7 @@ export class BatchWorker {
   private endLater(batchId: string, line: number, end: ItemEnd): void {
     this.ends.push({ batchId, line, end });
     if (this.ends.length >= COMMIT_ITEMS) this.commit();
-    else if (!this.commitTimer) this.commitTimer = setTimeout(() => this.guard(() => this.commit()), this.o.commitMs ?? 10);
+    else if (!this.commitTimer) this.commitTimer = setTimeout(() => this.guard(() => this.commit()), this.o.commitMs ?? 25);
   }
 
   /** Commits the buffered answers in one transaction (before anything reads or ends items by batch). */
@@ -266,7 +271,7 @@ export class BatchWorker {
     const a = this.active.find((x) => x.row.id === b.id);
     if (a) a.claimed.length = 0;
     this.active = this.active.filter((x) => x !== a);
-    const ended = this.o.store.closeItems(b.id, ending, seconds(Date.now()), (item) => errorLine(item.custom_id, code, message));
+    const ended = this.o.store.closeItems(b.id, ending, seconds(Date.now()), (item) => errorLine(item.custom_id, code, message, this.lineId()));
     for (const r of this.running.values()) if (r.batchId === b.id) r.abort.abort(ending);
     if (ending !== "completed") this.o.log.info({ batch: b.id, ending, unfinished_items: ended }, "batch ended before all its items ran");
     // A cancelled batch stays cancelling (told when it was cancelled); the others are finalizing now.
@@ -360,8 +365,10 @@ export class BatchWorker {
         completion.end({ usage: null, cancelled: true });
         throw new Error("a batch item got a stream");
       }
-      const body = opts.redact_pii ? redactValue(completion.body) : completion.body;
-      end("done", "output", outputLine(item.custom_id, 200, completion.id, body), completion.id, completion.usage);
+      const line = opts.redact_pii
+        ? outputLine(item.custom_id, 200, completion.id, redactValue(completion.body), this.lineId())
+        : outputLineRaw(item.custom_id, 200, completion.id, completion.body, completion.raw, this.lineId());
+      end("done", "output", line, completion.id, completion.usage);
     } catch (err) {
       if (signal.aborted) {
         // Stopped by labgate itself (a shutdown, an interactive request that needed the place): pending
@@ -374,7 +381,7 @@ export class BatchWorker {
       }
       if (!(err instanceof CompletionFailure)) {
         this.o.log.error({ err, batch: b.id, line: item.line }, "batch item failed inside labgate");
-        end("failed", "error", errorLine(item.custom_id, "internal_error", "Internal error in labgate."), null);
+        end("failed", "error", errorLine(item.custom_id, "internal_error", "Internal error in labgate.", this.lineId()), null);
         return;
       }
       const f = err.failure;
@@ -389,9 +396,9 @@ export class BatchWorker {
       if (status < 500 && status !== 429) {
         // As at OpenAI: an answer the request itself caused (4xx) is an output line with its status, counted failed.
         const body = errorBody(e.message, e.type, e.code, e.param);
-        end("failed", "output", outputLine(item.custom_id, status, err.id, opts.redact_pii ? redactValue(body) : body), err.id);
+        end("failed", "output", outputLine(item.custom_id, status, err.id, opts.redact_pii ? redactValue(body) : body, this.lineId()), err.id);
       } else {
-        end("failed", "error", errorLine(item.custom_id, e.code, opts.redact_pii ? redactValue(e.message) : e.message), err.id);
+        end("failed", "error", errorLine(item.custom_id, e.code, opts.redact_pii ? redactValue(e.message) : e.message, this.lineId()), err.id);
       }
     }
   }

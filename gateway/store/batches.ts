@@ -196,7 +196,7 @@ export class BatchStore {
 
   /** request_counts: those kept when the batch ended, else counted from its items. */
   counts(batchId: string): RequestCounts {
-    const kept = this.db.prepare("SELECT request_total AS total, request_completed AS completed, request_failed AS failed FROM batch WHERE id = ?").get(batchId) as
+    const kept = this.stmt("SELECT request_total AS total, request_completed AS completed, request_failed AS failed FROM batch WHERE id = ?").get(batchId) as
       | { total: number | null; completed: number; failed: number }
       | undefined;
     if (kept && kept.total !== null) return kept as RequestCounts;
@@ -204,9 +204,9 @@ export class BatchStore {
   }
 
   private countItems(batchId: string): RequestCounts {
-    const r = this.db
-      .prepare("SELECT count(*) AS total, coalesce(sum(state = 'done'), 0) AS completed, coalesce(sum(state = 'failed'), 0) AS failed FROM batch_item WHERE batch_id = ?")
-      .get(batchId) as RequestCounts;
+    const r = this.stmt("SELECT count(*) AS total, coalesce(sum(state = 'done'), 0) AS completed, coalesce(sum(state = 'failed'), 0) AS failed FROM batch_item WHERE batch_id = ?").get(
+      batchId,
+    ) as RequestCounts;
     return r;
   }
 
