@@ -83,4 +83,26 @@ describe("batch store", () => {
     expect(s2.due("b2", Date.now(), 10)).toEqual([expect.objectContaining({ line: 1, state: "pending", attempts: 0 })]);
     expect(s2.hasUnended("b2")).toBe(true);
   });
+
+  it("claims a chunk in input order in one call, and many answers end in one call: each still-running item once, tokens summed; a crash gives claimed items back", () => {
+    const { store: s, file } = store();
+    s.insertBatch(batch("b3"));
+    s.start("b3", [1, 2, 3, 4, 5].map((line) => ({ line, custom_id: `c${line}`, body: "{}" })), 2);
+    const first = s.claim("b3", Date.now(), 2);
+    expect(first.map((i) => [i.line, i.state, i.attempts])).toEqual([[1, "running", 1], [2, "running", 1]]);
+    expect(s.claim("b3", Date.now(), 2).map((i) => i.line)).toEqual([3, 4]);
+    // Item 3 is cancelled meanwhile (ended by someone else): its late answer changes nothing.
+    expect(s.endItem("b3", 3, { ...end("other"), state: "failed", file: "error" })).toBe(true);
+    const ended = s.endItems([1, 2, 3].map((line) => ({ batchId: "b3", line, end: end(`answer ${line}`) })));
+    expect(ended).toEqual([true, true, false]);
+    expect(s.resultPage("b3", "output", 0, 10).map((r) => r.result)).toEqual(["answer 1", "answer 2"]);
+    expect(s.batch("b3")).toMatchObject({ prompt_tokens: 6, completion_tokens: 9 });
+    expect(s.counts("b3")).toEqual({ total: 5, completed: 2, failed: 1 });
+    // Item 4 was claimed and never answered: a new start finds it pending, its attempt given back; 5 was never claimed.
+    const again = openDatabase(file);
+    dbs.push(again);
+    const s2 = new BatchStore(again);
+    expect(s2.requeueRunning()).toBe(1);
+    expect(s2.claim("b3", Date.now(), 10).map((i) => [i.line, i.attempts])).toEqual([[4, 1], [5, 1]]);
+  });
 });
