@@ -15,7 +15,6 @@ import { frameworkError, installErrorHandlers, installServerErrorAnswers, onClie
 import { exposureProblem, HostPolicy, installGuards, type GuardState } from "./api/guards.ts";
 import { healthRoutes } from "./api/health.ts";
 import { labRoutes } from "./api/lab.ts";
-import { trafficRoutes } from "./api/traffic.ts";
 import { metricsRoutes } from "./api/metrics.ts";
 import { v1Routes } from "./api/v1.ts";
 import { batchesRoutes } from "./api/batches.ts";
@@ -336,6 +335,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     requestLog,
     db,
     upstream,
+    traffic,
     metrics,
     providerState,
     health,
@@ -365,7 +365,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   await batches.start();
   await app.register(adminRoutes(deps), { prefix: "/admin" });
   await app.register(labRoutes(deps), { prefix: "/admin/lab" });
-  await app.register(trafficRoutes(deps, traffic), { prefix: "/admin" });
 
   const discovery = startDiscovery(router, log, { intervalMs: opts.discoveryIntervalMs, graceMs: config.lab.discovery.grace_s * 1000 });
   // A server found (or back) has its models listed at once, not at the next round.

@@ -12,6 +12,7 @@ import { labProcessRoutes } from "./lab-processes.ts";
 import { labServerRoutes } from "./lab-servers.ts";
 import { providersView } from "./provider-status.ts";
 import { requestRoutes } from "./requests.ts";
+import { trafficRoutes } from "./traffic.ts";
 
 export const adminRoutes =
   (deps: GatewayDeps): FastifyPluginAsync =>
@@ -46,4 +47,5 @@ export const adminRoutes =
     await app.register(analyticsRoutes(deps), { prefix: "/analytics" });
     await app.register(requestRoutes(deps));
     await app.register(budgetRoutes(deps));
+    await app.register(trafficRoutes(deps));
   };

@@ -14,6 +14,7 @@ import type { HealthResult } from "../providers/types.ts";
 import type { Logger } from "pino";
 import type { Db } from "../store/db.ts";
 import type { UpstreamHistory } from "../telemetry/upstream-metrics.ts";
+import type { TrafficHistory } from "../telemetry/traffic-history.ts";
 
 export interface ProviderHealthBook {
   /** Probe a provider now; the result is recorded in the registry (lastHealth, health events). */
@@ -42,6 +43,8 @@ export interface GatewayDeps {
   db: Db;
   /** What the lab's vLLM and llama.cpp servers said in the last scrapes (the readiness gate's vLLM criteria). */
   upstream: UpstreamHistory;
+  /** The last hour of traffic per provider, in memory (GET /admin/traffic, the dashboard's overview). */
+  traffic: TrafficHistory;
   metrics: GatewayMetrics;
   providerState: ProviderStateStore;
   health: ProviderHealthBook;

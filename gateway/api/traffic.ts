@@ -1,14 +1,11 @@
 // GET /admin/traffic: the last hour of traffic per provider (requests, errors, TTFB p50/p95
 // per 10-second bucket, and each provider's last minute), from memory, for the dashboard's
-// overview charts. Registered under /admin with the same admin check as /admin/lab.
+// overview charts. Registered inside the /admin plugin (admin.ts), whose hook checks the admin key.
 import type { FastifyPluginAsync } from "fastify";
-import type { TrafficHistory } from "../telemetry/traffic-history.ts";
-import { authorizeAdmin, type GatewayKeys } from "./auth.ts";
+import type { GatewayDeps } from "./deps.ts";
 
 export const trafficRoutes =
-  (keys: GatewayKeys, history: TrafficHistory): FastifyPluginAsync =>
+  (deps: GatewayDeps): FastifyPluginAsync =>
   async (app) => {
-    app.addHook("onRequest", async (request) => authorizeAdmin(request, keys));
-
-    app.get("/traffic", async () => history.snapshot());
+    app.get("/traffic", async () => deps.traffic.snapshot());
   };
