@@ -330,7 +330,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     processes,
     monitor: gpuMonitor,
     events,
-    labSnapshot: () => ({ ...providersView(registry, router), servers: servers.snapshot(), processes: processes.list(), gpus: gpuMonitor.snapshot(), budgets: budgets.statuses() }),
+    labSnapshot: () => ({ ...providersView(registry, router, config.router), servers: servers.snapshot(), processes: processes.list(), gpus: gpuMonitor.snapshot(), budgets: budgets.statuses() }),
     completions,
     requestLog,
     db,

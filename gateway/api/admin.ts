@@ -2,6 +2,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { authorizeAdmin } from "./auth.ts";
 import type { GatewayDeps } from "./deps.ts";
+import { adminBatchRoutes } from "./admin-batches.ts";
 import { analyticsRoutes } from "./analytics.ts";
 import { budgetRoutes } from "./budgets.ts";
 import { ApiError } from "./errors.ts";
@@ -19,7 +20,7 @@ export const adminRoutes =
   async (app) => {
     app.addHook("onRequest", async (request) => authorizeAdmin(request, deps));
 
-    app.get("/providers", async () => ({ object: "list", ...providersView(deps.registry, deps.router) }));
+    app.get("/providers", async () => ({ object: "list", ...providersView(deps.registry, deps.router, deps.config.router) }));
 
     const toggle = (enabled: boolean) => async (request: { params: { name: string } }) => {
       const name = request.params.name;
@@ -48,4 +49,5 @@ export const adminRoutes =
     await app.register(requestRoutes(deps));
     await app.register(budgetRoutes(deps));
     await app.register(trafficRoutes(deps));
+    await app.register(adminBatchRoutes(deps));
   };

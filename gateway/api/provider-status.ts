@@ -1,11 +1,15 @@
 // What operators see of providers and model groups: /admin/providers, the live
 // event stream's snapshot, the dashboard and the tray all show this one view.
+import type { RouterConfig } from "../config/schema.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import type { Router } from "../router/router.ts";
 
-export function providersView(registry: ProviderRegistry, router: Router) {
+export function providersView(registry: ProviderRegistry, router: Router, routerConfig: Pick<RouterConfig, "max_fallback_depth" | "retries">) {
   const deployments = router.allDeployments();
   return {
+    // The router's settings that shape a request's path: the dashboard draws fallback plans
+    // (how many steps from the group asked for) and retries from these, not from defaults.
+    router: { max_fallback_depth: routerConfig.max_fallback_depth, retries: routerConfig.retries },
     data: registry.list().map((p) => {
       const mine = deployments.filter((d) => d.provider === p);
       const last = registry.lastHealth(p.name);
