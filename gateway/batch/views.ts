@@ -49,6 +49,11 @@ export function batchObject(b: BatchRow, counts: RequestCounts): Record<string, 
   };
 }
 
+/** What the live events (GET /admin/events: the dashboard, the tray) say of a batch's status. */
+export function batchEvent(b: BatchRow, counts: RequestCounts): Record<string, unknown> {
+  return { id: b.id, status: b.status, endpoint: b.endpoint, profile: b.profile, request_counts: counts };
+}
+
 /** A line of the output file: the upstream's answer, whatever its status. */
 export function outputLine(customId: string, statusCode: number, requestId: string, body: unknown, id = newLineId()): string {
   return JSON.stringify({ id, custom_id: customId, response: { status_code: statusCode, request_id: requestId, body }, error: null });

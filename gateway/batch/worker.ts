@@ -30,7 +30,7 @@ import { BATCH_ENDPOINTS, checkJsonl, type LineProblem } from "./jsonl.ts";
 import type { BatchMetrics } from "./metrics.ts";
 import type { OverflowHook } from "./overflow.ts";
 import { redactValue } from "./pii.ts";
-import { errorLine, outputLine, outputLineRaw } from "./views.ts";
+import { batchEvent, errorLine, outputLine, outputLineRaw } from "./views.ts";
 
 /** What a batch keeps of its profile (in its row, so a restart with another config does not change it). */
 export interface StoredOptions extends BatchOptions {
@@ -491,7 +491,7 @@ export class BatchWorker {
   publish(batchId: string): void {
     const b = this.o.store.batch(batchId);
     if (!b) return;
-    this.o.events.publish("batch", { id: b.id, status: b.status, endpoint: b.endpoint, profile: b.profile, request_counts: this.o.store.counts(b.id) });
+    this.o.events.publish("batch", batchEvent(b, this.o.store.counts(b.id)));
   }
 }
 

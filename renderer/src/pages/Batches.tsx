@@ -1,10 +1,11 @@
 // Batches (issue 15 with issue 13): the local batch queue — every batch with its status,
 // progress, request counts, profile, creation and deadline, and a Cancel button. Read from
-// OpenAI's Batch API on the gateway (GET /v1/batches); refreshed by the `batch` live events
-// (a batch changes status) and, while a batch runs, every second for its progress.
+// GET /admin/batches (the admin key, every tenant's batches, in the shapes of OpenAI's Batch
+// API); refreshed by the `batch` live events (a batch changes status) and, while a batch
+// runs, every second for its progress.
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useCallback, useState } from "react";
-import { HttpError, UnreachableError, type AdminClient } from "../api.ts";
+import { HttpError } from "../api.ts";
 import { ConfirmDialog, type ConfirmRequest } from "../components/ConfirmDialog.tsx";
 import { useLiveEvent, useServices } from "../context.tsx";
 import "./batches.css";
@@ -48,30 +49,6 @@ const STATUS_LABEL: Record<BatchView["status"], string> = {
   cancelled: "cancelled",
 };
 
-/**
- * The batch API is /v1 (the master key), not /admin: a 401 here says so on this page
- * instead of taking the dashboard's admin key away, as the admin client would.
- */
-async function batchApi<T>(client: AdminClient, path: string, method: "GET" | "POST" = "GET"): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(client.base + path, { method, headers: client.headers(), cache: "no-store" });
-  } catch {
-    client.setReachable(false);
-    throw new UnreachableError("The gateway cannot be reached.");
-  }
-  client.setReachable(true);
-  const body = (await res.json().catch(() => undefined)) as { error?: { message?: string; code?: string } } | undefined;
-  if (!res.ok) {
-    const message =
-      res.status === 401
-        ? "The batch API (/v1/batches) did not accept this dashboard's key: it needs the gateway's master key (server.master_key)."
-        : (body?.error?.message ?? `HTTP ${res.status}`);
-    throw new HttpError(res.status, message, body?.error?.code);
-  }
-  return body as T;
-}
-
 function useBatches() {
   const { client } = useServices();
   const queries = useQueryClient();
@@ -82,7 +59,7 @@ function useBatches() {
   );
   return useQuery({
     queryKey: batchesKey,
-    queryFn: () => batchApi<BatchList>(client, `/v1/batches?limit=${LIMIT}`),
+    queryFn: () => client.json<BatchList>(`/admin/batches?limit=${LIMIT}`),
     // Progress is not an event: follow it every second while something runs.
     refetchInterval: (q) => (q.state.data?.data.some((b) => ACTIVE.has(b.status)) ? RUNNING_REFRESH_MS : 10_000),
   });
@@ -103,7 +80,7 @@ export function BatchesPage() {
     if (!b) return;
     setNote({ text: `Cancelling ${b.id}…`, bad: false });
     try {
-      const after = await batchApi<BatchView>(client, `/v1/batches/${encodeURIComponent(b.id)}/cancel`, "POST");
+      const after = await client.post<BatchView>(`/admin/batches/${encodeURIComponent(b.id)}/cancel`);
       setNote({ text: `${b.id} is ${STATUS_LABEL[after.status]}: items not yet run end in its error file.`, bad: false });
     } catch (err) {
       setNote({ text: `${b.id} was not cancelled: ${(err as Error).message}`, bad: true });
