@@ -5,6 +5,7 @@
 // figures), or PromQL against a Prometheus that scrapes labgate.
 import type Database from "better-sqlite3";
 import { gateThresholdsSchema, type GateThresholds, type LabgateConfig } from "../config/schema.ts";
+import { BatchStore } from "../store/batches.ts";
 import type { UpstreamHistory } from "./upstream-metrics.ts";
 
 export type Verdict = "PASS" | "FAIL" | "NO DATA";
@@ -457,9 +458,13 @@ export const CRITERIA: readonly Criterion[] = [
     comparator: ">=",
     unit: "percent",
     threshold: (c) => c.thresholds.batch_success,
-    sql() {
-      // The batch queue (batch_completed_total) does not exist yet: nothing to measure.
-      return { none: "no batches (no batch queue yet)" };
+    sql(ctx) {
+      // Batches that reached a final status in the window (failed validation, completed, expired,
+      // cancelled); success is completed, as batch_completed_success_total counts it.
+      const hasTable = ctx.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batch'").get() !== undefined;
+      if (!hasTable) return { none: "no batches in the window (this database has no batch queue)" };
+      const r = new BatchStore(ctx.db).endedBetween(Math.floor(ctx.from / 1000), Math.floor(ctx.to / 1000));
+      return ratio(r.completed, r.ended, "no batches in the window");
     },
     async promql(ctx) {
       const all = await promScalar(ctx, `sum(increase(batch_completed_total[${ctx.range}]))`);

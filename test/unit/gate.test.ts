@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseConfigText } from "../../gateway/config/load.ts";
 import { openDatabase } from "../../gateway/store/db.ts";
+import { BatchStore, type BatchRow, type BatchStatus } from "../../gateway/store/batches.ts";
 import { RequestLog, type RequestLogRow } from "../../gateway/store/request-log.ts";
 import { gateCommand } from "../../gateway/telemetry/gate-command.ts";
 import { evaluateGate, formatValue, parseWindow, type GateReport } from "../../gateway/telemetry/gate.ts";
@@ -128,6 +129,21 @@ interface Scenario {
   rows?: (rows: RequestLogRow[], now: number) => void;
   history?: (now: number) => UpstreamProviderHistory[];
   config?: string;
+  /** Batches in the database: [status, when it reached it (ms)] each. */
+  batches?: (now: number) => [BatchStatus, number][];
+}
+
+/** A batch row that reached `status` at `atMs` (its *_at column for that status); still running when in_progress. */
+function batchRow(i: number, status: BatchStatus, atMs: number): BatchRow {
+  const at = Math.floor(atMs / 1000);
+  const column = { completed: "completed_at", failed: "failed_at", expired: "expired_at", cancelled: "cancelled_at" }[status as string];
+  return {
+    id: `batch_${String(i).padStart(24, "0")}`, tenant: "t", endpoint: "/v1/chat/completions", input_file_id: "file-000000000000000000000000", completion_window: "24h",
+    window_s: 86400, profile: null, priority: 0, status, metadata: null, options: "{}", ending: null, errors: null, output_file_id: null, error_file_id: null,
+    created_at: at - 60, in_progress_at: at - 60, expires_at: at + 86400, finalizing_at: null, completed_at: null, failed_at: null, expired_at: null,
+    cancelling_at: null, cancelled_at: null, prompt_tokens: 0, completion_tokens: 0, request_total: 1, request_completed: 1, request_failed: 0, purged: 1,
+    ...(column ? { [column]: at } : {}),
+  };
 }
 
 /** A data folder with labgate.db (through RequestLog), upstream-metrics.json and labgate.yaml. */
@@ -141,6 +157,8 @@ function dataDir(s: Scenario = {}): { dir: string; configFile: string; now: numb
   const log = new RequestLog(db, { batchSize: 100_000 });
   for (const r of rows) log.append(r);
   log.flush();
+  const batches = new BatchStore(db);
+  (s.batches?.(now) ?? []).forEach(([status, at], i) => batches.insertBatch(batchRow(i, status, at)));
   db.close();
   writeFileSync(join(dir, "upstream-metrics.json"), JSON.stringify({ written_at: now, providers: (s.history ?? history)(now) }));
   const configFile = join(dir, "labgate.yaml");
@@ -278,9 +296,22 @@ describe("labgate gate over the request log", () => {
     expect(out.trimEnd().split("\n").at(-1)).toMatch(/^FAIL: 1 of 12 criteria failed/);
   });
 
-  it("batch success cannot fail over the request log: no batch queue yet", async () => {
-    const { report } = await gate();
-    expect(report.criteria.find((c) => c.id === "batch_success")).toMatchObject({ verdict: "NO DATA", value: null });
+  it("batch success over the batch queue's rows: batches that ended in the window, completed ones the success; before the window or still running not counted", async () => {
+    const min = 60_000;
+    const outside = (now: number): [BatchStatus, number][] => [
+      ["failed", now - 2 * 60 * min],
+      ["cancelled", now - 31 * min],
+      ["in_progress", now - 5 * min],
+    ];
+    const ok = await gate({ batches: (now) => [...Array.from({ length: 19 }, (_, i): [BatchStatus, number] => ["completed", now - (i + 1) * min]), ["expired", now - 3 * min], ...outside(now)] });
+    expect(ok.report.criteria.find((c) => c.id === "batch_success")).toMatchObject({ verdict: "PASS", value: 19 / 20 });
+    expect(ok.lines.get("batch_success")).toMatch(/^PASS\s+batch success\s+95%\s+>= 95%$/);
+    expect(ok.code).toBe(0);
+
+    const bad = await gate({ batches: (now) => [...Array.from({ length: 18 }, (_, i): [BatchStatus, number] => ["completed", now - (i + 1) * min]), ["failed", now - 2 * min], ["cancelled", now - 4 * min], ...outside(now)] });
+    expect(bad.report.criteria.filter((c) => c.verdict === "FAIL").map((c) => c.id)).toEqual(["batch_success"]);
+    expect(bad.lines.get("batch_success")).toMatch(/^FAIL\s+batch success\s+90%\s+>= 95%$/);
+    expect(bad.code).toBe(1);
   });
 
   it("a provider in gate.maintenance may carry the traffic; thresholds come from gate.thresholds", async () => {
