@@ -37,7 +37,7 @@ export function wireLiveInvalidation(live: LiveEvents, queries: QueryClient): ()
   const offs = [
     live.on("snapshot", (e) => {
       const d = e.data as Record<string, unknown>;
-      queries.setQueryData(keys.providers, { object: "list", data: d.data, groups: d.groups });
+      queries.setQueryData(keys.providers, { object: "list", router: d.router, data: d.data, groups: d.groups });
       invalidate(keys.servers, keys.processes, keys.models, keys.gpus, keys.budgets);
     }),
     live.on("provider", () => invalidate(keys.providers, keys.models)),

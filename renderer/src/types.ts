@@ -42,6 +42,8 @@ export interface GroupView {
 
 export interface ProvidersResponse {
   object: "list";
+  /** The router's settings that shape a request's path (config router:). */
+  router: { max_fallback_depth: number; retries: number };
   data: ProviderView[];
   groups: GroupView[];
 }

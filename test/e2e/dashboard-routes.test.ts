@@ -118,6 +118,27 @@ describe("dashboard routes page", { timeout: 90_000 }, () => {
     }
   });
 
+  it("draws each chain only as far as the gateway's router.max_fallback_depth goes", async () => {
+    // The chain one step per group: llama3.1 -> llama-cpp-default -> gpt-oss, with depth 1.
+    await gw.close();
+    const nested = config(ollama.url, llama.url, cloud.v1)
+      .replace('fallbacks: [llama-cpp-default, "gpt-oss:20b-cloud"]', "fallbacks: [llama-cpp-default]")
+      .replace("deployments: [{provider: llama-cpp-native, model: default, tier: local}]", '$&\n    fallbacks: ["gpt-oss:20b-cloud"]');
+    gw = await startGateway(`router: {max_fallback_depth: 1}\n${nested}`, { healthIntervalMs: 300, env: { ROUTES_OPENAI_KEY: CLOUD_KEY } });
+    const providers = (await (await fetch(`${gw.url}/admin/providers`)).json()) as { router: { max_fallback_depth: number } };
+    expect(providers.router.max_fallback_depth).toBe(1);
+    const { page, errors, context } = await openRoutes();
+    try {
+      // The router plans llama3.1's requests to llama-cpp-default and no further; llama-cpp-default's own go on to the cloud.
+      const chains = () => page.getByRole("list", { name: "Fallback chains" }).locator("li").allTextContents();
+      await expect.poll(chains, { timeout: 5_000 }).toContain(`${CHAIN[0]} → ${CHAIN[1]}`);
+      expect(await chains()).not.toContain(CHAIN.join(" → "));
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it("counts requests that fell back on the arrows they took", async () => {
     const { page, errors, context } = await openRoutes();
     try {

@@ -167,6 +167,16 @@ describe("route graph", () => {
     expect(healthOf(g, "route-node-a")).toBe("off");
   });
 
+  it("draws chains to the gateway's max_fallback_depth when given (the config's 5 otherwise)", () => {
+    const groups = [group("a", ["b"]), group("b", ["c"]), group("c")];
+    expect(buildRouteGraph([], groups, []).chains).toEqual([["a", "b", "c"]]);
+    const shallow = buildRouteGraph([], groups, [], { maxFallbackDepth: 1 });
+    expect(shallow.chains[0]).toEqual(["a", "b"]);
+    // b's own plan still reaches c: its arrow is drawn, but a is never planned to c.
+    expect(fallbackEdges(shallow).map((e) => e.id)).toEqual(["fallback:a->b", "fallback:b->c"]);
+    expect(fallbackEdges(shallow).find((e) => e.id === "fallback:b->c")!.data.chains).not.toContain("a");
+  });
+
   it("counts arrows per group asked for when the requests per (group, provider that answered) are given", () => {
     // Two groups share their providers: from the provider pairs alone, qwen's fallbacks to the
     // cloud cannot be told from llama3.1's; from what answered each group's requests they can.

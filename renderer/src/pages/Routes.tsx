@@ -38,7 +38,13 @@ export function RoutesPage() {
   const providers = useProviders();
   const traffic = useRouteTraffic();
   const graph = useMemo(
-    () => (providers.data ? buildRouteGraph(providers.data.data, providers.data.groups, traffic.data?.pairs ?? [], { answered: traffic.data?.answered }) : undefined),
+    () =>
+      providers.data
+        ? buildRouteGraph(providers.data.data, providers.data.groups, traffic.data?.pairs ?? [], {
+            maxFallbackDepth: providers.data.router.max_fallback_depth,
+            answered: traffic.data?.answered,
+          })
+        : undefined,
     [providers.data, traffic.data],
   );
   // Only selection is kept from xyflow's changes: positions come from the layout.

@@ -278,18 +278,21 @@ function groupHeight(deployments: readonly DeploymentView[]): number {
   return LAYOUT.headerHeight + body + LAYOUT.padding;
 }
 
+/** router.max_fallback_depth's default in the gateway's config schema. */
+const DEFAULT_MAX_FALLBACK_DEPTH = 5;
+
 export function buildRouteGraph(
   providers: readonly ProviderView[],
   groups: readonly GroupView[],
   fallbackCounts: readonly FallbackCount[],
   opts: {
-    /** router.max_fallback_depth (the admin API does not say; the config's default). */
+    /** router.max_fallback_depth, as /admin/providers reports it (5, the config's default, when not given). */
     maxFallbackDepth?: number;
     /** Requests per (group asked for, provider that answered): exact arrow counts per group when given. */
     answered?: readonly AnsweredCount[];
   } = {},
 ): RouteGraph {
-  const maxDepth = opts.maxFallbackDepth ?? 5;
+  const maxDepth = opts.maxFallbackDepth ?? DEFAULT_MAX_FALLBACK_DEPTH;
   const byName = new Map(groups.map((g) => [g.name, g]));
 
   // Deployments per group, each with its provider's view and its health.
