@@ -47,6 +47,19 @@ export function checkReferences(input: LabgateConfig): ConfigProblem[] {
     });
   }
 
+  // The cloud overflow sends items through an openai provider's Files and Batch APIs: only that type has them.
+  for (const [profile, p] of Object.entries(config.batchProfiles)) {
+    const name = p.overflow_provider;
+    if (typeof name !== "string") continue;
+    const path = ["batch_profiles", profile, "overflow_provider"];
+    const provider = config.providers[name];
+    if (!providerNames.has(name)) {
+      problems.push({ path, message: `provider "${name}" is not defined under providers (defined: ${[...providerNames].join(", ") || "none"})` });
+    } else if (provider && typeof provider === "object" && provider.type !== "openai") {
+      problems.push({ path, message: `provider "${name}" is of type ${String(provider.type)}: the overflow needs an openai provider (its Batch API)` });
+    }
+  }
+
   for (const cycle of findFallbackCycles(config)) {
     problems.push({
       path: ["models", cycle[0]!, "fallbacks"],
@@ -59,6 +72,7 @@ export function checkReferences(input: LabgateConfig): ConfigProblem[] {
 interface LooseConfig {
   providers: Record<string, LabgateConfig["providers"][string]>;
   models: Record<string, { deployments: { provider?: unknown }[]; fallbacks: unknown[] }>;
+  batchProfiles: Record<string, { overflow_provider?: unknown }>;
 }
 
 function normalise(input: unknown): LooseConfig {
@@ -72,7 +86,9 @@ function normalise(input: unknown): LooseConfig {
       fallbacks: Array.isArray(mm.fallbacks) ? mm.fallbacks : [],
     };
   }
-  return { providers: obj(root.providers) as LooseConfig["providers"], models };
+  const batchProfiles: LooseConfig["batchProfiles"] = {};
+  for (const [name, p] of Object.entries(obj(root.batch_profiles))) batchProfiles[name] = obj(p);
+  return { providers: obj(root.providers) as LooseConfig["providers"], models, batchProfiles };
 }
 
 /** Every distinct cycle in the fallback graph, each as the path that closes it. */
