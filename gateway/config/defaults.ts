@@ -10,6 +10,16 @@ export const DEFAULT_CONFIG_FILE = new URL("../../resources/labgate.yaml", impor
 /** The tiny demo model shipped with labgate, served while the models folder holds no GGUF of its own. */
 export const DEMO_MODELS_DIR = fileURLToPath(new URL("../../resources/models", import.meta.url));
 
+/**
+ * The demo model's folder: LABGATE_DEMO_MODELS_DIR when set, else the one beside the
+ * sources. The desktop app sets it: packaged, the sources sit inside an asar archive,
+ * which the native engine cannot open a model from, so the model is unpacked beside it.
+ */
+export function demoModelsDir(env: NodeJS.ProcessEnv = process.env): string {
+  const given = env.LABGATE_DEMO_MODELS_DIR;
+  return given ? resolveDir(given) : DEMO_MODELS_DIR;
+}
+
 export function expandHome(p: string): string {
   return p === "~" ? homedir() : p.startsWith("~/") ? join(homedir(), p.slice(2)) : p;
 }

@@ -26,6 +26,8 @@ export interface AdapterContext {
   secrets: Record<string, string>;
   /** Models folder for the embedded engine when the provider names none. */
   defaultModelsDir: string;
+  /** The demo model's folder (demoModelsDir(): LABGATE_DEMO_MODELS_DIR, else DEMO_MODELS_DIR). */
+  demoModelsDir?: string;
   /** The gateway's redactor: cleans upstream error text (every resolved secret, tokens, paths, stacks) before clients see it. */
   redactor?: Redactor;
   /**
@@ -134,7 +136,7 @@ export function createAdapter(ctx: AdapterContext): ProviderAdapter {
           config,
           modelsDir: config.models_dir ?? ctx.defaultModelsDir,
           ids: ctx.ids,
-          ...(config.models_dir === undefined ? { demoDir: DEMO_MODELS_DIR } : {}),
+          ...(config.models_dir === undefined ? { demoDir: ctx.demoModelsDir ?? DEMO_MODELS_DIR } : {}),
         }),
       );
   }
