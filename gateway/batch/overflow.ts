@@ -20,6 +20,11 @@ import type { BatchRow, BatchStore, ItemRow } from "../store/batches.ts";
 import { CloudBatchClient, type CloudBatch, type CloudRequestLine, type CloudResultLine } from "./cloud-batch.ts";
 import { planDeadline, ThroughputMeter } from "./deadline.ts";
 import { redactValue } from "./pii.ts";
+import { classifyHttpError } from "../providers/errors.ts";
+import type { Operation } from "../providers/types.ts";
+import { costOf } from "../store/cost.ts";
+import type { CompletionService } from "../completion/service.ts";
+import { BATCH_ENDPOINTS } from "./jsonl.ts";
 import { errorLine, outputLine } from "./views.ts";
 
 /** What the worker calls: check() for every in-progress batch on each of its steps, stop() when it stops. */
@@ -33,6 +38,8 @@ export interface BatchOverflowOptions {
   config: LabgateConfig;
   secrets: SecretResolver;
   log: Logger;
+  /** Where an item the cloud answered is recorded (request log, metrics, cost), as one outcome. */
+  completions?: Pick<CompletionService, "recordExternal">;
   /** First pause between polls of a cloud batch (ms; default a 40th of the window within 50..1000, doubling while it does not move, up to pollMaxMs). */
   pollInitialMs?: number;
   pollMaxMs?: number;
@@ -189,6 +196,7 @@ export class BatchOverflow implements OverflowHook {
     const byCustomId = new Map(items.map((it) => [it.custom_id, it]));
     const redact = (JSON.parse(b.options) as { redact_pii?: boolean }).redact_pii === true;
     let cloudId: string | undefined;
+    const sentAt = performance.now();
     try {
       const lines: CloudRequestLine[] = items.map((it) => ({ custom_id: it.custom_id, method: "POST", url: b.endpoint, body: this.cloudBody(JSON.parse(it.body) as Record<string, unknown>, provider) }));
       const fileId = await client.uploadRequests(lines, `${b.id}-overflow.jsonl`, signal);
@@ -221,6 +229,7 @@ export class BatchOverflow implements OverflowHook {
           if (this.endFromCloud(b.id, it, r, redact)) {
             answered++;
             w.cloudEnded++;
+            this.record(b, provider, it, r, sentAt);
           }
         }
       }
@@ -265,6 +274,49 @@ export class BatchOverflow implements OverflowHook {
     }
     const message = redact ? redactValue(r.error?.message ?? "") : (r.error?.message ?? "");
     return store.endItem(batchId, it.line, { state: "failed", file: "error", result: errorLine(it.custom_id, code, String(message)), requestId: null, promptTokens: 0, completionTokens: 0 });
+  }
+
+  /**
+   * One outcome per item the cloud ended (tenant batch:<tenant>, an overflow of the provider),
+   * priced at its group's deployment on that provider when the config prices one: the
+   * deployment's own price, not a Batch API discount. Its time is the cloud batch's.
+   */
+  private record(b: BatchRow, provider: string, it: ItemRow, r: CloudResultLine, sentAt: number): void {
+    if (!this.o.completions) return;
+    try {
+      const body = JSON.parse(it.body) as { model?: unknown };
+      const model = typeof body.model === "string" ? body.model : "";
+      const d = this.o.config.models[model]?.deployments.find((x) => x.provider === provider);
+      const status = r.response?.status_code ?? 502;
+      const ok = status >= 200 && status < 300;
+      const u = (r.response?.body as { usage?: { prompt_tokens?: number; completion_tokens?: number } } | null | undefined)?.usage;
+      const usage = u ? { prompt_tokens: u.prompt_tokens ?? 0, completion_tokens: u.completion_tokens ?? 0, total_tokens: (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0) } : null;
+      this.o.completions.recordExternal({
+        tenant: `batch:${b.tenant ?? "anonymous"}`,
+        operation: BATCH_ENDPOINTS[b.endpoint] as Operation,
+        model,
+        stream: false,
+        provider,
+        upstreamModel: d?.model ?? model,
+        tier: d?.tier ?? null,
+        fallbackDepth: 0,
+        isFallback: false,
+        isOverflow: true,
+        panic: false,
+        status,
+        errorClass: ok ? null : r.response ? classifyHttpError(status, "") : "server_error",
+        unknownModel: false,
+        usage,
+        costUsd: ok ? costOf(usage, d?.price) : null,
+        ttfbMs: null,
+        totalMs: performance.now() - sentAt,
+        overheadMs: null,
+        routingMs: null,
+        attempts: [],
+      });
+    } catch (err) {
+      this.o.log.error({ err, batch: b.id, line: it.line }, "recording an overflow item's outcome failed");
+    }
   }
 
   /** The item's body for the cloud: the local model group's name becomes the provider's model when a deployment maps it. */

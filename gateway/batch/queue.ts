@@ -64,7 +64,7 @@ export class BatchQueue {
       metrics: createBatchMetrics(o.registry, o.labMetrics, this.store),
       events: o.events,
       log: o.log.child({ component: "batch" }),
-      overflow: createOverflow({ store: this.store, config: o.config, secrets: o.secrets, log: o.log.child({ component: "batch-overflow" }) }),
+      overflow: createOverflow({ store: this.store, config: o.config, secrets: o.secrets, completions: o.completions, log: o.log.child({ component: "batch-overflow" }) }),
     });
   }
 

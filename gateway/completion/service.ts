@@ -108,6 +108,17 @@ export class CompletionService {
     }
   }
 
+  /**
+   * The outcome of a request answered outside the router (the batch queue's cloud overflow
+   * sends items through a provider's Batch API): given an id and emitted like any other, so
+   * the request log, metrics, costs and budgets count it. Returns its id.
+   */
+  recordExternal(o: Omit<RequestOutcome, "id" | "ts">, ts = Date.now()): string {
+    const id = this.ids.next(ts);
+    this.emit({ ...o, id, ts });
+    return id;
+  }
+
   async complete(req: CompletionRequest): Promise<Completion> {
     const started = req.arrivedAt ?? performance.now();
     const ts = Date.now();

@@ -3,6 +3,8 @@
 // OpenAI-compatible server) and a fake OpenAI Files + Batch API as the cloud. The queue
 // measures its own pace, sends what it cannot finish in time to the cloud, and merges the
 // answers into the batch's one output file: each custom_id exactly once, none run twice.
+import Database from "better-sqlite3";
+import { join } from "node:path";
 import OpenAI, { toFile } from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeOpenAIBatch, type FakeOpenAIBatch } from "../fixtures/fake-openai-batch.ts";
@@ -84,6 +86,18 @@ describe("cloud overflow", () => {
     expect(cloud.requests.length).toBeGreaterThan(0);
     expect(cloud.requests.every((r) => r.authorization === `Bearer ${CLOUD_KEY}`)).toBe(true);
     expect([...cloud.batches.values()].every((b) => b.errorsList === null)).toBe(true);
+    // The request log counts both: one row per item, the cloud's marked overflow on its provider with its tokens.
+    gw.gateway.requestLog.flush();
+    const db = new Database(join(gw.dataDir, "labgate.db"), { readonly: true });
+    try {
+      const rows = db.prepare("SELECT provider, is_overflow AS overflow, status, tenant, count(*) AS n, sum(prompt_tokens) AS prompt FROM request_log GROUP BY provider, is_overflow, status, tenant ORDER BY provider").all();
+      expect(rows).toEqual([
+        { provider: "cloud", overflow: 1, status: 200, tenant: "batch:anonymous", n: byCloud.length, prompt: 3 * byCloud.length },
+        { provider: "local", overflow: 0, status: 200, tenant: "batch:anonymous", n: byLocal.length, prompt: expect.any(Number) },
+      ]);
+    } finally {
+      db.close();
+    }
   });
 
   it("when the cloud refuses, its items go back to the local queue; the window closes with the finished part kept", async () => {
