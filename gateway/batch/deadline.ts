@@ -64,6 +64,19 @@ export class ThroughputMeter {
     return items / (observed / 1000);
   }
 
+  /** Items counted in the window (how many samples the rate stands on). */
+  count(): number {
+    this.prune();
+    let items = 0;
+    for (const n of this.counts.values()) items += n;
+    return items;
+  }
+
+  /** How long since work began (ms), not bounded by the window; 0 before start. */
+  watchedMs(): number {
+    return this.startedAt === undefined ? 0 : this.now() - this.startedAt;
+  }
+
   private oldestBucket(): number {
     return Math.floor((this.now() - this.windowMs) / this.bucketMs);
   }
@@ -73,6 +86,23 @@ export class ThroughputMeter {
     for (const b of this.counts.keys()) if (b < oldest) this.counts.delete(b);
   }
 }
+
+/**
+ * Fewer items ended than this is not a pace: the first items of a window may wait for a model
+ * to load or for an interactive burst to pass, and 0 items in 30 s says nothing about 24 h.
+ */
+export const MIN_SAMPLES = 5;
+/** With fewer than MIN_SAMPLES, the pace counts only after this share of the window was watched (2.4 h of 24 h). */
+export const MIN_WATCHED_SHARE = 0.1;
+/** Seconds left below this share of the window are short: a decision cannot wait for samples any more. */
+export const URGENT_SHARE = 0.1;
+/**
+ * Most items one decision hands to the cloud while time is not short. A misjudged pace
+ * then costs at most this many paid items per cloud batch (one runs at a time per local
+ * batch, and the next decision measures again); when time is short the whole surplus goes,
+ * since a later decision would be too late.
+ */
+export const MAX_OVERFLOW_PER_DECISION = 1000;
 
 export interface DeadlineInput {
   /** Items not yet ended that the local queue would have to run. */
@@ -85,30 +115,57 @@ export interface DeadlineInput {
   safety?: number;
   /** Seconds kept free at the end (the cloud's answers must come back, the files be written). Default 0. */
   reserveSeconds?: number;
+  /**
+   * Items the rate was measured from. With fewer than MIN_SAMPLES the verdict is unknown
+   * unless time is short or MIN_WATCHED_SHARE of the window was watched. Takes effect with
+   * windowSeconds (and watchedSeconds) given: the three go together.
+   */
+  samples?: number;
+  /** Seconds the local queue has been watched (since its first item started). */
+  watchedSeconds?: number;
+  /** The batch's whole completion window in seconds (what "short" and "long enough" mean; without it time is never short and the cap always applies). */
+  windowSeconds?: number;
 }
 
 export interface DeadlinePlan {
-  /** on_time: the local queue finishes in the window; late: it does not; unknown: nothing measured yet. */
+  /** on_time: the local queue finishes in the window; late: it does not; unknown: too little measured yet. */
   verdict: "on_time" | "late" | "unknown";
   /** Seconds the local queue would need for every item left (Infinity when it does nothing). */
   projectedSeconds: number | undefined;
   /** Items the local queue can still be expected to finish in time. */
   localItems: number;
-  /** Items to hand to the overflow so that the rest finishes in time (0 unless late). */
+  /** Items to hand to the overflow now (0 unless late; at most MAX_OVERFLOW_PER_DECISION unless time is short). */
   overflowItems: number;
+}
+
+/**
+ * Seconds left below which time is short: a tenth of the window, or twice the reserve (the
+ * time the cloud's answers need to come back), whichever is longer.
+ */
+export function urgentSeconds(windowSeconds: number, reserveSeconds = 0): number {
+  return Math.max(URGENT_SHARE * windowSeconds, 2 * reserveSeconds);
 }
 
 export function planDeadline(input: DeadlineInput): DeadlinePlan {
   const left = Math.max(0, Math.floor(input.itemsLeft));
   if (left === 0) return { verdict: "on_time", projectedSeconds: 0, localItems: 0, overflowItems: 0 };
+  const unknown: DeadlinePlan = { verdict: "unknown", projectedSeconds: undefined, localItems: left, overflowItems: 0 };
   const rate = input.itemsPerSecond;
-  if (rate === undefined || !Number.isFinite(rate) || rate < 0) {
-    return { verdict: "unknown", projectedSeconds: undefined, localItems: left, overflowItems: 0 };
+  if (rate === undefined || !Number.isFinite(rate) || rate < 0) return unknown;
+  const reserve = input.reserveSeconds ?? 0;
+  // Without the window nothing says time is short: the cap applies.
+  const window = input.windowSeconds;
+  const urgent = window !== undefined && input.secondsLeft < urgentSeconds(window, reserve);
+  if (window !== undefined && input.samples !== undefined && input.samples < MIN_SAMPLES && !urgent) {
+    // Too few items ended to call it a pace: wait, unless the window was watched long enough to call it a stall.
+    if ((input.watchedSeconds ?? 0) < MIN_WATCHED_SHARE * window) return unknown;
   }
   const safety = Math.min(1, Math.max(0, input.safety ?? 0.8));
-  const usable = Math.max(0, input.secondsLeft - (input.reserveSeconds ?? 0));
+  const usable = Math.max(0, input.secondsLeft - reserve);
   const capacity = Math.floor(rate * usable * safety);
   const projectedSeconds = rate > 0 ? left / rate : Infinity;
   if (left <= capacity) return { verdict: "on_time", projectedSeconds, localItems: left, overflowItems: 0 };
-  return { verdict: "late", projectedSeconds, localItems: capacity, overflowItems: left - capacity };
+  const surplus = left - capacity;
+  const overflowItems = urgent ? surplus : Math.min(surplus, MAX_OVERFLOW_PER_DECISION);
+  return { verdict: "late", projectedSeconds, localItems: left - overflowItems, overflowItems };
 }

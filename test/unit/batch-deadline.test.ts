@@ -1,6 +1,6 @@
 // The deadline estimator (gateway/batch/deadline.ts) on an injected clock.
 import { describe, expect, it } from "vitest";
-import { planDeadline, ThroughputMeter } from "../../gateway/batch/deadline.ts";
+import { MAX_OVERFLOW_PER_DECISION, planDeadline, ThroughputMeter } from "../../gateway/batch/deadline.ts";
 
 function clock(start = 1_000_000) {
   let t = start;
@@ -98,5 +98,32 @@ describe("planDeadline", () => {
     const plan = planDeadline({ itemsLeft: 1000, itemsPerSecond: m.rate(1000), secondsLeft: 60, safety: 1 });
     expect(plan).toMatchObject({ verdict: "late", localItems: 240, overflowItems: 760 });
     expect(plan.projectedSeconds).toBeCloseTo(250, 5);
+  });
+
+  it("a 24 h window whose first items have not ended yet (a model loading) is unknown, not late", () => {
+    const c = clock();
+    const m = new ThroughputMeter({ windowMs: 300_000, now: c.now });
+    m.start();
+    c.advance(60_000); // a minute in, nothing ended
+    const day = 86_400;
+    const early = { itemsLeft: 50_000, itemsPerSecond: m.rate(30_000), secondsLeft: day - 60, reserveSeconds: 600, samples: m.count(), watchedSeconds: m.watchedMs() / 1000, windowSeconds: day };
+    expect(early.itemsPerSecond).toBe(0);
+    expect(planDeadline(early)).toMatchObject({ verdict: "unknown", overflowItems: 0 });
+    // Two items ended: still too few to be a pace.
+    m.record(2);
+    expect(planDeadline({ ...early, itemsPerSecond: m.rate(30_000), samples: m.count() })).toMatchObject({ verdict: "unknown", overflowItems: 0 });
+  });
+
+  it("a stall watched for a tenth of the window, or time running short, is late; one decision sends at most the cap until time is short", () => {
+    const day = 86_400;
+    const stalled = { itemsLeft: 50_000, itemsPerSecond: 0, samples: 0, reserveSeconds: 600, windowSeconds: day };
+    // Watched 2.4 h with nothing ended: late, but one cloud batch of MAX_OVERFLOW_PER_DECISION at a time.
+    expect(planDeadline({ ...stalled, secondsLeft: day * 0.9, watchedSeconds: day * 0.1 })).toEqual({ verdict: "late", projectedSeconds: Infinity, localItems: 50_000 - MAX_OVERFLOW_PER_DECISION, overflowItems: MAX_OVERFLOW_PER_DECISION });
+    // Under a tenth of the window left: no more waiting for samples, and the whole surplus goes.
+    expect(planDeadline({ ...stalled, secondsLeft: day * 0.09, watchedSeconds: 60 })).toMatchObject({ verdict: "late", overflowItems: 50_000 });
+    // A real pace (enough samples) early in the window is believed, and capped while time is not short.
+    expect(planDeadline({ ...stalled, itemsPerSecond: 0.1, samples: 30, secondsLeft: day - 300, watchedSeconds: 300 })).toMatchObject({ verdict: "late", overflowItems: MAX_OVERFLOW_PER_DECISION });
+    // A short window's "short" is twice the reserve when that is longer than its tenth.
+    expect(planDeadline({ itemsLeft: 20, itemsPerSecond: 0, samples: 0, secondsLeft: 1.1, reserveSeconds: 0.6, watchedSeconds: 0.3, windowSeconds: 6 })).toMatchObject({ verdict: "late", overflowItems: 20 });
   });
 });
