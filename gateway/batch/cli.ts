@@ -2,7 +2,9 @@
 // command line. It talks to a running gateway over HTTP with OpenAI's Batch API paths
 // (/v1/files, /v1/batches), so it works the same against any server that speaks them.
 // Where: --url, else LABGATE_URL, else the config's server.host:port. The key:
-// LABGATE_API_KEY, else the config's server.master_key reference.
+// LABGATE_API_KEY, else the config's server.master_key reference — the latter only to that
+// config's own server or to loopback: a --url elsewhere (plain http to another machine,
+// a typo, a proxy) must not receive this gateway's master key.
 import { createWriteStream, openAsBlob, statSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { basename } from "node:path";
@@ -23,7 +25,14 @@ export const BATCH_USAGE = `Usage:
   labgate batch cancel ID
 
 Common options: --url URL (default: LABGATE_URL, else the config's server.host:port), --config FILE
-The key: LABGATE_API_KEY, else the config's server.master_key.`;
+The key: LABGATE_API_KEY, else the config's server.master_key (sent only to the config's own
+server.host or to loopback; any other URL needs LABGATE_API_KEY).
+
+Exit status: 0 when it worked (status and submit --follow: the batch completed with no failed
+request); 1 when the gateway refused or could not be reached, or a followed batch ended with
+failed requests, failed, expired or was cancelled; 2 for a mistake on the command line.
+submit prints the batch id alone on stdout (ID=$(labgate batch submit FILE) works, with --follow
+too: its progress goes to stderr).`;
 
 const TERMINAL = new Set(["completed", "failed", "expired", "cancelled"]);
 
@@ -116,13 +125,14 @@ async function submit(args: string[], env: NodeJS.ProcessEnv, io: CliIo): Promis
     io.err.write(`follow it with: labgate batch status ${batch.id}\n`);
     return 0;
   }
-  return follow(api, batch.id, seconds(values.every), io);
+  // The id alone on stdout, so ID=$(labgate batch submit ... --follow) works: the progress goes to stderr.
+  return follow(api, batch.id, seconds(values.every), io.err as CliIo["out"]);
 }
 
 async function status(args: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { every: { type: "string" } }, "status ID");
   const id = one(positionals, "ID", "status ID");
-  return follow(await connect(values, env), id, seconds(values.every), io);
+  return follow(await connect(values, env), id, seconds(values.every), io.out);
 }
 
 async function download(args: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
@@ -140,10 +150,14 @@ async function download(args: string[], env: NodeJS.ProcessEnv, io: CliIo): Prom
   const res = await api.raw("GET", `/files/${encodeURIComponent(fileId)}/content`);
   const body = Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
   if (values.output === undefined || values.output === "-") {
-    await pipeline(body, io.out, { end: false }).catch((err: NodeJS.ErrnoException) => {
+    try {
+      await pipeline(body, io.out, { end: false });
+    } catch (err) {
       // `labgate batch download ID | head`: the reader went away; not a failure of ours.
-      if (err.code !== "EPIPE") throw err;
-    });
+      if ((err as NodeJS.ErrnoException).code === "EPIPE") return 0;
+      // The gateway went away mid-file, a full disk behind the redirect, ...: one line, exit 1.
+      throw new RemoteError(`the ${which} file of ${b.id} (${fileId}) was cut off: ${streamProblem(err)}`);
+    }
     return 0;
   }
   // Written beside the target and renamed at the end: an interrupted download leaves no half file under its name.
@@ -153,7 +167,7 @@ async function download(args: string[], env: NodeJS.ProcessEnv, io: CliIo): Prom
     await rename(temp, values.output);
   } catch (err) {
     await rm(temp, { force: true });
-    throw new RemoteError(`cannot write ${values.output}: ${(err as Error).message}`);
+    throw new RemoteError(`cannot download to ${values.output}: ${streamProblem(err)}`);
   }
   io.err.write(`${which} file of ${b.id} (${fileId}) written to ${values.output}\n`);
   return 0;
@@ -189,9 +203,13 @@ async function cancel(args: string[], env: NodeJS.ProcessEnv, io: CliIo): Promis
 
 // ---- following a batch ----
 
-/** Polls the batch until it ends: a progress bar redrawn on a terminal, one line per change otherwise. Exit 0 only when it completed. */
-async function follow(api: Api, id: string, everyMs: number, io: CliIo): Promise<number> {
-  const tty = io.out.isTTY === true;
+/**
+ * Polls the batch until it ends, writing to `out`: a progress bar redrawn on a terminal, one
+ * line per change otherwise. Exit 0 only when it completed with no failed request: a batch
+ * whose every item failed is "completed" too, and a script must not take that for success.
+ */
+async function follow(api: Api, id: string, everyMs: number, out: CliIo["out"]): Promise<number> {
+  const tty = out.isTTY === true;
   let last = "";
   let b: BatchView;
   const started = Date.now();
@@ -204,18 +222,18 @@ async function follow(api: Api, id: string, everyMs: number, io: CliIo): Promise
     const elapsed = (Date.now() - firstDone.at) / 1000;
     const rate = elapsed > 0 ? (done - firstDone.done) / elapsed : undefined;
     if (tty) {
-      io.out.write(`\r${progressBar(b, { width: Math.max(20, Math.min(40, (io.out.columns ?? 80) - 50)), rate })}\u001b[K`);
+      out.write(`\r${progressBar(b, { width: Math.max(20, Math.min(40, (out.columns ?? 80) - 50)), rate })}\u001b[K`);
     } else {
       const line = plainLine(b);
-      if (line !== last) io.out.write(line + "\n");
+      if (line !== last) out.write(line + "\n");
       last = line;
     }
     if (TERMINAL.has(b.status)) break;
     await sleep(everyMs);
   }
-  if (tty) io.out.write("\n");
-  io.out.write(summary(b, (Date.now() - started) / 1000) + "\n");
-  return b.status === "completed" ? 0 : 1;
+  if (tty) out.write("\n");
+  out.write(summary(b, (Date.now() - started) / 1000) + "\n");
+  return b.status === "completed" && (b.request_counts?.failed ?? 0) === 0 ? 0 : 1;
 }
 
 /** One redrawn line: `[██████░░░░]  60%  600/1000  3 failed  in_progress  12.5/s  ETA 32s`. */
@@ -260,30 +278,30 @@ interface Api {
 /** Where the gateway is and which key it wants, from the options, the environment and the config. */
 async function connect(values: { url?: string; config?: string }, env: NodeJS.ProcessEnv): Promise<Api> {
   const given = values.url ?? (env.LABGATE_URL || undefined);
+  const givenUrl = given === undefined ? undefined : httpUrl(given);
   let base: string;
   let key = env.LABGATE_API_KEY || undefined;
   if (given === undefined || key === undefined) {
-    const configFile = values.config ?? (env.LABGATE_CONFIG || undefined);
-    const loaded = await loadConfigFile(configFile ?? fileURLToPath(DEFAULT_CONFIG_FILE));
+    const configFile = values.config ?? (env.LABGATE_CONFIG || undefined) ?? fileURLToPath(DEFAULT_CONFIG_FILE);
+    const loaded = await loadConfigFile(configFile);
     if (!loaded.ok) throw new UsageError(`cannot use the config ${configFile}: ${loaded.problems.map(formatProblem).join("; ")}`);
     const server = loaded.config.server;
-    if (key === undefined && server.master_key) {
-      const r = createSecretResolver(env).resolve(server.master_key);
-      if (!r.ok) throw new UsageError(`the gateway wants its master key (server.master_key is ${server.master_key}), but ${r.reason}: set LABGATE_API_KEY`);
-      key = r.value;
-    }
     // A gateway listening on every address is reached on loopback.
     const host = env.LABGATE_HOST || server.host;
     const port = env.LABGATE_PORT || String(server.port);
     const h = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
     base = given ?? `http://${h}:${port}`;
+    if (key === undefined && server.master_key) {
+      // This config's master key goes to this config's server (or loopback) only.
+      if (givenUrl && !isLoopback(givenUrl.hostname) && givenUrl.hostname !== new URL(`http://${h}`).hostname) {
+        throw new UsageError(`not sending ${configFile}'s server.master_key to ${givenUrl.host} (not that config's server ${h}, nor loopback): set LABGATE_API_KEY to that gateway's key`);
+      }
+      const r = createSecretResolver(env).resolve(server.master_key);
+      if (!r.ok) throw new UsageError(`the gateway wants its master key (server.master_key is ${server.master_key}), but ${r.reason}: set LABGATE_API_KEY`);
+      key = r.value;
+    }
   } else base = given;
-  try {
-    const u = new URL(base);
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
-  } catch {
-    throw new UsageError(`--url must be an http(s) URL such as http://127.0.0.1:4000, got "${base}"`);
-  }
+  httpUrl(base);
   const root = base.replace(/\/+$/, "").replace(/\/v1$/, "");
   const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
   const raw = async (method: string, path: string, body?: unknown): Promise<Response> => {
@@ -327,6 +345,29 @@ async function connect(values: { url?: string; config?: string }, env: NodeJS.Pr
       }
     },
   };
+}
+
+function httpUrl(text: string): URL {
+  try {
+    const u = new URL(text);
+    if (u.protocol === "http:" || u.protocol === "https:") return u;
+  } catch {
+    // said below
+  }
+  throw new UsageError(`--url must be an http(s) URL such as http://127.0.0.1:4000, got "${text}"`);
+}
+
+/** localhost, 127.0.0.0/8 or ::1 (URL.hostname keeps an IPv6 address's brackets). */
+function isLoopback(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** A stream failure in a few words: its code and the cause undici keeps behind "terminated". */
+function streamProblem(err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const cause = e.cause && e.cause !== e ? ` (${e.cause.code ?? e.cause.message})` : "";
+  return `${e.code ?? e.message ?? String(err)}${cause}`;
 }
 
 // ---- arguments and formatting ----

@@ -2,13 +2,23 @@
 // real gateway with its batch queue in front of a fake upstream.
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { progressBar } from "../../gateway/batch/cli.ts";
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { batchCommand, progressBar } from "../../gateway/batch/cli.ts";
 import { startFakeOpenAI, type FakeOpenAI } from "../fixtures/fake-openai.ts";
 import { freePort } from "../fixtures/ports.ts";
 import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
+
+// The shipped default config, as if it could not be read (in-process calls of batchCommand only;
+// the CLI processes below load their own modules).
+vi.mock("../../gateway/config/defaults.ts", async (importOriginal) => ({
+  ...(await importOriginal<typeof import("../../gateway/config/defaults.ts")>()),
+  DEFAULT_CONFIG_FILE: new URL("file:///nonexistent-labgate/labgate.yaml"),
+}));
 
 const BIN = new URL("../../bin/labgate.js", import.meta.url).pathname;
 const KEY = "sk-lab-batch-cli-123456";
@@ -150,6 +160,66 @@ describe("labgate batch", () => {
     const refused = await labgate(["batch", "submit", bad], env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^labgate: The batch file has 1 invalid line: Line 2: .*\[HTTP 400\]\n$/);
+  });
+});
+
+describe("labgate batch: scripts, keys and broken pipes", () => {
+  it("submit --follow prints the id alone on stdout (progress on stderr) and exits 1 when every item failed", async () => {
+    const failing = join(dir, "failing.jsonl");
+    writeFileSync(failing, Array.from({ length: 3 }, (_, i) => JSON.stringify({ custom_id: `f${i}`, method: "POST", url: "/v1/chat/completions", body: { model: "no-such-model", messages: [] } })).join("\n") + "\n");
+    const run = await labgate(["batch", "submit", failing, "--follow", "--every", "0.05"], env);
+    expect(run.stdout).toMatch(/^batch_[0-9a-f]{24}\n$/);
+    const id = run.stdout.trim();
+    expect(run.stderr).toMatch(new RegExp(`${id} completed after [0-9.]+s: 0 completed, 3 failed of 3`));
+    expect(run.code).toBe(1);
+    // status says the same: completed, but not a success.
+    const status = await labgate(["batch", "status", id], env);
+    expect(status.stdout).toContain(`${id} completed 3/3 done (0 completed, 3 failed)`);
+    expect(status.code).toBe(1);
+    const help = await labgate(["batch", "--help"]);
+    expect(help.stdout).toMatch(/Exit status: 0 when it worked \(status and submit --follow: the batch completed with no failed\s+request\)/);
+  });
+
+  it("sends the config's master key only to that config's server or loopback", async () => {
+    const config = join(dir, "keyed.yaml");
+    writeFileSync(config, `server: {host: 127.0.0.1, port: ${new URL(gw.url).port}, master_key: env:MASTER}\n`);
+    // Another machine (TEST-NET-1, never contacted): refused before anything is sent.
+    const remote = await labgate(["batch", "list", "--config", config, "--url", "http://192.0.2.1:4000"], { MASTER: KEY });
+    expect(remote).toMatchObject({ code: 2, stdout: "" });
+    expect(remote.stderr).toBe(`labgate: not sending ${config}'s server.master_key to 192.0.2.1:4000 (not that config's server 127.0.0.1, nor loopback): set LABGATE_API_KEY to that gateway's key\n`);
+    // Loopback under another name is fine.
+    const local = await labgate(["batch", "list", "--config", config, "--url", gw.url.replace("127.0.0.1", "localhost")], { MASTER: KEY });
+    expect(local.code).toBe(0);
+  });
+
+  it("names the default config file when it cannot be loaded", async () => {
+    const out = new PassThrough();
+    const err = new PassThrough();
+    const code = await batchCommand(["list"], {}, { out, err });
+    expect(code).toBe(2);
+    expect(String(err.read())).toMatch(/^labgate: cannot use the config \/nonexistent-labgate\/labgate\.yaml: .*ENOENT.*\n$/);
+  });
+
+  it("a download the gateway cuts off mid-file is one line and exit 1", async () => {
+    const server = createServer((req, res) => {
+      if (req.url === "/v1/batches/batch_cut") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ id: "batch_cut", status: "completed", output_file_id: "file-cut", error_file_id: null }));
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": 100_000 });
+      res.write('{"custom_id":"a"}\n', () => res.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const cut = await labgate(["batch", "download", "batch_cut"], { LABGATE_URL: url, LABGATE_API_KEY: KEY });
+      expect(cut.code).toBe(1);
+      expect(cut.stderr).toMatch(/^labgate: the output file of batch_cut \(file-cut\) was cut off: .+\n$/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 
