@@ -84,6 +84,9 @@ describe("the quit sequence", () => {
     const log: string[] = [];
     const gateway = recorded("gateway", log, { ignoreTerm: true });
     const leftover = await child(`process.on("SIGTERM", () => {})`);
+    // What killed it, as this process hears it: the quit sequence sees the pid gone (or a
+    // zombie) before Node has reaped the child and set its signalCode.
+    const leftoverSignal = new Promise<NodeJS.Signals | null>((r) => leftover.once("exit", (_code, signal) => r(signal)));
     const report = await runQuitSequence(
       quitPlan({
         ownsGateway: true,
@@ -102,7 +105,7 @@ describe("the quit sequence", () => {
       { step: "gateway", outcome: "killed" },
       { step: `lab-llama (pid ${leftover.pid}, if left behind)`, outcome: "killed" },
     ]);
-    expect(leftover.signalCode).toBe("SIGKILL");
+    expect(await leftoverSignal).toBe("SIGKILL");
   });
 
   it("a gateway that does not answer the stop request does not hold Quit up", async () => {
