@@ -80,9 +80,20 @@ describe("batch queue durability (the real CLI process)", () => {
     const file = await openai.files.create({ file: await toFile(Buffer.from(text), "docs.jsonl"), purpose: "batch" });
     const batch = await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { profile: "steady" } });
     await expect.poll(async () => (await openai.batches.retrieve(batch.id)).request_counts?.completed ?? 0, { timeout: 15_000, interval: 20 }).toBeGreaterThanOrEqual(6);
+    // From now on the upstream takes requests and never answers: the items asked next stay
+    // running, so the kill lands on a state with items done, running and pending (however
+    // slow this machine is, and not in the instant between one item's end and the next's start).
+    up.fault = { kind: "hang" };
+    await expect
+      .poll(() => {
+        const s = itemStates(dataDir);
+        return (s.done ?? 0) >= 6 && (s.running ?? 0) > 0 && (s.pending ?? 0) > 0;
+      }, { timeout: 15_000, interval: 20 })
+      .toBe(true);
 
     first.child.kill("SIGKILL");
     await first.exited;
+    up.fault = { kind: "none" };
     // Killed mid-batch: some items ended, some never ran, some were running when it died.
     const atKill = itemStates(dataDir);
     expect(atKill.done ?? 0).toBeGreaterThanOrEqual(6);
