@@ -3,7 +3,19 @@
 // local queue's overflow (overflow.ts) uses it to send what its own deadline cannot meet.
 // It speaks only the wire format; what to send and what to do with the answers is the
 // caller's business.
+//
+// Its failures are the gateway's: UpstreamError classes from the same status
+// classification (classifyHttpError), the same reading of an error body
+// (upstreamErrorMessage), Retry-After honoured (parseRetryAfter), and every message
+// cleaned by a Redactor that knows the key and header values this client sends — a cloud
+// that quotes the Authorization header in its 401 must not put the key into a log line.
+// Transport: fetch (undici), since uploads are multipart and providers/http.ts's send()
+// speaks JSON bodies only.
 import { setTimeout as sleep } from "node:timers/promises";
+import { classifyHttpError, fromNetworkError, parseRetryAfter, UpstreamError } from "../providers/errors.ts";
+import { upstreamErrorMessage } from "../providers/http.ts";
+import { Redactor } from "../providers/redact.ts";
+import { readObjectLine } from "./jsonl.ts";
 
 /** One line of a batch input file (OpenAI's BatchRequestInput). */
 export interface CloudRequestLine {
@@ -36,21 +48,29 @@ export interface CloudBatch {
 /** The statuses after which a batch changes no more. */
 export const CLOUD_TERMINAL: readonly CloudBatchStatus[] = ["completed", "failed", "expired", "cancelled"];
 
-/** A refusal or failure of the cloud API, with its HTTP status when there was one. */
-export class CloudBatchError extends Error {
-  readonly status: number | undefined;
+/**
+ * A refusal or failure of the cloud API: an UpstreamError (class, status, Retry-After; its
+ * `retryable` is the gateway's: no answer, 408, 429, 5xx) with the API's error code. Its
+ * message is already cleaned of credentials.
+ */
+export class CloudBatchError extends UpstreamError {
   readonly code: string | null;
-  constructor(message: string, status?: number, code: string | null = null) {
-    super(message);
+  constructor(errorClass: UpstreamError["errorClass"], message: string, opts: { status?: number; code?: string | null; retryAfterMs?: number } = {}) {
+    super(errorClass, message, {
+      ...(opts.status === undefined ? {} : { upstreamStatus: opts.status }),
+      ...(opts.retryAfterMs === undefined ? {} : { retryAfterMs: opts.retryAfterMs }),
+    });
     this.name = "CloudBatchError";
-    this.status = status;
-    this.code = code;
+    this.code = opts.code ?? null;
   }
-  /** Worth asking again later: no answer, 408, 409 (a conflict that passes), 429, 5xx. */
-  get retryable(): boolean {
-    return this.status === undefined || this.status === 408 || this.status === 429 || this.status >= 500;
+  /** The HTTP status, when the API answered. */
+  get status(): number | undefined {
+    return this.upstreamStatus;
   }
 }
+
+/** The longest Retry-After honoured (a cloud asking for hours is asked again sooner). */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
 export interface CloudBatchClientOptions {
   /** The API's base URL with its version, e.g. https://api.openai.com/v1. */
@@ -60,6 +80,8 @@ export interface CloudBatchClientOptions {
   headers?: Record<string, string>;
   /** Longest wait for one HTTP exchange (default 60 s; an upload of 200 MB needs its time). */
   requestTimeoutMs?: number;
+  /** Cleans error messages (the gateway's own, to share its secrets); this client adds its key and header values to it. Default: its own. */
+  redactor?: Redactor;
 }
 
 export interface WaitOptions {
@@ -68,7 +90,7 @@ export interface WaitOptions {
   initialDelayMs?: number;
   /** Longest pause between polls (default 30 s). */
   maxDelayMs?: number;
-  /** Polls that may fail in a row (network, 429, 5xx) before the wait gives up (default 10). */
+  /** Polls that may fail in a row (network, 429, 5xx) before the wait gives up (default 10). A Retry-After is waited for (up to 10 min). */
   maxConsecutiveErrors?: number;
   /** Sees every batch object polled. */
   onUpdate?: (batch: CloudBatch) => void;
@@ -78,11 +100,15 @@ export class CloudBatchClient {
   private readonly base: string;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
+  private readonly redactor: Redactor;
 
   constructor(opts: CloudBatchClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, "");
     this.headers = { ...opts.headers, ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}) };
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+    this.redactor = opts.redactor ?? new Redactor();
+    // Everything this client sends that a server could quote back.
+    this.redactor.add(opts.apiKey, ...Object.values(opts.headers ?? {}));
   }
 
   /** Uploads the lines as one JSONL file with purpose "batch"; returns the file's id. */
@@ -92,7 +118,7 @@ export class CloudBatchClient {
     form.append("purpose", "batch");
     form.append("file", new Blob([text], { type: "application/jsonl" }), filename);
     const file = (await this.request("POST", "/files", { body: form, signal })) as { id?: unknown };
-    if (typeof file.id !== "string") throw new CloudBatchError("the file upload answered without a file id");
+    if (typeof file.id !== "string") throw new CloudBatchError("malformed", "the file upload answered without a file id");
     return file.id;
   }
 
@@ -147,7 +173,8 @@ export class CloudBatchClient {
         seen = progress;
       } catch (err) {
         if (opts.signal?.aborted || !(err instanceof CloudBatchError) || !err.retryable || ++errors >= maxErrors) throw err;
-        delay = Math.min(max, delay * 2);
+        // The cloud's own word on when to ask again wins over the backoff (within reason).
+        delay = Math.max(Math.min(max, delay * 2), Math.min(MAX_RETRY_AFTER_MS, err.retryAfterMs ?? 0));
       }
       await sleep(delay, undefined, { signal: opts.signal });
     }
@@ -163,38 +190,47 @@ export class CloudBatchClient {
     const headers: Record<string, string> = { ...this.headers, accept: opts.text ? "*/*" : "application/json" };
     if (opts.json) headers["content-type"] = "application/json";
     let res: Response;
+    let text: string;
     try {
       res = await fetch(this.base + path, { method, headers, body: opts.body, signal });
+      text = await res.text();
     } catch (err) {
       opts.signal?.throwIfAborted();
-      const why = timeout.aborted ? `no answer within ${Math.round(this.timeoutMs / 1000)} s` : ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
-      throw new CloudBatchError(`${method} ${path}: ${why}`);
+      if (timeout.aborted) throw new CloudBatchError("timeout", `${method} ${path}: no answer within ${Math.round(this.timeoutMs / 1000)} s`);
+      const e = fromNetworkError(err);
+      // fetch says "fetch failed"; the reason is its cause's.
+      const cause = (err as Error).cause as (Error & { code?: string }) | undefined;
+      const why = cause?.code ?? cause?.message ?? e.message;
+      throw new CloudBatchError(e.errorClass, this.redactor.clean(`${method} ${path}: ${why}`));
     }
-    const text = await res.text();
     if (!res.ok) {
-      let message = text.slice(0, 300);
+      const message = upstreamErrorMessage(text) || res.statusText || `HTTP ${res.status}`;
       let code: string | null = null;
       try {
-        const e = (JSON.parse(text) as { error?: { message?: unknown; code?: unknown } }).error;
-        if (typeof e?.message === "string") message = e.message;
+        const e = (JSON.parse(text) as { error?: { code?: unknown } }).error;
         if (typeof e?.code === "string") code = e.code;
       } catch {
-        // not JSON: the text's start is the message
+        // not JSON: no code
       }
-      throw new CloudBatchError(`${method} ${path}: ${res.status} ${message}`, res.status, code);
+      const full = `${method} ${path}: ${res.status} ${message}`;
+      throw new CloudBatchError(classifyHttpError(res.status, message), this.redactor.clean(full), {
+        status: res.status,
+        code,
+        retryAfterMs: parseRetryAfter(res.headers.get("retry-after")),
+      });
     }
     if (opts.text) return text;
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      throw new CloudBatchError(`${method} ${path}: the answer is not JSON`, res.status);
+      throw new CloudBatchError("malformed", `${method} ${path}: the answer is not JSON`, { status: res.status });
     }
   }
 }
 
 function asBatch(value: unknown): CloudBatch {
   const b = value as Partial<CloudBatch> | null;
-  if (!b || typeof b.id !== "string" || typeof b.status !== "string") throw new CloudBatchError("the answer is not a batch object");
+  if (!b || typeof b.id !== "string" || typeof b.status !== "string") throw new CloudBatchError("malformed", "the answer is not a batch object");
   return { output_file_id: null, error_file_id: null, ...b } as CloudBatch;
 }
 
@@ -204,20 +240,25 @@ export interface ParsedResults {
   malformed: number;
 }
 
-/** Splits an output or error file into result lines. */
+/**
+ * Splits an output or error file into result lines. Each line is read as jsonl.ts reads an
+ * input line (JSON object, byte order mark, nesting depth bounded: a hostile cloud's body is
+ * walked later by the PII redaction); what makes it a result line is checked here.
+ */
 export function parseResultLines(text: string): ParsedResults {
   const lines: CloudResultLine[] = [];
   let malformed = 0;
+  let n = 0;
   for (const raw of text.split("\n")) {
+    n++;
     if (raw.trim() === "") continue;
-    let v: Partial<CloudResultLine>;
-    try {
-      v = JSON.parse(raw) as Partial<CloudResultLine>;
-    } catch {
+    const read = readObjectLine(raw, n);
+    if ("code" in read) {
       malformed++;
       continue;
     }
-    if (!v || typeof v !== "object" || typeof v.custom_id !== "string" || (v.response == null && v.error == null)) {
+    const v = read.value as Partial<CloudResultLine>;
+    if (typeof v.custom_id !== "string" || (v.response == null && v.error == null)) {
       malformed++;
       continue;
     }

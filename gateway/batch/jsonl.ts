@@ -41,19 +41,33 @@ export interface JsonlReport {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
-/** One line's problem, or the request it holds. */
-export function parseLine(text: string, line: number): LineProblem | BatchLine {
-  const problem = (code: string, message: string, param: string | null = null): LineProblem => ({ line, code, message: `Line ${line}: ${message}`, param });
-  if (text.trim() === "") return problem("empty_line", "the line is empty (one JSON object per line).");
+const lineProblem = (line: number, code: string, message: string, param: string | null = null): LineProblem => ({ line, code, message: `Line ${line}: ${message}`, param });
+
+/**
+ * One JSONL line as a JSON object, or why it is not one: empty, not JSON, not an object,
+ * nested too deep. A byte order mark on the first line is skipped. Shared by the input
+ * check here and the reading of a cloud batch's result files (cloud-batch.ts).
+ */
+export function readObjectLine(text: string, line: number): LineProblem | { value: Record<string, unknown> } {
+  const t = line === 1 && text.startsWith("\uFEFF") ? text.slice(1) : text;
+  if (t.trim() === "") return lineProblem(line, "empty_line", "the line is empty (one JSON object per line).");
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(t);
   } catch {
-    return problem("invalid_json", "the line is not valid JSON.");
+    return lineProblem(line, "invalid_json", "the line is not valid JSON.");
   }
-  if (!isObject(value)) return problem("invalid_json_line", "the line is not a JSON object.");
-  if (depthExceeds(value, MAX_BODY_DEPTH + 1)) return problem("body_too_deep", `the request is nested more than ${MAX_BODY_DEPTH} levels deep.`, "body");
-  const { custom_id, method, url, body } = value;
+  if (!isObject(value)) return lineProblem(line, "invalid_json_line", "the line is not a JSON object.");
+  if (depthExceeds(value, MAX_BODY_DEPTH + 1)) return lineProblem(line, "body_too_deep", `the request is nested more than ${MAX_BODY_DEPTH} levels deep.`, "body");
+  return { value };
+}
+
+/** One line's problem, or the request it holds. */
+export function parseLine(text: string, line: number): LineProblem | BatchLine {
+  const problem = (code: string, message: string, param: string | null = null): LineProblem => lineProblem(line, code, message, param);
+  const read = readObjectLine(text, line);
+  if ("code" in read) return read;
+  const { custom_id, method, url, body } = read.value;
   if (typeof custom_id !== "string" || custom_id === "") return problem("missing_required_parameter", "custom_id must be a non-empty string.", "custom_id");
   if (custom_id.length > MAX_CUSTOM_ID) return problem("invalid_value", `custom_id is longer than ${MAX_CUSTOM_ID} characters.`, "custom_id");
   if (method !== "POST") return problem("invalid_value", `method must be "POST".`, "method");

@@ -138,7 +138,50 @@ describe("CloudBatchClient", () => {
   });
 });
 
+describe("CloudBatchClient: credentials and Retry-After", () => {
+  it("no key or header value the client sends appears in an error, whatever the cloud quotes back", async () => {
+    fake = await startFakeOpenAIBatch({ apiKey: KEY });
+    const PROXY = "proxy-secret-77777777";
+    const client = new CloudBatchClient({ baseUrl: fake.v1, apiKey: KEY, headers: { "x-proxy-token": PROXY } });
+    fake.failNext("upload", 401, 1, { quoteHeaders: true });
+    fake.failNext("upload", 502, 1, { quoteHeaders: true, plainText: true });
+    for (const status of [401, 502]) {
+      const err = (await client.uploadRequests(lines(1)).catch((e: unknown) => e)) as CloudBatchError;
+      expect(err).toBeInstanceOf(CloudBatchError);
+      expect(err).toMatchObject({ status, retryable: status === 502 });
+      // The cloud did quote them (the fake saw them), the message keeps the rest of what it said.
+      expect(err.message).toContain(`${status}`);
+      expect(err.message).toContain("[REDACTED]");
+      expect(err.message).not.toContain(KEY);
+      expect(err.message).not.toContain(PROXY);
+      expect(JSON.stringify(err)).not.toContain(KEY);
+    }
+    expect(fake.requests.filter((r) => r.path === "/v1/files").every((r) => r.authorization === `Bearer ${KEY}`)).toBe(true);
+  });
+
+  it("waits as long as a 429's Retry-After asks before polling again", async () => {
+    fake = await startFakeOpenAIBatch({ apiKey: KEY });
+    const client = new CloudBatchClient({ baseUrl: fake.v1, apiKey: KEY });
+    const created = await client.createBatch({ input_file_id: await client.uploadRequests(lines(1)), endpoint: "/v1/chat/completions" });
+    fake.failNext("retrieve", 429, 1, { retryAfter: "1" });
+    const started = performance.now();
+    let firstAnswerAt: number | undefined;
+    const ended = await client.waitUntilEnded(created.id, { initialDelayMs: 1, maxDelayMs: 8, onUpdate: () => (firstAnswerAt ??= performance.now()) });
+    expect(ended.status).toBe("completed");
+    // A lower bound only: the backoff alone (1-8 ms) would have asked again at once.
+    expect(firstAnswerAt! - started).toBeGreaterThanOrEqual(950);
+  });
+});
+
 describe("parseResultLines", () => {
+  it("reads a result file the way input lines are read: a byte order mark is not a problem, a body nested too deep is", () => {
+    const deep = `{"id":"d","custom_id":"deep","response":{"status_code":200,"request_id":null,"body":${"[".repeat(5000)}${"]".repeat(5000)}},"error":null}`;
+    const text = `\uFEFF{"id":"a","custom_id":"first","response":{"status_code":200,"request_id":null,"body":{}},"error":null}\r\n${deep}\n`;
+    const r = parseResultLines(text);
+    expect(r.lines.map((l) => l.custom_id)).toEqual(["first"]);
+    expect(r.malformed).toBe(1);
+  });
+
   it("reads OpenAI's documented output and error lines and counts what is not one", () => {
     const text = [
       '{"id": "batch_req_wnaDys", "custom_id": "request-2", "response": {"status_code": 200, "request_id": "req_c187b3", "body": {"object": "chat.completion"}}, "error": null}',
