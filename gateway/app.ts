@@ -65,6 +65,8 @@ export interface GatewayOptions {
   discoveryIntervalMs?: number;
   /** Period of the live events' traffic summary (ms, default 1000; 0: none). */
   eventSummaryMs?: number;
+  /** Bucket width of the last hour's traffic at /admin/traffic (ms, default 10000; tests shorten it to see charts grow). */
+  trafficBucketMs?: number;
   /** Probe the lab's hosts for running servers (lab.discovery); false turns it off whatever the config says (tests). */
   serverDiscovery?: boolean;
   /**
@@ -152,9 +154,10 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   // killed left running is stopped first: launched.json says what it started, and when.
   const launchedFile = new LaunchedFile(join(opts.dataDir, "launched.json"));
   for (const r of await launchedFile.reap()) log.warn({ process: r.name, pid: r.pid, command: r.command }, "stopped a server an earlier labgate left running");
-  const processes = new LabProcesses({ registry, events, log, file: launchedFile, env: opts.env ?? process.env });
   // Upstream error text reaches clients only cleaned: every resolved secret (added as resolved), tokens, paths, stacks.
   const redactor = new Redactor({ onFullText: (text, info) => log.debug({ ...info, upstream_message: text }, "upstream error (full text)") });
+  // Launched servers' args, output and crash reasons are served redacted with the same secrets.
+  const processes = new LabProcesses({ registry, events, log, file: launchedFile, env: opts.env ?? process.env, redactor });
   // Heavy adapter modules (the embedded engine's, Ollama's) only for configurations that have such a provider.
   const adapterModules = await loadAdapterModules(Object.values(config.providers).map((pc) => pc.type));
   // The one source of ids: request ids, and the response ids adapters make.
@@ -256,7 +259,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   registry.on((e) => events.fromRegistry(e));
   completions.onOutcome((o) => events.observe(o));
   // The last hour per provider in 10 s buckets, for the dashboard's overview (GET /admin/traffic).
-  const traffic = new TrafficHistory();
+  const traffic = new TrafficHistory({ bucketMs: opts.trafficBucketMs });
   completions.onOutcome((o) => traffic.observe(o));
   // The lab's own metric names (router_*, billing_*, provider_up, batch_*).
   const labMetrics = createLabMetrics(metrics.registry, { providers: registry, router });
