@@ -1,5 +1,7 @@
 // The admin API's shapes as the dashboard reads them (gateway/api/provider-status.ts
 // and the snapshot of /admin/events). Only the fields the pages use.
+export type BreakerState = "closed" | "open" | "half_open";
+
 export interface DeploymentView {
   id: string;
   model_group: string;
@@ -7,7 +9,8 @@ export interface DeploymentView {
   tier: string | null;
   overflow: boolean;
   weight: number;
-  breaker_state: "closed" | "open" | "half-open" | string;
+  /** gateway/router/circuit-breaker.ts BreakerState, as the gateway spells it. */
+  breaker_state: BreakerState;
   error_rate: number;
   in_flight: number;
   ewma_ttfb_ms: number | null;

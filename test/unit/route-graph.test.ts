@@ -123,6 +123,16 @@ describe("route graph", () => {
     expect(healthOf(panicked, "route-node-gpt-oss:20b-cloud")).toBe("degraded");
   });
 
+  it("colours a deployment whose breaker is half-open (the gateway's \"half_open\") degraded, and its group with it", () => {
+    const { providers, groups } = exampleLab();
+    providers.find((p) => p.name === "azure")!.deployments[0]!.breaker_state = "half_open";
+    const g = buildRouteGraph(providers, groups, []);
+    expect(healthOf(g, "deployment-node-gpt-4-turbo#1")).toBe("degraded");
+    expect(healthOf(g, "deployment-node-gpt-4-turbo#0")).toBe("ok");
+    expect(healthOf(g, "route-node-gpt-4-turbo")).toBe("degraded");
+    expect(g.nodes.find((n) => n.id === "deployment:gpt-4-turbo#1")!.ariaLabel).toContain("half-open");
+  });
+
   it("puts each provider pair's fallback count on every arrow it crossed", () => {
     const { providers, groups } = exampleLab();
     const g = buildRouteGraph(providers, groups, [

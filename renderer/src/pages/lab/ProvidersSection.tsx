@@ -6,7 +6,8 @@ import { useCallback } from "react";
 import { useLiveEvent, useServices } from "../../context.tsx";
 import type { LiveEvent } from "../../live.ts";
 import { keys, useProviders } from "../../queries.ts";
-import type { DeploymentView, ProviderView } from "../../types.ts";
+import { breakerWord, formatCount, formatFraction } from "../../format.ts";
+import type { BreakerState, DeploymentView, ProviderView } from "../../types.ts";
 import { useLabActions } from "./actions.tsx";
 import { QueryProblem } from "./QueryProblem.tsx";
 
@@ -21,7 +22,7 @@ function Health({ p }: { p: ProviderView }) {
   );
 }
 
-const BREAKER_CLASS: Record<string, string> = { closed: "ok", open: "bad bg-bad", "half-open": "warn bg-warn" };
+const BREAKER_CLASS: Record<BreakerState, string> = { closed: "ok", open: "bad bg-bad", half_open: "warn bg-warn" };
 
 function useRefreshProviders() {
   const queries = useQueryClient();
@@ -88,7 +89,7 @@ function ResetBreakerButton({ d, label }: { d?: DeploymentView; label: string })
       type="button"
       // aria-disabled, not disabled: the button keeps the focus the dialog gives back to it.
       aria-disabled={busy(key) || undefined}
-      aria-label={d ? `Reset the breaker of ${d.model_group} → ${d.model} (${d.breaker_state})` : undefined}
+      aria-label={d ? `Reset the breaker of ${d.model_group} → ${d.model} (${breakerWord(d.breaker_state)})` : undefined}
       onClick={() =>
         ask({
           key,
@@ -96,7 +97,7 @@ function ResetBreakerButton({ d, label }: { d?: DeploymentView; label: string })
           message: (
             <p>
               {d
-                ? `Its error history is forgotten and it takes traffic at once (the breaker is ${d.breaker_state} now).`
+                ? `Its error history is forgotten and it takes traffic at once (the breaker is ${breakerWord(d.breaker_state)} now).`
                 : "Every deployment's error history is forgotten and all of them take traffic at once, even those that were failing."}{" "}
               If the upstream still fails, its breaker opens again.
             </p>
@@ -126,8 +127,8 @@ function Deployments({ p }: { p: ProviderView }) {
           <span>
             <span className="mono">{d.model_group}</span> <span className="muted">→ {d.model}</span>
           </span>
-          <span className={`badge ${BREAKER_CLASS[d.breaker_state] ?? "warn"}`} data-testid={`breaker-${d.id}`} title={`error rate ${Math.round(d.error_rate * 100)} %`}>
-            breaker {d.breaker_state}
+          <span className={`badge ${BREAKER_CLASS[d.breaker_state] ?? "warn"}`} data-testid={`breaker-${d.id}`} title={`error rate ${formatFraction(d.error_rate)}`}>
+            breaker {breakerWord(d.breaker_state)}
           </span>
           <ResetBreakerButton d={d} label="Reset" />
         </li>
@@ -202,8 +203,8 @@ export function ProvidersSection() {
                     <Health p={p} />
                     {p.enabled && !p.available && p.unavailable_reason && <div className="bad lab-small lab-wrap">{p.unavailable_reason}</div>}
                   </td>
-                  <td className="num">{p.requests.toLocaleString("en-US")}</td>
-                  <td className={`num${p.failures > 0 ? " warn" : ""}`}>{p.failures.toLocaleString("en-US")}</td>
+                  <td className="num">{formatCount(p.requests)}</td>
+                  <td className={`num${p.failures > 0 ? " warn" : ""}`}>{formatCount(p.failures)}</td>
                   <td>
                     <Deployments p={p} />
                   </td>

@@ -3,6 +3,7 @@
 //   down      it cannot be used: no adapter (a secret missing...) or its health probe failed
 //   degraded  it answers, but a breaker is open or half-open, a group it serves is in panic, or it failed requests in the last seconds
 //   ok        none of those
+import { breakerWord } from "../../format.ts";
 import type { GroupView, ProviderView } from "../../types.ts";
 import type { TileHealth } from "../overview-types.ts";
 
@@ -21,7 +22,7 @@ export function providerHealth(p: ProviderView, groups: GroupView[], recent: { e
   if (p.health && !p.health.healthy) return verdict("down", [`Health check failed${p.health.detail ? `: ${p.health.detail}` : "."}`]);
   const reasons: string[] = [];
   for (const d of p.deployments) {
-    if (d.breaker_state === "open" || d.breaker_state === "half-open") reasons.push(`Breaker ${d.breaker_state} for ${d.model_group} (${d.model}).`);
+    if (d.breaker_state === "open" || d.breaker_state === "half_open") reasons.push(`Breaker ${breakerWord(d.breaker_state)} for ${d.model_group} (${d.model}).`);
   }
   const mine = new Set(p.deployments.map((d) => d.model_group));
   for (const g of groups) if (g.panic && mine.has(g.name)) reasons.push(`Group ${g.name} is in panic: open breakers are ignored.`);
@@ -33,6 +34,6 @@ export function providerHealth(p: ProviderView, groups: GroupView[], recent: { e
 export function breakerSummary(p: ProviderView): string {
   if (p.deployments.length === 0) return "no deployments";
   const counts = new Map<string, number>();
-  for (const d of p.deployments) counts.set(d.breaker_state, (counts.get(d.breaker_state) ?? 0) + 1);
+  for (const d of p.deployments) counts.set(breakerWord(d.breaker_state), (counts.get(breakerWord(d.breaker_state)) ?? 0) + 1);
   return [...counts].map(([state, n]) => `${n} ${state}`).join(" · ");
 }

@@ -119,7 +119,7 @@ export function deploymentHealth(provider: ProviderView, d: DeploymentView): { h
   if (!provider.available) return { health: "down", reason: provider.unavailable_reason ?? "provider unavailable" };
   if (provider.health && !provider.health.healthy) return { health: "down", reason: `health check failed${provider.health.detail ? `: ${provider.health.detail}` : ""}` };
   if (d.breaker_state === "open") return { health: "degraded", reason: "circuit breaker open" };
-  if (d.breaker_state === "half-open") return { health: "degraded", reason: "circuit breaker half-open (probing)" };
+  if (d.breaker_state === "half_open") return { health: "degraded", reason: "circuit breaker half-open (probing)" };
   return { health: "ok", reason: provider.health ? "healthy" : "not probed yet" };
 }
 
