@@ -5,7 +5,7 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { formatMs } from "../pages/overview/format.ts";
+import { formatMs } from "../format.ts";
 import type { TrafficPoint } from "../pages/overview-types.ts";
 
 export interface TtfbChartProps {

@@ -8,6 +8,7 @@ import { useCallback, useState } from "react";
 import { HttpError } from "../api.ts";
 import { ConfirmDialog, type ConfirmRequest } from "../components/ConfirmDialog.tsx";
 import { useLiveEvent, useServices } from "../context.tsx";
+import { barWidth, formatCount, formatDuration, formatRelative } from "../format.ts";
 import "./batches.css";
 
 interface BatchView {
@@ -180,7 +181,6 @@ function BatchRow(props: { batch: BatchView; now: number; onCancel: () => void }
   const c = b.request_counts ?? { total: 0, completed: 0, failed: 0 };
   const done = c.completed + c.failed;
   const share = c.total > 0 ? done / c.total : 0;
-  const pct = (n: number) => (c.total > 0 ? `${((100 * n) / c.total).toFixed(2)}%` : "0%");
   const problem = b.status === "failed" ? b.errors?.data?.[0]?.message : undefined;
   return (
     <tr data-testid={`batch-row-${b.id}`} data-status={b.status}>
@@ -209,29 +209,29 @@ function BatchRow(props: { batch: BatchView; now: number; onCancel: () => void }
               aria-valuenow={done}
               aria-valuetext={`${done} of ${c.total} done, ${c.failed} failed`}
             >
-              <span className="batch-bar-ok" style={{ width: pct(c.completed) }} />
-              <span className="batch-bar-failed" style={{ width: pct(c.failed) }} />
+              <span className="batch-bar-ok" style={{ width: barWidth(c.completed, c.total) }} />
+              <span className="batch-bar-failed" style={{ width: barWidth(c.failed, c.total) }} />
             </div>
             <div className="batches-small num-inline">
-              {fmt(done)} / {fmt(c.total)} · {Math.floor(share * 100)}%
+              {formatCount(done)} / {formatCount(c.total)} · {Math.floor(share * 100)}%
             </div>
           </td>
           <td className="num">
-            <span className="ok">{fmt(c.completed)}</span> ok
+            <span className="ok">{formatCount(c.completed)}</span> ok
             {c.failed > 0 ? (
               <>
                 {" · "}
-                <span className="bad">{fmt(c.failed)}</span> failed
+                <span className="bad">{formatCount(c.failed)}</span> failed
               </>
             ) : null}
-            <div className="muted batches-small">of {fmt(c.total)}</div>
+            <div className="muted batches-small">of {formatCount(c.total)}</div>
           </td>
         </>
       )}
       <td>{b.metadata?.profile ?? <span className="muted">default</span>}</td>
       <td>
         <time dateTime={iso(b.created_at)} title={iso(b.created_at)}>
-          {ago(now - b.created_at)}
+          {formatRelative(b.created_at * 1000, now * 1000)}
         </time>
         <div className="muted batches-small">window {b.completion_window}</div>
       </td>
@@ -255,7 +255,7 @@ function Deadline(props: { batch: BatchView; now: number }) {
   if (ended !== null && !ACTIVE.has(b.status)) {
     return (
       <span className="muted">
-        ended <time dateTime={iso(ended)} title={iso(ended)}>{ago(now - ended)}</time>
+        ended <time dateTime={iso(ended)} title={iso(ended)}>{formatRelative(ended * 1000, now * 1000)}</time>
       </span>
     );
   }
@@ -263,7 +263,7 @@ function Deadline(props: { batch: BatchView; now: number }) {
   const left = b.expires_at - now;
   return (
     <time dateTime={iso(b.expires_at)} title={iso(b.expires_at)} className={left < 0 ? "bad" : left < 600 ? "warn" : undefined}>
-      {left < 0 ? "due now" : `in ${span(left)}`}
+      {left < 0 ? "due now" : `in ${formatDuration(left * 1000)}`}
     </time>
   );
 }
@@ -272,19 +272,7 @@ function remaining(b: BatchView): string {
   const c = b.request_counts;
   if (!c || c.total === 0) return "requests";
   const n = c.total - c.completed - c.failed;
-  return `${fmt(n)} request${n === 1 ? "" : "s"}`;
+  return `${formatCount(n)} request${n === 1 ? "" : "s"}`;
 }
 
-const fmt = (n: number): string => n.toLocaleString("en-US");
 const iso = (s: number): string => new Date(s * 1000).toISOString();
-
-function span(s: number): string {
-  if (s < 60) return `${Math.max(0, Math.round(s))} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
-}
-
-function ago(s: number): string {
-  return s < 5 ? "just now" : `${span(s)} ago`;
-}

@@ -6,10 +6,10 @@ import { HttpError } from "../api.ts";
 import { BreakdownTable } from "./costs/BreakdownTable.tsx";
 import { TierBudgets } from "./costs/Budgets.tsx";
 import { GatePanel } from "./costs/GatePanel.tsx";
-import { breakdown, PERIODS, totalOf, useBudgets, useSpend, type Period } from "./costs/queries.ts";
+import { breakdown, per1k, PERIODS, totalOf, useBudgets, useSpend, type Period } from "./costs/queries.ts";
 import { SpendChart } from "./costs/SpendChart.tsx";
 import type { SpendDimension } from "./costs/types.ts";
-import { formatCount, formatTokens, formatUsd } from "./requests/format.ts";
+import { formatCount, formatTokens, formatUsd } from "../format.ts";
 import "./costs.css";
 
 const DIMENSIONS: { value: SpendDimension; label: string }[] = [
@@ -69,8 +69,8 @@ export function CostsPage() {
         <Stat label="Tokens out" value={total ? formatTokens(total.completion_tokens) : "…"} raw={total?.completion_tokens ?? 0} testId="costs-total-tokens-out" />
         <Stat
           label="$ / 1k tokens"
-          value={total && total.prompt_tokens + total.completion_tokens > 0 ? formatUsd((total.cost_usd / (total.prompt_tokens + total.completion_tokens)) * 1000) : "—"}
-          raw={total && total.prompt_tokens + total.completion_tokens > 0 ? (total.cost_usd / (total.prompt_tokens + total.completion_tokens)) * 1000 : 0}
+          value={total ? formatUsd(per1k(total)) : "…"}
+          raw={total ? (per1k(total) ?? 0) : 0}
           testId="costs-per-1k"
         />
       </div>

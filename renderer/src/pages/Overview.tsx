@@ -5,7 +5,7 @@
 import { StatTile } from "../components/StatTile.tsx";
 import { useLiveStatus } from "../context.tsx";
 import "./overview.css";
-import { formatCount, formatMs, formatPercent, formatRate, formatUsd } from "./overview/format.ts";
+import { formatCount, formatMs, formatPercent, formatRate, formatUsd } from "../format.ts";
 import { ProviderTile } from "./overview/ProviderTile.tsx";
 import { useLiveTraffic, useProvidersEvery2s, useTodayTotals, useTraffic, type LiveTraffic } from "./overview/queries.ts";
 import type { TrafficSnapshot } from "./overview-types.ts";

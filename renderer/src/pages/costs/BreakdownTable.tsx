@@ -1,5 +1,5 @@
 // Spend, requests and tokens per provider, model, tier or key over the period.
-import { formatCount, formatTokens, formatUsd } from "../requests/format.ts";
+import { formatCount, formatTokens, formatUsd } from "../../format.ts";
 import { per1k } from "./queries.ts";
 import type { Breakdown } from "./types.ts";
 

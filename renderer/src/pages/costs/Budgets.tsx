@@ -1,7 +1,7 @@
 // Each tier's cost per 1k tokens and spend against its budgets, and each provider's daily
 // budget. The period's figures come from the spend rollups; the budgets' own figures are
 // today's (the budget book counts per local day).
-import { formatCount, formatTokens, formatUsd } from "../requests/format.ts";
+import { formatCount, formatTokens, formatUsd } from "../../format.ts";
 import { per1k } from "./queries.ts";
 import type { Breakdown, BudgetStatus } from "./types.ts";
 

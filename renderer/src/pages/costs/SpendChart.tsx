@@ -1,7 +1,7 @@
 // Spend per bucket as stacked CSS columns (no chart library: a few divs whose heights are
 // set through React's style prop, which the page's CSP allows). The table next to it has
 // the exact figures; each column's title says its own.
-import { formatUsd } from "../requests/format.ts";
+import { formatUsd } from "../../format.ts";
 import type { Breakdown } from "./types.ts";
 
 /** Series drawn in their own colour; the rest are summed as "other". */

@@ -1,6 +1,6 @@
 // GPUs: what the gateway's GPU monitor last read (nvidia-smi every few seconds, the
 // system inventory now and then); `gpu` live events replace the list as it changes.
-import { formatMiB, percent } from "../lab-format.ts";
+import { formatMiB, percent } from "../../format.ts";
 import { useGpus } from "../lab-queries.ts";
 import type { GpuView, NvidiaSmiStatusView } from "../lab-types.ts";
 import { Meter } from "./Meter.tsx";

@@ -4,7 +4,7 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useServices } from "../../context.tsx";
 import { keys } from "../../queries.ts";
-import { formatBytes, formatRelative } from "../lab-format.ts";
+import { formatBytes, formatCount, formatPercent, formatRelative } from "../../format.ts";
 import { useLoadedModels } from "../lab-queries.ts";
 import type { LoadedModelView } from "../lab-types.ts";
 import { useLabActions } from "./actions.tsx";
@@ -116,9 +116,9 @@ export function ModelsSection() {
                   <td className="num">{formatBytes(m.size_bytes)}</td>
                   <td className="num">
                     {formatBytes(m.vram_bytes)}
-                    {m.vram_bytes !== null && m.size_bytes ? <span className="muted"> ({Math.round((m.vram_bytes / m.size_bytes) * 100)} %)</span> : null}
+                    {m.vram_bytes !== null && m.size_bytes ? <span className="muted"> ({formatPercent(m.vram_bytes, m.size_bytes)})</span> : null}
                   </td>
-                  <td className="num">{m.context_length?.toLocaleString("en-US") ?? "—"}</td>
+                  <td className="num">{formatCount(m.context_length)}</td>
                   <td className="muted">{m.expires_at ? formatRelative(m.expires_at, now) : "—"}</td>
                   <td>
                     <UnloadButton m={m} />

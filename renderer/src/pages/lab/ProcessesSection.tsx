@@ -4,7 +4,7 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useServices } from "../../context.tsx";
 import { keys } from "../../queries.ts";
-import { formatDuration } from "../lab-format.ts";
+import { formatDuration } from "../../format.ts";
 import { useProcesses } from "../lab-queries.ts";
 import type { ProcessState, ProcessView } from "../lab-types.ts";
 import { useLabActions } from "./actions.tsx";

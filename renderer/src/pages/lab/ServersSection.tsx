@@ -1,7 +1,7 @@
 // Servers found: what lab.discovery's background probes found answering on the
 // machine's usual ports, what each was classified as and why (its evidence), and
 // which provider serves it.
-import { formatRelative } from "../lab-format.ts";
+import { formatRelative } from "../../format.ts";
 import { useServers } from "../lab-queries.ts";
 import type { FoundServerView } from "../lab-types.ts";
 import { QueryProblem } from "./QueryProblem.tsx";

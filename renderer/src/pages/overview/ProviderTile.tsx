@@ -5,7 +5,7 @@ import { useId } from "react";
 import { TtfbChart } from "../../components/TtfbChart.tsx";
 import type { GroupView, ProviderView } from "../../types.ts";
 import type { ProviderTraffic, TileHealth } from "../overview-types.ts";
-import { formatMs, formatPercent, formatRate } from "./format.ts";
+import { formatMs, formatPercent, formatRate } from "../../format.ts";
 import { breakerSummary, providerHealth } from "./health.ts";
 
 const BADGE: Record<TileHealth, string> = { ok: "ok bg-ok", degraded: "warn bg-warn", down: "bad bg-bad", off: "off" };

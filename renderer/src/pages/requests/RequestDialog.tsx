@@ -1,6 +1,6 @@
 // One request in a modal <dialog>: what it asked, what answered, and each attempt made on the way.
 import { useEffect, useRef } from "react";
-import { formatCount, formatFullTime, formatMs, formatUsd } from "./format.ts";
+import { formatCount, formatFullTime, formatMs, formatUsd } from "../../format.ts";
 import { useRequestDetails } from "./queries.ts";
 import { StatusBadge } from "./RequestsTable.tsx";
 import type { RequestRow } from "./types.ts";

@@ -1,5 +1,6 @@
 // One page of the request log as a table; a row's time is a button that opens its details.
-import { formatCount, formatFullTime, formatMs, formatTime, formatUsd, statusTone } from "./format.ts";
+import { formatCount, formatFullTime, formatMs, formatTime, formatUsd } from "../../format.ts";
+import { statusTone } from "./status-tone.ts";
 import type { RequestRow } from "./types.ts";
 
 export function StatusBadge(props: { status: number }) {

@@ -2,12 +2,10 @@
 // state (health detail, breaker, traffic). Select a node with a click, or Tab to it
 // and press Enter.
 import type { ReactNode } from "react";
+import { breakerWord, formatFraction as pct, formatMs as ms } from "../../format.ts";
 import type { DeploymentView, GroupView, ProviderView, ProvidersResponse } from "../../types.ts";
 import { healthWord, type RouteGraph, type RouteNode } from "./route-graph.ts";
 import { badgeClass } from "./route-views.tsx";
-
-const pct = (x: number): string => `${(x * 100).toFixed(x > 0 && x < 0.01 ? 2 : 0)}%`;
-const ms = (x: number | null): string => (x === null ? "–" : x < 10 ? `${x.toFixed(1)} ms` : `${Math.round(x).toLocaleString()} ms`);
 
 function Row({ label, children }: { label: string; children: ReactNode }) {
   return (
@@ -31,7 +29,7 @@ function DeploymentDetails({ node, provider, d }: { node: RouteNode; provider: P
         <span className={badgeClass(node.data.health)}>{healthWord(node.data.health)}</span>: {node.data.reason}
       </Row>
       <Row label="Circuit breaker">
-        {d.breaker_state} · error rate {pct(d.error_rate)}
+        {breakerWord(d.breaker_state)} · error rate {pct(d.error_rate)}
       </Row>
       <Row label="Requests">
         {d.requests.toLocaleString()} · {d.failures.toLocaleString()} failed · {d.in_flight} in flight
