@@ -17,7 +17,7 @@ import type { LabgateConfig, ProviderConfig } from "../config/schema.ts";
 import type { SecretResolver } from "../config/secrets.ts";
 import { openAIBase } from "../providers/factory.ts";
 import type { BatchRow, BatchStore, ItemRow } from "../store/batches.ts";
-import { CloudBatchClient, type CloudBatch, type CloudRequestLine, type CloudResultLine } from "./cloud-batch.ts";
+import { CloudBatchClient, CloudBatchError, type CloudBatch, type CloudRequestLine, type CloudResultLine } from "./cloud-batch.ts";
 import { planDeadline, ThroughputMeter } from "./deadline.ts";
 import { redactValue } from "./pii.ts";
 import { classifyHttpError } from "../providers/errors.ts";
@@ -112,6 +112,10 @@ export class BatchOverflow implements OverflowHook {
       secondsLeft: b.expires_at - nowMs / 1000,
       safety: this.o.safety ?? 0.8,
       reserveSeconds: w.reserveS,
+      // Too few items ended early in a long window (a model loading, an interactive burst) is no pace yet.
+      samples: w.meter.count(),
+      watchedSeconds: w.meter.watchedMs() / 1000,
+      windowSeconds: b.window_s,
     });
     if (plan.verdict !== "late") return;
     // The surplus: the next pending items in input order (only as many rows as are sent are read;
@@ -240,7 +244,9 @@ export class BatchOverflow implements OverflowHook {
       if (aborted && cloudId) await client.cancelBatch(cloudId, AbortSignal.timeout(2000)).catch(() => undefined);
       if (!aborted) {
         w.failures++;
-        w.notBefore = Date.now() + Math.min(MAX_RETRY_MS, RETRY_AFTER_FAILURE_MS * 2 ** (w.failures - 1));
+        // The cloud's Retry-After (a 429 on upload or create), when it asks for longer than the backoff.
+        const retryAfter = err instanceof CloudBatchError ? (err.retryAfterMs ?? 0) : 0;
+        w.notBefore = Date.now() + Math.min(MAX_RETRY_MS, Math.max(retryAfter, RETRY_AFTER_FAILURE_MS * 2 ** (w.failures - 1)));
         const message = String((err as Error).message ?? err);
         log.warn({ batch: b.id, provider, cloud_batch: cloudId, err: key ? message.replaceAll(key, "[REDACTED]") : message }, "overflow failed: its items go back to the local queue");
       }
