@@ -67,6 +67,9 @@ export interface BatchRun {
   busy: TtfbStats;
   /** Other processes' CPU during the noisier of the two TTFB phases (% of a core). */
   ttfbForeignPct: number;
+  /** The gateway's and other processes' CPU (% of a core) during each TTFB phase: what the batch added, and the machine's noise. */
+  idleCpu: { gatewayPct: number; foreignPct: number };
+  busyCpu: { gatewayPct: number; foreignPct: number };
   /** Batch items that ended while the busy phase was measured. */
   busyItems: number;
   /** busy p95 / idle p95 */
@@ -128,14 +131,14 @@ batch_profiles: {${o.concurrencies.map((c) => `c${c}: {concurrency: ${c}}`).join
         log(`batch bench: interactive TTFB, no batch (${o.interactive} requests, one every ${o.intervalMs} ms)`);
         let snap = cpuSnapshot(pids);
         const idle = await ttfbRun(client, o.interactive, o.intervalMs);
-        const idleForeign = cpuUsage(snap, cpuSnapshot(pids), gwPid).foreignPct;
+        const idleUsage = cpuUsage(snap, cpuSnapshot(pids), gwPid);
         const bg = await createBatch(base, bgFile, `c${concurrency}`);
         await waitFor(async () => (await getBatch(base, bg)).request_counts.completed > 0, 30_000);
         const before = (await getBatch(base, bg)).request_counts.completed;
         log(`batch bench: interactive TTFB while ${bg} runs, ${concurrency} in flight`);
         snap = cpuSnapshot(pids);
         const busy = await ttfbRun(client, o.interactive, o.intervalMs);
-        const busyForeign = cpuUsage(snap, cpuSnapshot(pids), gwPid).foreignPct;
+        const busyUsage = cpuUsage(snap, cpuSnapshot(pids), gwPid);
         const after = await getBatch(base, bg);
         if (after.status !== "in_progress") log(`batch bench: WARNING the background batch was ${after.status} before the interactive phase ended; make backgroundItems larger`);
         await fetch(`${base}/v1/batches/${bg}/cancel`, { method: "POST" });
@@ -173,7 +176,9 @@ batch_profiles: {${o.concurrencies.map((c) => `c${c}: {concurrency: ${c}}`).join
           busy,
           busyItems: after.request_counts.completed - before,
           ttfbRatio: busy.p95Ms / idle.p95Ms,
-          ttfbForeignPct: Math.max(idleForeign, busyForeign),
+          ttfbForeignPct: Math.max(idleUsage.foreignPct, busyUsage.foreignPct),
+          idleCpu: { gatewayPct: idleUsage.sutPct, foreignPct: idleUsage.foreignPct },
+          busyCpu: { gatewayPct: busyUsage.sutPct, foreignPct: busyUsage.foreignPct },
         });
       }
       return { options: { ...o, log: undefined } as unknown as Omit<BatchBenchOptions, "log">, runs };
@@ -331,9 +336,18 @@ export function formatBatchReport(r: BatchReport): string {
   out.push("");
   out.push(
     table(
-      ["interactive TTFB", "requests", "p50 ms", "p95 ms", "max ms", "p95 / no batch", "other processes %"],
+      ["interactive TTFB", "requests", "p50 ms", "p95 ms", "max ms", "p95 / no batch", "labgate CPU %", "other processes %"],
       r.runs.flatMap((x) => [
-        [`no batch (before the ${x.concurrency}-in-flight phase)`, int(x.idle.count), fixed(x.idle.p50Ms, 2), fixed(x.idle.p95Ms, 2), fixed(x.idle.maxMs, 1), "1.00", fixed(x.ttfbForeignPct, 0)],
+        [
+          `no batch (before the ${x.concurrency}-in-flight phase)`,
+          int(x.idle.count),
+          fixed(x.idle.p50Ms, 2),
+          fixed(x.idle.p95Ms, 2),
+          fixed(x.idle.maxMs, 1),
+          "1.00",
+          fixed(x.idleCpu.gatewayPct, 0),
+          fixed(x.idleCpu.foreignPct, 0),
+        ],
         [
           `batch running, ${x.concurrency} in flight (${int(x.busyItems)} items ended meanwhile)`,
           int(x.busy.count),
@@ -341,7 +355,8 @@ export function formatBatchReport(r: BatchReport): string {
           fixed(x.busy.p95Ms, 2),
           fixed(x.busy.maxMs, 1),
           fixed(x.ttfbRatio, 2),
-          "",
+          fixed(x.busyCpu.gatewayPct, 0),
+          fixed(x.busyCpu.foreignPct, 0),
         ],
       ]),
     ),
