@@ -8,6 +8,7 @@ import type { CompletionService } from "./completion/service.ts";
 import { TrackedCompletionService } from "./completion/tracked.ts";
 import type { LabgateConfig, ProviderConfig } from "./config/schema.ts";
 import { createSecretResolver } from "./config/secrets.ts";
+import { demoModelsDir } from "./config/defaults.ts";
 import { defaultUiDir, uiRoutes } from "./api/ui.ts";
 import { adminRoutes } from "./api/admin.ts";
 import type { GatewayDeps, ProviderHealthBook } from "./api/deps.ts";
@@ -147,6 +148,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   const toggles = providerState.load();
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics === true });
   const secrets = createSecretResolver(opts.env ?? process.env);
+  // The desktop app unpacks the demo model out of its asar and says where (LABGATE_DEMO_MODELS_DIR).
+  const demoDir = demoModelsDir(opts.env ?? process.env);
   const events = new EventHub({ summaryMs: opts.eventSummaryMs });
   // Every provider, from the config, discovery or a launched server, and its events.
   const registry = new ProviderRegistry();
@@ -183,7 +186,7 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
       return new ProviderRuntime({ name, config: pc, unavailableReason: `secret not resolved (${problems.join("; ")})`, enabled });
     }
     try {
-      const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir, modules: adapterModules, redactor, ids });
+      const adapter = createAdapter({ name, config: pc, secrets: resolved, defaultModelsDir: opts.modelsDir, demoModelsDir: demoDir, modules: adapterModules, redactor, ids });
       // A launched server's traffic waits for it to be healthy (or starts it, on demand).
       return new ProviderRuntime({ name, config: pc, adapter: pc.launch ? processes.add(name, pc, adapter) : adapter, enabled });
     } catch (err) {

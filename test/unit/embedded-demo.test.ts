@@ -6,8 +6,9 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { DEMO_MODELS_DIR } from "../../gateway/config/defaults.ts";
+import { DEMO_MODELS_DIR, demoModelsDir } from "../../gateway/config/defaults.ts";
 import { EmbeddedAdapter } from "../../gateway/providers/embedded/adapter.ts";
+import { startGateway } from "../fixtures/gateway.ts";
 
 const SHARED_MODEL = new URL("../../../shared/models/stories260K.gguf", import.meta.url).pathname;
 const signal = new AbortController().signal;
@@ -65,5 +66,25 @@ describe("the demo model", () => {
     const { a } = adapter(false);
     expect(await a.listModels(signal)).toEqual([]);
     expect((await a.health(signal)).detail).toMatch(/^no models: no \*\.gguf files in /);
+  });
+
+  it("comes from LABGATE_DEMO_MODELS_DIR when set (the desktop app's unpacked copy), else from beside the sources", async () => {
+    expect(demoModelsDir({})).toBe(DEMO_MODELS_DIR);
+    expect(demoModelsDir({ LABGATE_DEMO_MODELS_DIR: "" })).toBe(DEMO_MODELS_DIR);
+    const unpacked = mkdtempSync(join(tmpdir(), "labgate-demo-unpacked-"));
+    dirs.push(unpacked);
+    expect(demoModelsDir({ LABGATE_DEMO_MODELS_DIR: unpacked })).toBe(unpacked);
+    // A gateway given the variable serves the model found there (renamed here, to tell it from the one beside the sources).
+    copyFileSync(SHARED_MODEL, join(unpacked, "unpacked-demo.gguf"));
+    const gw = await startGateway(["providers:", "  embedded: {type: embedded, threads: 1, gpu: false}", "models: {}"].join("\n"), {
+      env: { LABGATE_DEMO_MODELS_DIR: unpacked },
+    });
+    try {
+      const models = (await (await fetch(`${gw.v1}/models`)).json()) as { data: { id: string; demo?: boolean }[] };
+      expect(models.data).toContainEqual(expect.objectContaining({ id: "unpacked-demo", owned_by: "embedded", demo: true }));
+      expect(models.data.map((m) => m.id)).not.toContain("stories260K");
+    } finally {
+      await gw.close();
+    }
   });
 });
