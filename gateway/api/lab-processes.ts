@@ -31,7 +31,7 @@ export const labProcessRoutes =
       } catch (err) {
         if (err instanceof UnknownProcessError) throw new ApiError(404, err.message, { code: "process_not_found" });
         if (err instanceof SupervisorStartError) {
-          throw new ApiError(409, `${name} did not start: ${err.failure?.reason ?? err.message}`, { code: "process_start_failed" });
+          throw new ApiError(409, `${name} did not start: ${deps.processes.redact(err.failure?.reason ?? err.message)}`, { code: "process_start_failed" });
         }
         throw err;
       }

@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import type { Logger } from "pino";
 import type { LaunchConfig, ProviderConfig } from "../config/schema.ts";
 import { UpstreamError } from "../providers/errors.ts";
+import { REDACTED, Redactor } from "../providers/redact.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import type { CallContext, ModelCard, ProviderAdapter } from "../providers/types.ts";
 import type { EventHub } from "../telemetry/events.ts";
@@ -64,10 +65,74 @@ class LaunchedChild extends ProcessChild {
   }
 }
 
+// A launch command line may carry a credential (`--api-key X`, `-H "Authorization: Bearer X"`,
+// `token=X`). What the gateway serves about a server (its args, its output, why it stopped)
+// reaches the dashboard, the desktop app's notifications and whoever holds the admin key's
+// screen: the values of such flags are masked there, and remembered as secrets so that a
+// server echoing its own command line does not leak them through its log either.
+const SECRET_FLAG = /^--?[\w.-]*(?:api[-_]?key|apikey|token|passw(?:or)?d|secret|credential)s?$/i;
+const HEADER_FLAG = /^(?:-H|--header)$/;
+const SECRET_ASSIGNMENT = /^(-{0,2}[\w.-]*(?:key|token|passw(?:or)?d|secret|credential)s?)=(.+)$/is;
+
+/** A header value: `Name: value` keeps its name; the value (and a bearer token alone) are the secrets. */
+function maskHeader(value: string, secrets: string[]): string {
+  const colon = value.indexOf(":");
+  if (colon <= 0) {
+    secrets.push(value);
+    return REDACTED;
+  }
+  const v = value.slice(colon + 1).trim();
+  secrets.push(v);
+  const scheme = /^(?:bearer|basic|token)\s+(.+)$/i.exec(v);
+  if (scheme) secrets.push(scheme[1]!);
+  return `${value.slice(0, colon)}: ${REDACTED}`;
+}
+
+/** The args with the values of secret-looking flags masked, and those values (to redact elsewhere). */
+export function maskLaunchArgs(args: readonly string[]): { args: string[]; secrets: string[] } {
+  const out: string[] = [];
+  const secrets: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    if ((HEADER_FLAG.test(a) || SECRET_FLAG.test(a)) && next !== undefined && !next.startsWith("--")) {
+      out.push(a, HEADER_FLAG.test(a) ? maskHeader(next, secrets) : (secrets.push(next), REDACTED));
+      i++;
+      continue;
+    }
+    if (a.startsWith("--header=")) {
+      out.push(`--header=${maskHeader(a.slice("--header=".length), secrets)}`);
+      continue;
+    }
+    const assigned = SECRET_ASSIGNMENT.exec(a);
+    if (assigned) {
+      secrets.push(assigned[2]!);
+      out.push(`${assigned[1]}=${REDACTED}`);
+      continue;
+    }
+    out.push(a);
+  }
+  return { args: out, secrets: secrets.filter((s) => s.length > 0) };
+}
+
+/** A server's output as kept (and served): each line redacted as it arrives. */
+class RedactedLog extends RingBuffer<LogLine> {
+  private readonly redact: (text: string) => string;
+  constructor(capacity: number, redact: (text: string) => string) {
+    super(capacity);
+    this.redact = redact;
+  }
+  override push(l: LogLine): void {
+    super.push({ ...l, line: this.redact(l.line) });
+  }
+}
+
 interface Launched {
   name: string;
   config: ProviderConfig;
   launch: LaunchConfig;
+  /** launch.args as served: secret values masked. */
+  shownArgs: string[];
   origin: string;
   supervisor: Supervisor<LaunchedChild>;
   log: RingBuffer<LogLine>;
@@ -95,22 +160,37 @@ export interface LabProcessesOptions {
   env: NodeJS.ProcessEnv;
   /** Lines of output kept per server. */
   logLines?: number;
+  /**
+   * The gateway's redactor (every secret the config resolved): applied to args, output lines
+   * and reasons before they are served or logged. Secret flag values from launch args are added to it.
+   */
+  redactor?: Redactor;
 }
 
 export class LabProcesses {
   private readonly servers = new Map<string, Launched>();
   private readonly opts: LabProcessesOptions;
   private closing = false;
+  private readonly redactor: Redactor;
 
   constructor(opts: LabProcessesOptions) {
     this.opts = opts;
+    this.redactor = opts.redactor ?? new Redactor();
+  }
+
+  /** Text about a launched server (a reason, an output line) as it may be served or logged. */
+  redact(text: string): string {
+    return this.redactor.redact(text);
   }
 
   /** Supervise this provider's server; its adapter is wrapped so traffic waits for (or starts) it. */
   add(name: string, config: ProviderConfig, adapter: ProviderAdapter): ProviderAdapter {
     const launch = config.launch!;
     const { origin, host, port } = launchOrigin(config);
-    const log = new RingBuffer<LogLine>(this.opts.logLines ?? 500);
+    const masked = maskLaunchArgs(launch.args);
+    this.redactor.add(...masked.secrets);
+    const shownArgs = masked.args.map((a) => this.redact(a));
+    const log = new RedactedLog(this.opts.logLines ?? 500, (t) => this.redact(t));
     const env = { ...this.opts.env, ...launch.env, ...gpuEnv(launch.gpus) };
     const healthPath = launch.health_path ?? DEFAULT_HEALTH[config.type] ?? "/v1/models";
     const supervisor = new Supervisor<LaunchedChild>({
@@ -138,17 +218,18 @@ export class LabProcesses {
       maxRestarts: launch.max_restarts,
       restartWindowMs: launch.restart_window_s * 1000,
     });
-    const entry: Launched = { name, config, launch, origin, supervisor, log, lastUsed: Date.now(), idleTimer: undefined };
+    const entry: Launched = { name, config, launch, shownArgs, origin, supervisor, log, lastUsed: Date.now(), idleTimer: undefined };
     this.servers.set(name, entry);
     supervisor.events.on("transition", (t) => {
       const child = supervisor.child;
+      const reason = this.redact(t.reason);
       if (t.to === "stopped" || t.to === "failed" || t.to === "backoff") this.opts.file.forget(name);
       this.gate(entry);
-      this.opts.events.publish("process", { name, from: t.from, to: t.to, reason: t.reason, ...(t.exit ? { exit: t.exit } : {}) });
+      this.opts.events.publish("process", { name, from: t.from, to: t.to, reason, ...(t.exit ? { exit: t.exit } : {}) });
       const level = t.to === "failed" || t.to === "backoff" ? "warn" : "info";
-      this.opts.log[level]({ process: name, from: t.from, to: t.to, reason: t.reason }, `launched server ${t.to}`);
+      this.opts.log[level]({ process: name, from: t.from, to: t.to, reason }, `launched server ${t.to}`);
       if (t.to === "running") this.opts.registry.recordHealth(name, { ok: true, detail: `running (pid ${child?.pid ?? "?"})`, latencyMs: 0, at: Date.now() });
-      if (t.to === "failed") this.opts.registry.recordHealth(name, { ok: false, detail: t.reason, latencyMs: 0, at: Date.now() });
+      if (t.to === "failed") this.opts.registry.recordHealth(name, { ok: false, detail: reason, latencyMs: 0, at: Date.now() });
     });
     return this.wrap(entry, adapter);
   }
@@ -159,7 +240,8 @@ export class LabProcesses {
     if (!p) return;
     const state = entry.supervisor.state;
     const routable = state === "running" || (entry.launch.on_demand && state !== "failed" && !this.closing);
-    p.notReady = routable ? undefined : `${entry.name} is ${state}${entry.supervisor.status().lastError ? `: ${entry.supervisor.status().lastError}` : ""}`;
+    const lastError = entry.supervisor.status().lastError;
+    p.notReady = routable ? undefined : `${entry.name} is ${state}${lastError ? `: ${this.redact(lastError)}` : ""}`;
   }
 
   /** Start every server that is not on demand (in the background: the gateway serves meanwhile). */
@@ -188,14 +270,14 @@ export class LabProcesses {
       pid: s.pid,
       restarts: s.restarts,
       recentCrashes: s.recentCrashes,
-      lastError: s.lastError,
+      lastError: s.lastError === null ? null : this.redact(s.lastError),
       command: e.launch.command,
-      args: e.launch.args,
+      args: e.shownArgs,
       base_url: e.origin,
       on_demand: e.launch.on_demand,
       since: new Date(s.since).toISOString(),
       last_exit: s.lastExit ? { code: s.lastExit.code, signal: s.lastExit.signal } : null,
-      failure: s.failure?.reason ?? null,
+      failure: s.failure ? this.redact(s.failure.reason) : null,
     };
   }
 
@@ -230,7 +312,7 @@ export class LabProcesses {
   /** Each new output line of one server; returns the function that stops following. */
   follow(name: string, cb: (line: LogLine) => void): () => void {
     const sup = this.must(name).supervisor;
-    const listener = (l: LogLine): void => cb({ stream: l.stream, line: l.line, at: l.at });
+    const listener = (l: LogLine): void => cb({ stream: l.stream, line: this.redact(l.line), at: l.at });
     sup.events.on("log", listener);
     return () => sup.events.off("log", listener);
   }

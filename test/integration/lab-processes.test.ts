@@ -238,3 +238,77 @@ describe("launched servers", () => {
     await new Promise((r) => second.once("close", r));
   });
 });
+
+describe("launched servers' secrets", () => {
+  it("a launch arg's --api-key and a resolved secret never reach the API, the live events, the logs or crash reasons", async () => {
+    const SECRET = "SECRET-flag-value-7c41";
+    const RESOLVED = "resolved-upstream-9f8e7d";
+    const dir = await mkdtemp(join(tmpdir(), "labgate-secret-args-"));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    // A server that prints its own command line (as many do) at start and as it exits,
+    // then runs the fake llama-server with the flags it knows.
+    const wrapper = join(dir, "echo-args-server.mjs");
+    await writeFile(
+      wrapper,
+      [
+        `const line = "started with " + process.argv.slice(2).join(" ");`,
+        `process.stderr.write(line + "\\n");`,
+        `process.on("exit", () => process.stderr.write(line + "\\n"));`,
+        `const keep = []; const a = process.argv.slice(2);`,
+        `for (let i = 0; i < a.length; i++) { if (a[i] === "--api-key" || a[i] === "--alias") i++; else keep.push(a[i]); }`,
+        `process.argv.splice(2, Infinity, ...keep);`,
+        `await import(${JSON.stringify(FAKE)});`,
+      ].join("\n"),
+    );
+    const port = await freePort();
+    const config = launchConfig(port, [], { args: [wrapper, "--port", String(port), "--api-key", SECRET, "--alias", RESOLVED] });
+    (config.providers["lab-llama"] as Record<string, unknown>).api_key = "env:LAB_UPSTREAM_KEY";
+    const gw = await startGateway(JSON.stringify(config), { env: { LAB_UPSTREAM_KEY: RESOLVED } });
+    cleanup.push(() => gw.close());
+    const events = await openSse(`${gw.url}/admin/events`);
+    cleanup.push(() => events.close());
+    const running = await until(gw, (p) => p.state === "running");
+    expect(running.state).toBe("running");
+    const follow = await openSse(`${gw.url}/admin/lab/processes/lab-llama/logs?follow=1&lines=50`);
+    cleanup.push(() => follow.close());
+
+    // It crashes: the reason quotes its last output, which holds its command line.
+    await fetch(`http://127.0.0.1:${port}/__crash`, { method: "POST" });
+    const again = await until(gw, (p) => p.state === "running" && p.pid !== running.pid);
+    expect(again.lastError).toMatch(/last output: .*started with/);
+    await events.waitFor((e) => e.event === "process" && e.data.to === "backoff");
+    await follow.waitFor((e) => String(e.data.line).includes("crash asked"));
+
+    const served = [
+      await (await fetch(`${gw.url}/admin/lab/processes`)).text(),
+      await (await fetch(`${gw.url}/admin/lab/processes/lab-llama/logs?lines=200`)).text(),
+      JSON.stringify(events.events),
+      JSON.stringify(follow.events),
+    ];
+    expect(events.events.some((e) => e.event === "snapshot" && JSON.stringify(e.data).includes("--api-key"))).toBe(true);
+    for (const text of served) {
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain(RESOLVED);
+    }
+    // The lines were there, masked: a user sees that a value was hidden.
+    const view = ((await (await fetch(`${gw.url}/admin/lab/processes`)).json()) as { data: { args: string[] }[] }).data[0]!;
+    expect(view.args).toEqual([wrapper, "--port", String(port), "--api-key", "[REDACTED]", "--alias", "[REDACTED]"]);
+    expect(served[1]).toContain("started with");
+    expect(served[1]).toContain("[REDACTED]");
+  });
+});
+
+describe("maskLaunchArgs", () => {
+  it("masks the values of secret-looking flags, header values and key=/token= forms, and returns them as secrets", async () => {
+    const { maskLaunchArgs } = await import("../../gateway/lab/processes.ts");
+    const r = maskLaunchArgs([
+      "--api-key", "k1-aaaa", "--token=t2-bbbb", "-H", "Authorization: Bearer b3-cccc", "--header", "x-api-key: h4-dddd",
+      "--password", "p5-eeee", "api_key=k6-ffff", "token=t7-gggg", "--port", "8080", "--secret-file", "--verbose", "-m", "model.gguf",
+    ]);
+    expect(r.args).toEqual([
+      "--api-key", "[REDACTED]", "--token=[REDACTED]", "-H", "Authorization: [REDACTED]", "--header", "x-api-key: [REDACTED]",
+      "--password", "[REDACTED]", "api_key=[REDACTED]", "token=[REDACTED]", "--port", "8080", "--secret-file", "--verbose", "-m", "model.gguf",
+    ]);
+    expect(r.secrets).toEqual(expect.arrayContaining(["k1-aaaa", "t2-bbbb", "b3-cccc", "h4-dddd", "p5-eeee", "k6-ffff", "t7-gggg"]));
+  });
+});
