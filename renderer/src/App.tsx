@@ -42,7 +42,7 @@ function UnreachableBanner() {
   if (reachable && live !== "down") return null;
   return (
     <div className="banner banner-error" role="alert" data-testid="unreachable-banner">
-      {reachable ? "The live event stream dropped; reconnecting…" : "The gateway cannot be reached. Retrying every second; this page recovers by itself."}
+      {reachable ? "The live event stream dropped; reconnecting…" : "The gateway cannot be reached. Retrying; this page recovers by itself when it is back."}
     </div>
   );
 }

@@ -1,7 +1,10 @@
 // The live event stream (/admin/events) read with fetch rather than EventSource,
 // because EventSource cannot send the admin key as a header (and the key must
-// never go into a URL). Reconnects by itself with Last-Event-ID.
+// never go into a URL). Reconnects by itself with Last-Event-ID, waiting longer
+// after each failed try (1 s up to ~15 s, see sse.ts reconnectDelayMs) and quickly
+// again once the stream has opened.
 import type { AdminClient } from "./api.ts";
+import { pause, readEventStream, reconnectDelayMs, type SseEvent } from "./sse.ts";
 
 export interface LiveEvent {
   id: number | undefined;
@@ -12,13 +15,14 @@ export interface LiveEvent {
 type Listener = (e: LiveEvent) => void;
 export type LiveStatus = "connecting" | "open" | "down";
 
-const RETRY_MS = 1000;
-
 export class LiveEvents {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly statusListeners = new Set<(s: LiveStatus) => void>();
   private lastId: number | undefined;
   private controller: AbortController | undefined;
+  private wake: AbortController | undefined;
+  /** restart() was called: the next try goes at once. */
+  private retryNow = false;
   private stopped = false;
   private statusValue: LiveStatus = "connecting";
 
@@ -50,11 +54,14 @@ export class LiveEvents {
   stop(): void {
     this.stopped = true;
     this.controller?.abort();
+    this.wake?.abort();
   }
 
   /** Reconnect now (after the admin key was given, say). */
   restart(): void {
+    this.retryNow = true;
     this.controller?.abort();
+    this.wake?.abort();
   }
 
   private setStatus(s: LiveStatus): void {
@@ -69,80 +76,62 @@ export class LiveEvents {
   }
 
   private async loop(): Promise<void> {
+    // Failed tries in a row: the wait before the next grows with them (reconnectDelayMs),
+    // so a gateway that is away costs each tab one request every ~15 s, not two a second.
+    let failures = 0;
     while (!this.stopped) {
+      this.retryNow = false;
       this.controller = new AbortController();
       try {
         const headers = this.client.headers({ accept: "text/event-stream" });
         if (this.lastId !== undefined) headers["last-event-id"] = String(this.lastId);
-        const res = await fetch(`${this.client.base}/admin/events`, { headers, signal: this.controller.signal, cache: "no-store" });
+        let res: Response;
+        try {
+          res = await fetch(`${this.client.base}/admin/events`, { headers, signal: this.controller.signal, cache: "no-store" });
+        } catch (err) {
+          // No answer at all (not an HTTP error): the gateway is away. An abort (restart()) is not.
+          if (!this.controller.signal.aborted) this.client.setReachable(false);
+          throw err;
+        }
+        this.client.setReachable(true);
         if (res.status === 401) {
           this.client.forgetKey();
           this.client.setKeyNeeded(true);
           this.setStatus("down");
-          await new Promise<void>((resolve) => {
-            const off = this.client.onKeyNeeded((needed) => {
-              if (!needed) {
-                queueMicrotask(() => off());
-                resolve();
-              }
-            });
-          });
+          await this.keyGiven();
+          failures = 0;
           continue;
         }
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-        this.client.setReachable(true);
         this.setStatus("open");
-        await this.read(res.body);
+        failures = 0;
+        await readEventStream(res.body, (e) => this.received(e));
       } catch {
         // fall through to the retry below
       }
       if (this.stopped) return;
       this.setStatus("down");
-      // A reachable gateway whose stream ended (restart) answers the next try at once.
-      try {
-        await fetch(`${this.client.base}/health`, { cache: "no-store" });
-        this.client.setReachable(true);
-      } catch {
-        this.client.setReachable(false);
-      }
-      await new Promise((r) => setTimeout(r, RETRY_MS));
+      // restart() cuts this wait short: a new key is tried at once.
+      this.wake = new AbortController();
+      if (!this.retryNow) await pause(reconnectDelayMs(failures++), this.wake.signal);
     }
   }
 
-  private async read(body: ReadableStream<Uint8Array>): Promise<void> {
-    const reader = body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += decoder.decode(value, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        this.parse(block);
-      }
-    }
+  private keyGiven(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const off = this.client.onKeyNeeded((needed) => {
+        if (!needed) {
+          queueMicrotask(() => off());
+          resolve();
+        }
+      });
+    });
   }
 
-  private parse(block: string): void {
-    let type = "message";
-    let id: number | undefined;
-    const data: string[] = [];
-    for (const line of block.split("\n")) {
-      if (line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-      if (field === "event") type = value;
-      else if (field === "id" && /^\d+$/.test(value)) id = Number(value);
-      else if (field === "data") data.push(value);
-    }
-    if (data.length === 0) return;
-    if (id !== undefined) this.lastId = id;
+  private received(e: SseEvent): void {
+    if (e.id !== undefined && /^\d+$/.test(e.id)) this.lastId = Number(e.id);
     try {
-      this.emit({ id, type, data: JSON.parse(data.join("\n")) as LiveEvent["data"] });
+      this.emit({ id: this.lastId, type: e.type, data: JSON.parse(e.data) as LiveEvent["data"] });
     } catch {
       // a frame that is not JSON is not ours: skip it
     }
