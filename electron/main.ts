@@ -19,6 +19,7 @@ import {
   type NativeImage,
 } from "electron";
 import { createWriteStream } from "node:fs";
+import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdminClient, LabFollower } from "./admin-client.ts";
@@ -30,7 +31,7 @@ import { toMenuTemplate } from "./menu-template.ts";
 import { NoticeLimiter, noticeFor, type LabNotice } from "./notifications.ts";
 import { decidePort, isLabgateHealth, singleInstanceDecision } from "./port-decision.ts";
 import { DESKTOP_CHANNELS, type DesktopInfo } from "./preload-api.ts";
-import { quitPlan, runQuitSequence } from "./quit.ts";
+import { leftoverServers, quitPlan, recordedLaunches, runQuitSequence } from "./quit.ts";
 import { ipcSenderAllowed, navigationAllowed, newWindowDecision, permissionAllowed, SECURE_WEB_PREFERENCES, withCsp } from "./security.ts";
 import { loadSettings, restoreBounds, saveSettings, type DesktopSettings } from "./settings.ts";
 import { sameModel, trayModel, type TrayAction, type TrayModel } from "./tray-model.ts";
@@ -91,6 +92,18 @@ async function start(): Promise<void> {
   const wanted = Number(process.env.LABGATE_PORT) || 4000;
   const decision = await decidePort(HOST, wanted);
   let port = wanted;
+  let attach = decision.action === "attach";
+  if (decision.action === "ask-attach") {
+    // A labgate whose owner could not be checked: it gets the admin key only if the user says so.
+    const buttons = ["Attach to it", ...(decision.nextFree !== null ? [`Use port ${decision.nextFree}`] : []), "Quit"];
+    const { response } = await dialog.showMessageBox({ type: "warning", title: "labgate", message: `A labgate is already running on port ${wanted}`, detail: decision.message, buttons, defaultId: buttons.length - 1, cancelId: buttons.length - 1 });
+    if (response === 0) attach = true;
+    else if (decision.nextFree !== null && response === 1) port = decision.nextFree;
+    else {
+      app.exit(1);
+      return;
+    }
+  }
   if (decision.action === "offer-next") {
     const buttons = decision.nextFree !== null ? [`Use port ${decision.nextFree}`, "Quit"] : ["Quit"];
     const { response } = await dialog.showMessageBox({ type: "warning", title: "labgate", message: `Port ${wanted} is taken`, detail: decision.message, buttons, defaultId: 0, cancelId: buttons.length - 1 });
@@ -119,7 +132,7 @@ async function start(): Promise<void> {
     },
   });
 
-  if (decision.action === "attach") {
+  if (attach) {
     ownsGateway = false; // someone else's labgate: use it, leave it running on Quit
   } else {
     ownsGateway = true;
@@ -378,6 +391,8 @@ async function shutdown(): Promise<void> {
   tray?.setToolTip("labgate: quitting");
   const state = follower?.state;
   const running = (state?.processes ?? []).filter((p) => p.pid !== null && p.state !== "stopped" && p.state !== "failed");
+  // Their start times, as the gateway recorded them, read before it stops (and forgets) them.
+  const leftovers = leftoverServers(running.map((p) => ({ name: p.name, pid: p.pid! })), ownsGateway ? recordedLaunches(process.env, homedir()) : []);
   await follower?.stop();
   const c = client;
   const steps = quitPlan({
@@ -389,7 +404,7 @@ async function shutdown(): Promise<void> {
         }
       : undefined,
     gateway: supervisor?.detach(),
-    serverPids: running.map((p) => ({ name: p.name, pid: p.pid! })),
+    serverPids: leftovers,
     timeouts: { serversViaGatewayMs: 20_000, gateway: { graceMs: 30_000, killMs: 5_000 }, leftovers: { graceMs: 5_000, killMs: 2_000 } },
   });
   await runQuitSequence(steps, (l) => console.log(`labgate quit: ${l.step}: ${l.outcome}`));

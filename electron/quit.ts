@@ -9,6 +9,8 @@
 // Clock and sleep are injected: tests run the same sequence against real child processes.
 import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { LaunchedFile, processStartTicks, type LaunchedRecord } from "../gateway/lab/orphans.ts";
 
 export type Sleep = (ms: number) => Promise<void>;
 export const realSleep: Sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -96,7 +98,15 @@ export function boundedStep(name: string, ms: number, run: () => Promise<string>
     name,
     async run() {
       let result = `gave up after ${ms} ms`;
-      await Promise.race([run().then((r) => void (result = r)), sleep(ms)]);
+      let failure: { err: unknown } | undefined;
+      // A run that fails after the timeout won is over for the sequence: its rejection is
+      // caught here (never unhandled); one that fails in time fails the step.
+      const running = run().then(
+        (r) => void (result = r),
+        (err: unknown) => void (failure = { err }),
+      );
+      await Promise.race([running, sleep(ms)]);
+      if (failure) throw failure.err;
       return result;
     },
   };
@@ -159,14 +169,80 @@ export function pidTarget(name: string, pid: number, opts: { pollMs?: number; sl
   };
 }
 
+/** Field 22 of /proc/<pid>/stat now (undefined: no such process, or no /proc). */
+export type StartTicksReader = (pid: number) => string | undefined;
+
+/** A server the gateway was running: its pid and, when known, that process's start time. */
+export interface LeftoverServer {
+  name: string;
+  pid: number;
+  startTicks?: string;
+}
+
+/**
+ * The servers to check at Quit, each with the start time the gateway recorded in launched.json
+ * (same name and pid); else the one read now, while the gateway still reports it running (which
+ * covers the quit's own window, in which the gateway stops them and the kernel may reuse a pid).
+ */
+export function leftoverServers(running: { name: string; pid: number }[], recorded: LaunchedRecord[], readNow: StartTicksReader = processStartTicks): LeftoverServer[] {
+  return running.map((r) => {
+    const startTicks = recorded.find((x) => x.pid === r.pid && x.name === r.name)?.startTicks ?? readNow(r.pid);
+    return startTicks === undefined ? { name: r.name, pid: r.pid } : { name: r.name, pid: r.pid, startTicks };
+  });
+}
+
+/**
+ * What the gateway recorded in launched.json, looked for where its data folder is unless its
+ * config names another (LABGATE_DATA_DIR, else gateway/config/defaults.ts defaultDataDir's
+ * rule, repeated here: that module is not one the shell bundles). Read when Quit begins,
+ * before the gateway stops its servers and forgets them.
+ */
+export function recordedLaunches(env: NodeJS.ProcessEnv, home: string): LaunchedRecord[] {
+  const dirs = [env.LABGATE_DATA_DIR, env.XDG_DATA_HOME ? join(env.XDG_DATA_HOME, "labgate") : join(home, ".labgate")];
+  return dirs.filter((d): d is string => !!d).flatMap((d) => new LaunchedFile(join(d, "launched.json")).read());
+}
+
+/** A left-behind server, signalled only while its pid still has the recorded start time. */
+export function leftoverStep(s: LeftoverServer, timeouts: StopTimeouts, opts: { sleep?: Sleep; pollMs?: number; readStartTicks?: StartTicksReader } = {}): QuitStep {
+  const sleep = opts.sleep ?? realSleep;
+  const read = opts.readStartTicks ?? processStartTicks;
+  const name = `${s.name} (pid ${s.pid}, if left behind)`;
+  const same = (): boolean => s.startTicks !== undefined && read(s.pid) === s.startTicks;
+  const base = pidTarget(name, s.pid, { sleep, ...(opts.pollMs === undefined ? {} : { pollMs: opts.pollMs }) });
+  let watching: Promise<void> | undefined;
+  const target: StopTarget = {
+    name,
+    alive: () => base.alive() && same(),
+    // Checked again right before each signal: the pid may have ended and been reused meanwhile.
+    terminate: () => void (same() && base.terminate()),
+    kill: () => void (same() && base.kill()),
+    exited: () =>
+      (watching ??= (async () => {
+        while (target.alive()) await sleep(opts.pollMs ?? 50);
+      })()),
+  };
+  return {
+    name,
+    async run() {
+      if (!pidAlive(s.pid)) return "not-running";
+      const why = `cannot verify that pid ${s.pid} is still ${s.name}, so it was not signalled`;
+      if (s.startTicks === undefined) return `left alone: no start time recorded (${why})`;
+      const now = read(s.pid);
+      if (now === undefined) return `left alone: this system does not say when pid ${s.pid} started (${why})`;
+      if (now !== s.startTicks) return `left alone: pid ${s.pid} is another process now (started at tick ${now}, not ${s.startTicks})`;
+      return stopTarget(target, timeouts, sleep);
+    },
+  };
+}
+
 export interface QuitPlanInput {
   /** Whether the app started the gateway (false: it attached to a running one, which it leaves running). */
   ownsGateway: boolean;
   /** Asks the gateway to stop its supervised servers; resolves with a summary. */
   stopServersViaGateway?: () => Promise<string>;
   gateway?: StopTarget;
-  /** Servers the gateway was running, by pid, read when the quit began. */
-  serverPids: { name: string; pid: number }[];
+  /** Servers the gateway was running, by pid (with their start time: see leftoverServers), read when the quit began. */
+  serverPids: LeftoverServer[];
   timeouts: { serversViaGatewayMs: number; gateway: StopTimeouts; leftovers: StopTimeouts };
   sleep?: Sleep;
 }
@@ -180,8 +256,6 @@ export function quitPlan(input: QuitPlanInput): QuitStep[] {
     steps.push(boundedStep("supervised servers (via the gateway)", input.timeouts.serversViaGatewayMs, input.stopServersViaGateway, sleep));
   }
   if (input.gateway) steps.push(stopStep(input.gateway, input.timeouts.gateway, sleep));
-  for (const s of input.serverPids) {
-    steps.push(stopStep(pidTarget(`${s.name} (pid ${s.pid}, if left behind)`, s.pid, { sleep }), input.timeouts.leftovers, sleep));
-  }
+  for (const s of input.serverPids) steps.push(leftoverStep(s, input.timeouts.leftovers, { sleep }));
   return steps;
 }

@@ -73,7 +73,7 @@ describe("the port the app wants", () => {
 
   it("decides from who holds the port", () => {
     expect(decide(4000, { kind: "free" }, null)).toEqual({ action: "start", port: 4000 });
-    expect(decide(4000, { kind: "labgate", version: "0.1.0" }, null)).toEqual({ action: "attach", port: 4000, version: "0.1.0" });
+    expect(decide(4000, { kind: "labgate", version: "0.1.0" }, null, { kind: "same-user" })).toEqual({ action: "attach", port: 4000, version: "0.1.0" });
     expect(decide(4000, { kind: "foreign", detail: "x" }, null)).toMatchObject({ action: "offer-next", nextFree: null, message: expect.stringContaining("No free port was found") });
   });
 

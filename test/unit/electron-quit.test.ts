@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { AdminClient } from "../../electron/admin-client.ts";
 import { gatewayLaunch, spawnNodeGateway, type GatewayChild } from "../../electron/gateway-process.ts";
-import { childTarget, pidAlive, quitPlan, runQuitSequence, stopTarget, type StopTarget } from "../../electron/quit.ts";
+import { childTarget, leftoverServers, pidAlive, quitPlan, runQuitSequence, stopTarget, type StopTarget } from "../../electron/quit.ts";
+import { LaunchedFile, processStartTicks } from "../../gateway/lab/orphans.ts";
 import { freePort } from "../fixtures/ports.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -95,7 +96,7 @@ describe("the quit sequence", () => {
           return "1/1 stopped";
         },
         gateway,
-        serverPids: [{ name: "lab-llama", pid: leftover.pid! }],
+        serverPids: [{ name: "lab-llama", pid: leftover.pid!, startTicks: processStartTicks(leftover.pid!)! }],
         timeouts: { serversViaGatewayMs: 5000, gateway: { graceMs: 200, killMs: 1000 }, leftovers: { graceMs: 200, killMs: 5000 } },
       }),
     );
@@ -177,11 +178,14 @@ describe("the real gateway, started as the app starts it in development", () => 
     });
     expect(running).toBe(true);
     cleanup.push(() => void (pid !== null && pidAlive(pid) && process.kill(pid, "SIGKILL")));
-    return { gw, client, serverPid: pid! };
+    // What the app reads at Quit: the start time the gateway recorded for the server.
+    const servers = leftoverServers([{ name: "lab-llama", pid: pid! }], new LaunchedFile(join(dir, "data", "launched.json")).read(), () => undefined);
+    expect(servers[0]!.startTicks).toMatch(/^\d+$/);
+    return { gw, client, serverPid: pid!, servers };
   }
 
   it("Quit stops the supervised server through the gateway, then the gateway exits on SIGTERM", async () => {
-    const { gw, client, serverPid } = await startRealGateway({ port: await freePort(), args: [], stopTimeoutS: 5 });
+    const { gw, client, serverPid, servers } = await startRealGateway({ port: await freePort(), args: [], stopTimeoutS: 5 });
     const report = await runQuitSequence(
       quitPlan({
         ownsGateway: true,
@@ -190,7 +194,7 @@ describe("the real gateway, started as the app starts it in development", () => 
           return String(v.state);
         },
         gateway: gw,
-        serverPids: [{ name: "lab-llama", pid: serverPid }],
+        serverPids: servers,
         timeouts: { serversViaGatewayMs: 15_000, gateway: { graceMs: 20_000, killMs: 5000 }, leftovers: { graceMs: 2000, killMs: 2000 } },
       }),
     );
@@ -200,12 +204,12 @@ describe("the real gateway, started as the app starts it in development", () => 
   });
 
   it("when the gateway must be killed, the server it leaves behind (ignoring SIGTERM) is killed too", async () => {
-    const { gw, serverPid } = await startRealGateway({ port: await freePort(), args: ["--ignore-sigterm"], stopTimeoutS: 60 });
+    const { gw, serverPid, servers } = await startRealGateway({ port: await freePort(), args: ["--ignore-sigterm"], stopTimeoutS: 60 });
     const report = await runQuitSequence(
       quitPlan({
         ownsGateway: true,
         gateway: gw,
-        serverPids: [{ name: "lab-llama", pid: serverPid }],
+        serverPids: servers,
         // The gateway waits up to 60 s for its server: the app gives it 1 s.
         timeouts: { serversViaGatewayMs: 0, gateway: { graceMs: 1000, killMs: 5000 }, leftovers: { graceMs: 300, killMs: 5000 } },
       }),
