@@ -57,9 +57,15 @@ describe("dashboard shell", () => {
       const { page, context } = await browser.open(`${gw.url}/ui/`);
       const urls: string[] = [];
       const authorized: string[] = [];
+      /** Admin API answers: path and status, in the order they came. */
+      const answers: { path: string; status: number }[] = [];
       page.on("request", (r) => {
         urls.push(r.url());
         if (r.headers().authorization === "Bearer dash-admin-secret") authorized.push(new URL(r.url()).pathname);
+      });
+      page.on("response", (r) => {
+        const path = new URL(r.url()).pathname;
+        if (path.startsWith("/admin/")) answers.push({ path, status: r.status() });
       });
       const dialog = page.getByRole("dialog", { name: "Admin key" });
       await dialog.waitFor();
@@ -67,12 +73,22 @@ describe("dashboard shell", () => {
       await dialog.getByRole("button", { name: "Continue" }).click();
       await dialog.waitFor({ state: "hidden" });
       await expect.poll(() => authorized.filter((p) => p === "/admin/events").length, { timeout: 10_000 }).toBeGreaterThan(0);
-      // Another page of the same tab does not ask again.
+      // Another page of the same tab does not ask again: after a reload, the pages' admin
+      // requests carry the key and none is refused (a 401 would open the dialog again).
       await page.getByRole("link", { name: "Requests" }).click();
+      authorized.length = 0;
+      answers.length = 0;
       await page.reload();
       await page.locator('main[data-page="requests"]').waitFor();
-      await expect.poll(() => authorized.length, { timeout: 10_000 }).toBeGreaterThan(1);
+      // The Requests page's own list and the live stream were both answered with the key.
+      await expect
+        .poll(() => ["/admin/requests", "/admin/events"].every((path) => answers.some((a) => a.path === path && a.status === 200)), { timeout: 10_000 })
+        .toBe(true);
+      expect(authorized).toContain("/admin/events");
+      expect(answers.filter((a) => a.status === 401)).toEqual([]);
       expect(await dialog.isVisible()).toBe(false);
+      // The key stays in this tab's session only.
+      expect(await page.evaluate(() => Object.values(localStorage).join("\n"))).not.toContain("dash-admin-secret");
       expect(urls.some((u) => u.includes("dash-admin-secret"))).toBe(false);
       expect(page.url()).not.toContain("dash-admin-secret");
       expect(await page.content()).not.toContain("dash-admin-secret");
