@@ -2,7 +2,7 @@
 // (app-builder-lib/scheme.json, with ajv) and through its own validateConfiguration; every
 // path it names exists; the icons are there at the sizes each platform asks for.
 import { Ajv } from "ajv";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -43,6 +43,28 @@ describe("electron-builder.yml", () => {
     expect(config.linux.target).toEqual(["AppImage", "deb"]);
     expect(config.mac.target).toBe("dmg");
     expect(config.win.target).toBe("nsis");
+  });
+
+  it("flips Electron's fuses: not usable as Node, no NODE_OPTIONS or --inspect, the app only from its asar, checked", () => {
+    expect(config.electronFuses).toEqual({
+      runAsNode: false,
+      enableNodeOptionsEnvironmentVariable: false,
+      enableNodeCliInspectArguments: false,
+      onlyLoadAppFromAsar: true,
+      enableEmbeddedAsarIntegrityValidation: true,
+    });
+    // The keys are electron-builder's (a misspelt one would be rejected by the schema test above).
+    const schema = JSON.parse(readFileSync(require.resolve("app-builder-lib/scheme.json"), "utf8"));
+    const known = Object.keys(schema.definitions.FuseOptionsV1.properties);
+    expect(known).toEqual(expect.arrayContaining(Object.keys(config.electronFuses)));
+    // RunAsNode can stay off: the packaged gateway is a utilityProcess, which does not need it.
+    const electronDir = join(ROOT, "electron");
+    const gatewayProcess = readdirSync(electronDir)
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => readFileSync(join(electronDir, f), "utf8"))
+      .join("\n");
+    expect(gatewayProcess).toContain("utilityProcess.fork");
+    expect(gatewayProcess).not.toContain("ELECTRON_RUN_AS_NODE");
   });
 
   it("unpacks the native modules from the asar and rebuilds them for Electron", () => {
