@@ -30,6 +30,8 @@ import { errorLine, outputLine } from "./views.ts";
 /** What the worker calls: check() for every in-progress batch on each of its steps, stop() when it stops. */
 export interface OverflowHook {
   check(b: BatchRow, nowMs: number): void;
+  /** Whether this batch's profile names an overflow provider (its pending items may go to the cloud). */
+  covers(b: BatchRow): boolean;
   stop(): Promise<void>;
 }
 
@@ -89,6 +91,10 @@ export class BatchOverflow implements OverflowHook {
 
   constructor(o: BatchOverflowOptions) {
     this.o = o;
+  }
+
+  covers(b: BatchRow): boolean {
+    return b.profile !== null && this.o.config.batch_profiles[b.profile]?.overflow_provider !== undefined;
   }
 
   check(b: BatchRow, nowMs: number): void {

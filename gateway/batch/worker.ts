@@ -72,6 +72,7 @@ interface ClaimedItem {
 interface ActiveBatch {
   row: BatchRow;
   opts: StoredOptions;
+  claimSize: number;
   claimed: ClaimedItem[];
   /** Nothing was left to claim and nothing ran: the step was asked to look (once). */
   drained: boolean;
@@ -90,11 +91,13 @@ const PURGE_STEP = 2000;
 /** Answers buffered before a commit is made at once (besides commitMs). */
 const COMMIT_ITEMS = 256;
 /**
- * Items claimed per transaction: a few rounds of the batch's concurrency (a commit costs more
- * than its rows), and no more: a claimed item is running in the database, so the cloud
- * overflow, which takes pending items, cannot have it.
+ * Items claimed per transaction (a commit costs more than its rows: at 8 items a claim was
+ * ~50 µs of each item's CPU): 64, or for a batch the cloud overflow may take items from, a
+ * few rounds of its concurrency and no more, since a claimed item is running in the
+ * database and the overflow takes pending ones.
  */
-const claimSize = (concurrency: number): number => Math.min(64, concurrency * 4);
+const CLAIM = 64;
+const claimSize = (concurrency: number, overflow: boolean): number => (overflow ? Math.min(CLAIM, concurrency * 4) : CLAIM);
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 const SHUTDOWN = "shutdown";
 const PREEMPTED = "preempted";
@@ -247,9 +250,10 @@ export class BatchWorker {
         if (!store.hasUnended(b.id)) this.close(b, "completed", "", "");
         else {
           this.o.overflow?.check(b, now);
-          const a = previous.get(b.id);
-          // drained stays as it was: a batch whose retries wait is not looked at again at every step.
-          active.push(a ? Object.assign(a, { row: b }) : { row: b, opts: this.optionsOf(b), claimed: [], drained: false });
+          // Kept from the last step with its claimed items; drained stays as it was (a batch whose retries wait is not looked at again at every step).
+          const a = previous.get(b.id) ?? this.activate(b);
+          a.row = b;
+          active.push(a);
         }
       }
     }
@@ -279,6 +283,11 @@ export class BatchWorker {
     this.job(this.writeFiles(b.id));
   }
 
+  private activate(b: BatchRow): ActiveBatch {
+    const opts = this.optionsOf(b);
+    return { row: b, opts, claimSize: claimSize(opts.concurrency, this.o.overflow?.covers(b) ?? false), claimed: [], drained: false };
+  }
+
   private optionsOf(b: BatchRow): StoredOptions {
     return JSON.parse(b.options) as StoredOptions;
   }
@@ -292,7 +301,7 @@ export class BatchWorker {
       let slots = a.opts.concurrency - (this.perBatch.get(b.id) ?? 0);
       while (slots > 0) {
         if (a.claimed.length === 0) {
-          for (const item of this.o.store.claim(b.id, now, claimSize(a.opts.concurrency))) {
+          for (const item of this.o.store.claim(b.id, now, a.claimSize)) {
             const body = JSON.parse(item.body) as OpenAIBody;
             a.claimed.push({ item, body, model: typeof body.model === "string" ? body.model : "" });
           }
