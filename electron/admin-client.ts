@@ -69,36 +69,68 @@ export class AdminClient {
   }
 }
 
-/** Splits an SSE byte stream into events (the subset the gateway writes: id, event, data lines). */
+export interface SseMessage {
+  id: string | undefined;
+  event: string;
+  data: string;
+}
+
+/**
+ * Splits an SSE text stream into events (the subset the gateway writes: id, event, data
+ * lines). Incremental, line by line: a line ends at CRLF, LF or CR, wherever the chunks
+ * are cut, so a CR that ends one chunk and the LF that starts the next are one line break.
+ */
 export class SseParser {
-  private buf = "";
-  push(chunk: string): { id: string | undefined; event: string; data: string }[] {
-    this.buf += chunk.replace(/\r\n/g, "\n");
-    const out: { id: string | undefined; event: string; data: string }[] = [];
-    let i: number;
-    while ((i = this.buf.indexOf("\n\n")) >= 0) {
-      const block = this.buf.slice(0, i);
-      this.buf = this.buf.slice(i + 2);
-      let id: string | undefined;
-      let event = "message";
-      const data: string[] = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-        if (field === "id") id = value;
-        else if (field === "event") event = value;
-        else if (field === "data") data.push(value);
+  /** The line read so far (its end not yet seen). */
+  private line = "";
+  /** The last chunk ended with CR: an LF at the start of the next one belongs to it. */
+  private afterCr = false;
+  private id: string | undefined;
+  private event = "message";
+  private data: string[] = [];
+
+  push(chunk: string): SseMessage[] {
+    const out: SseMessage[] = [];
+    let i = this.afterCr && chunk.startsWith("\n") ? 1 : 0;
+    if (chunk.length > 0) this.afterCr = false;
+    let start = i;
+    for (; i < chunk.length; i++) {
+      const c = chunk.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      this.takeLine(this.line + chunk.slice(start, i), out);
+      this.line = "";
+      if (c === 13) {
+        if (i + 1 === chunk.length) this.afterCr = true;
+        else if (chunk.charCodeAt(i + 1) === 10) i++;
       }
-      if (data.length > 0) out.push({ id, event, data: data.join("\n") });
+      start = i + 1;
     }
+    this.line += chunk.slice(start);
     return out;
+  }
+
+  private takeLine(line: string, out: SseMessage[]): void {
+    if (line === "") {
+      // A blank line ends the event (one without data is none).
+      if (this.data.length > 0) out.push({ id: this.id, event: this.event, data: this.data.join("\n") });
+      this.id = undefined;
+      this.event = "message";
+      this.data = [];
+      return;
+    }
+    if (line.startsWith(":")) return;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "id") this.id = value;
+    else if (field === "event") this.event = value;
+    else if (field === "data") this.data.push(value);
   }
 }
 
 export interface FollowerOptions {
-  client: AdminClient;
+  /** The admin client (only `origin`, `headers` and `get` are used). */
+  client: Pick<AdminClient, "origin" | "headers" | "get">;
   /** Called with the new state after each applied event (main.ts coalesces). */
   onState: (state: LabState, event: { type: string; data: Json; before: LabState }) => void;
   retryMs?: number;
@@ -112,6 +144,8 @@ export class LabFollower {
   private controller: AbortController | undefined;
   private stopped = false;
   private running: Promise<void> | undefined;
+  /** The number of the latest refetch asked for, per kind. */
+  private readonly refetchSeq = { providers: 0, models: 0 };
 
   constructor(opts: FollowerOptions) {
     this.o = opts;
@@ -140,11 +174,19 @@ export class LabFollower {
     this.o.onState(this.stateValue, { type, data, before });
   }
 
+  /**
+   * Fetch the providers or the loaded models again. Refetches overlap (each event may ask for
+   * one): an answer is applied only if no later refetch of the same thing has been asked for
+   * since, so an older answer arriving last cannot undo a newer one. It is applied to the state
+   * as it is when the answer arrives (events applied meanwhile are kept).
+   */
   async refetch(what: "providers" | "models"): Promise<void> {
+    const seq = ++this.refetchSeq[what];
     try {
+      const body = await this.o.client.get(what === "providers" ? "/admin/providers" : "/admin/lab/models");
+      if (seq !== this.refetchSeq[what]) return; // a later refetch's answer is (or will be) the one applied
       const before = this.stateValue;
-      if (what === "providers") this.stateValue = applyProviders(this.stateValue, await this.o.client.get("/admin/providers"));
-      else this.stateValue = applyLoadedModels(this.stateValue, await this.o.client.get("/admin/lab/models"));
+      this.stateValue = what === "providers" ? applyProviders(before, body) : applyLoadedModels(before, body);
       this.o.onState(this.stateValue, { type: `refetch:${what}`, data: {}, before });
     } catch {
       // the next event or reconnect tries again
