@@ -1,6 +1,6 @@
 // The engine when its worker cannot even start: requests fail clearly and at once,
 // never hang holding their queue slot.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -35,10 +35,18 @@ describe("embedded engine start-up", () => {
 
   it("a worker that never answers still lets a caller give up (its signal)", async () => {
     const script = join(dir, "silent.mjs");
-    writeFileSync(script, "setInterval(() => {}, 1000);\n");
+    const started = join(dir, "silent.started");
+    // It says (in a file) that it runs, then never answers.
+    writeFileSync(script, `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(started)}, "");\nsetInterval(() => {}, 1000);\n`);
     const engine = new EmbeddedEngine({ gpu: false, workerUrl: pathToFileURL(script), shutdownGraceMs: 100 });
     try {
-      await expect(engine.generate(request, AbortSignal.timeout(300))).rejects.toBeDefined();
+      // The caller gives up once the worker runs (not on a timer: a loaded machine can take
+      // longer than any timer to start a thread, and one terminated before it ran exits 0, not 1).
+      const giveUp = new AbortController();
+      const generating = engine.generate(request, giveUp.signal);
+      await expect.poll(() => existsSync(started), { timeout: 20_000 }).toBe(true);
+      giveUp.abort();
+      await expect(generating).rejects.toBeDefined();
       expect(engine.queues().every((q) => q.active === 0)).toBe(true);
     } finally {
       // It ignores the shutdown message too: terminated after the (shortened) grace period.
