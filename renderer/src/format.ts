@@ -98,6 +98,12 @@ export function formatTime(at: number | string, now: number = Date.now()): strin
   return `${d.toLocaleDateString("en-US", { month: "short", day: "numeric" })} ${hms}`;
 }
 
+/** Hours and minutes in the viewer's zone, 24-hour like every time on the dashboard: "09:05". */
+export function formatHourMinute(at: number | string): string {
+  const d = new Date(at);
+  return Number.isNaN(d.getTime()) ? DASH : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
 /** A date and time with milliseconds in the viewer's zone, for the details of one request. */
 export function formatFullTime(ms: number): string {
   const d = new Date(ms);

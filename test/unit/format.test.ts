@@ -9,6 +9,7 @@ import {
   formatCount,
   formatDuration,
   formatFraction,
+  formatHourMinute,
   formatMiB,
   formatMs,
   formatPercent,
@@ -79,6 +80,8 @@ describe("format", () => {
     expect(formatTime(new Date(at).toISOString(), new Date(2026, 11, 1, 23, 0, 0).getTime())).toBe("09:05:07");
     expect(formatTime(at, new Date(2026, 11, 2, 0, 0, 1).getTime())).toBe("Dec 1 09:05:07");
     expect(formatTime("garbage")).toBe("—");
+    expect(formatHourMinute(at)).toBe("09:05");
+    expect(formatHourMinute(new Date(2026, 11, 1, 21, 30).getTime())).toBe("21:30");
   });
 
   it("percentages and bar widths", () => {

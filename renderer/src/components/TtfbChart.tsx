@@ -5,7 +5,7 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { formatMs } from "../format.ts";
+import { formatHourMinute, formatMs, formatTime } from "../format.ts";
 import type { TrafficPoint } from "../pages/overview-types.ts";
 
 export interface TtfbChartProps {
@@ -82,7 +82,7 @@ function chartOptions(width: number, height: number, onCursor: (idx: number | nu
     },
     axes: [
       // Ticks on whole minutes only, so no two read the same.
-      { ...axis, space: 60, incrs: [60, 120, 300, 600, 900, 1200, 1800, 3600], values: (_u, splits) => splits.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })) },
+      { ...axis, space: 60, incrs: [60, 120, 300, 600, 900, 1200, 1800, 3600], values: (_u, splits) => splits.map((t) => formatHourMinute(t * 1000)) },
       { ...axis, label: "TTFB (ms)", labelSize: 16, size: 44, space: 24, values: (_u, splits) => splits.map((s) => String(Math.round(s))) },
     ],
     series: [{}, line("p50"), line("p95", [4, 3])],
@@ -90,7 +90,7 @@ function chartOptions(width: number, height: number, onCursor: (idx: number | nu
   };
 }
 
-const timeOf = (s: number) => new Date(s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const timeOf = (s: number) => formatTime(s * 1000);
 
 export function TtfbChart({ name, points, from, to, bucketMs, rangeLabel, height = 150 }: TtfbChartProps) {
   const box = useRef<HTMLDivElement>(null);

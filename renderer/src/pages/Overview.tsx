@@ -5,7 +5,7 @@
 import { StatTile } from "../components/StatTile.tsx";
 import { useLiveStatus } from "../context.tsx";
 import "./overview.css";
-import { formatCount, formatMs, formatPercent, formatRate, formatUsd } from "../format.ts";
+import { formatCount, formatHourMinute, formatMs, formatPercent, formatRate, formatUsd } from "../format.ts";
 import { ProviderTile } from "./overview/ProviderTile.tsx";
 import { useLiveTraffic, useProvidersEvery2s, useTodayTotals, useTraffic, type LiveTraffic } from "./overview/queries.ts";
 import type { TrafficSnapshot } from "./overview-types.ts";
@@ -35,7 +35,7 @@ const MIN_CHART_MS = 2 * 60_000;
 function chartSpan(s: TrafficSnapshot) {
   const started = s.since - (s.since % s.bucket_ms);
   const from = Math.max(s.from, Math.min(started, s.to - MIN_CHART_MS));
-  const label = from > s.from ? `since ${new Date(from).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}` : "in the last hour";
+  const label = from > s.from ? `since ${formatHourMinute(from)}` : "in the last hour";
   return { from, to: s.to, bucketMs: s.bucket_ms, recentMs: s.recent_ms, label };
 }
 

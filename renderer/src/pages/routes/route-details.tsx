@@ -2,7 +2,7 @@
 // state (health detail, breaker, traffic). Select a node with a click, or Tab to it
 // and press Enter.
 import type { ReactNode } from "react";
-import { breakerWord, formatFraction as pct, formatMs as ms } from "../../format.ts";
+import { breakerWord, formatCount, formatFraction as pct, formatMs as ms } from "../../format.ts";
 import type { DeploymentView, GroupView, ProviderView, ProvidersResponse } from "../../types.ts";
 import { healthWord, type RouteGraph, type RouteNode } from "./route-graph.ts";
 import { badgeClass } from "./route-views.tsx";
@@ -32,7 +32,7 @@ function DeploymentDetails({ node, provider, d }: { node: RouteNode; provider: P
         {breakerWord(d.breaker_state)} · error rate {pct(d.error_rate)}
       </Row>
       <Row label="Requests">
-        {d.requests.toLocaleString()} · {d.failures.toLocaleString()} failed · {d.in_flight} in flight
+        {formatCount(d.requests)} · {formatCount(d.failures)} failed · {d.in_flight} in flight
       </Row>
       <Row label="TTFB (moving average)">{ms(d.ewma_ttfb_ms)}</Row>
       <Row label="Role">
