@@ -2,6 +2,7 @@
 // as data and pure decisions, so that tests can hold the app to it: isolation, no Node in
 // the page, the sandbox; the window only ever shows the gateway's own origin; other links
 // open in the user's browser; a Content-Security-Policy on every page; nothing remote is run.
+import { UI_CSP } from "../gateway/api/ui-csp.ts";
 
 /** The window's webPreferences (the preload path is added by main.ts). */
 export const SECURE_WEB_PREFERENCES = {
@@ -18,20 +19,10 @@ export const SECURE_WEB_PREFERENCES = {
 } as const;
 
 /**
- * The policy the gateway sends with /ui (gateway/api/ui.ts UI_CSP; a test keeps the two
- * equal). The app adds it to any response of the gateway's origin that has none.
+ * The policy the gateway sends with /ui, from the one definition both use
+ * (gateway/api/ui-csp.ts). The app adds it to any response of the gateway's origin that has none.
  */
-export const DESKTOP_CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join("; ");
+export const DESKTOP_CSP = UI_CSP;
 
 function originOf(url: string): string | undefined {
   try {

@@ -8,18 +8,9 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ApiError } from "./errors.ts";
+import { UI_CSP } from "./ui-csp.ts";
 
-export const UI_CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join("; ");
+export { UI_CSP };
 
 const SECURITY_HEADERS: Record<string, string> = {
   "content-security-policy": UI_CSP,
