@@ -15,3 +15,28 @@ export function pausePlan(state: LabState): string[] {
 export function resumePlan(paused: readonly string[], state: LabState): string[] {
   return paused.filter((name) => state.providers.some((p) => p.name === name && !p.enabled));
 }
+
+export interface CloudToggle {
+  /** Turn one provider on or off in the gateway (rejects when the gateway refuses or is gone). */
+  setEnabled(name: string, enabled: boolean): Promise<void>;
+  /** Remember the providers the pause holds off now (the app's settings). */
+  save(paused: string[]): void;
+}
+
+/**
+ * Carry out a pause (turn `names` off) or a resume (turn them on), saving the paused list
+ * after each provider: if a later call fails, the ones already turned off are remembered, so
+ * Resume is offered and turns them on again; a resume that fails part way keeps the ones still off.
+ * Rejects with the first failure. Returns the paused list.
+ */
+export async function applyCloudPause(pause: boolean, names: readonly string[], paused: readonly string[], t: CloudToggle): Promise<string[]> {
+  // A resume forgets names it has nothing to do for (the provider is gone, or already on again).
+  let now = pause ? [...paused] : paused.filter((n) => names.includes(n));
+  if (!pause && now.length !== paused.length) t.save(now);
+  for (const name of names) {
+    await t.setEnabled(name, !pause);
+    now = pause ? [...now.filter((n) => n !== name), name] : now.filter((n) => n !== name);
+    t.save(now);
+  }
+  return now;
+}

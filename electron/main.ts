@@ -1,94 +1,89 @@
 // The desktop app's main process: wiring only. Every decision it takes is made by a pure
 // module beside it (port-decision, gateway-process, lab-state, tray-model, coalesce,
 // notifications, cloud-pause, quit, security, settings), which the unit tests run without
-// Electron. Not run against a real Electron binary in this repository's CI (see README).
-import {
-  app,
-  BrowserWindow,
-  clipboard,
-  dialog,
-  ipcMain,
-  Menu,
-  nativeImage,
-  Notification,
-  screen,
-  session,
-  shell,
-  Tray,
-  utilityProcess,
-  type NativeImage,
-} from "electron";
-import { createWriteStream } from "node:fs";
+// Electron; the window (window.ts) and the page's IPC (ipc.ts) are wired in their own
+// modules. The app's state is one object (desktop-context.ts) built in main(). Not run
+// against a real Electron binary in this repository's CI (see README).
+import { app, clipboard, dialog, Menu, nativeImage, Notification, Tray, utilityProcess, type NativeImage } from "electron";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AdminClient, LabFollower } from "./admin-client.ts";
-import { pausePlan, resumePlan } from "./cloud-pause.ts";
+import { applyCloudPause, pausePlan, resumePlan } from "./cloud-pause.ts";
 import { Coalescer } from "./coalesce.ts";
+import { apiBase, appRoot, iconPath, type DesktopContext } from "./desktop-context.ts";
+import { pipeToLogFile } from "./gateway-log.ts";
 import { gatewayLaunch, GatewaySupervisor, spawnNodeGateway, type GatewayChild, type GatewayLaunch } from "./gateway-process.ts";
+import { installIpc } from "./ipc.ts";
 import { disconnected, type LabState } from "./lab-state.ts";
 import { toMenuTemplate } from "./menu-template.ts";
 import { NoticeLimiter, noticeFor, type LabNotice } from "./notifications.ts";
 import { decidePort, isLabgateHealth, singleInstanceDecision } from "./port-decision.ts";
-import { DESKTOP_CHANNELS, type DesktopInfo } from "./preload-api.ts";
 import { leftoverServers, quitPlan, recordedLaunches, runQuitSequence } from "./quit.ts";
-import { ipcSenderAllowed, navigationAllowed, newWindowDecision, permissionAllowed, SECURE_WEB_PREFERENCES, withCsp } from "./security.ts";
-import { loadSettings, restoreBounds, saveSettings, type DesktopSettings } from "./settings.ts";
+import { loadSettings, saveSettings } from "./settings.ts";
 import { sameModel, trayModel, type TrayAction, type TrayModel } from "./tray-model.ts";
+import { installSessionSecurity, showWindow } from "./window.ts";
 
-const here = dirname(fileURLToPath(import.meta.url)); // dist/electron (built) -> the app root is two up
 const HOST = "127.0.0.1";
 /** The tray shows a change within this long (the issue: 2 s). */
 const MENU_WINDOW_MS = 750;
 
-// --- single instance: a second launch focuses the first and exits -----------------------
-if (singleInstanceDecision(app.requestSingleInstanceLock()) === "quit-and-focus-first") {
-  app.quit();
-} else {
-  app.on("second-instance", () => showWindow());
-  void app.whenReady().then(start, (err: unknown) => fatal(err));
+function main(): void {
+  // Single instance: a second launch focuses the first and exits.
+  if (singleInstanceDecision(app.requestSingleInstanceLock()) === "quit-and-focus-first") {
+    app.quit();
+    return;
+  }
+  const ctx: DesktopContext = {
+    here: dirname(fileURLToPath(import.meta.url)), // dist/electron (built) -> the app root is two up
+    settingsFile: "",
+    settings: { cloudPaused: [] },
+    origin: "",
+    ownsGateway: false,
+    client: undefined,
+    follower: undefined,
+    supervisor: undefined,
+    tray: undefined,
+    window: undefined,
+    lastModel: undefined,
+    quitting: false,
+    quitDone: false,
+    gatewayNote: null,
+    limiter: new NoticeLimiter(),
+    coalescer: new Coalescer({ windowMs: MENU_WINDOW_MS, flush: () => renderTray(ctx) }),
+  };
+  app.on("second-instance", () => showWindow(ctx));
+  app.on("window-all-closed", () => {
+    // Stay in the tray (windows are hidden rather than closed; this covers the rest).
+  });
+  app.on("activate", () => showWindow(ctx));
+  app.on("before-quit", (e) => {
+    if (ctx.quitDone) return;
+    e.preventDefault();
+    if (ctx.quitting) return;
+    ctx.quitting = true;
+    void shutdown(ctx).finally(() => {
+      ctx.quitDone = true;
+      app.quit();
+    });
+  });
+  void app.whenReady().then(
+    () => start(ctx),
+    (err: unknown) => fatal(err),
+  );
 }
 
-let settingsFile = "";
-let settings: DesktopSettings = { cloudPaused: [] };
-let origin = "";
-let ownsGateway = false;
-let client: AdminClient | undefined;
-let follower: LabFollower | undefined;
-let supervisor: GatewaySupervisor | undefined;
-let tray: Tray | undefined;
-let window: BrowserWindow | undefined;
-let lastModel: TrayModel | undefined;
-let quitting = false;
-let quitDone = false;
-let gatewayNote: string | null = null;
-const limiter = new NoticeLimiter();
-const coalescer = new Coalescer({ windowMs: MENU_WINDOW_MS, flush: () => renderTray() });
-
-function appRoot(): string {
-  return app.isPackaged ? app.getAppPath() : join(here, "..", "..");
-}
-
-function iconPath(...parts: string[]): string {
-  // Packaged: resources/icons is an extra resource beside app.asar; in development, in the repository.
-  return app.isPackaged ? join(process.resourcesPath, "icons", ...parts) : join(appRoot(), "resources", "icons", ...parts);
-}
-
-function trayImage(state: TrayModel["icon"]): NativeImage {
+function trayImage(ctx: DesktopContext, state: TrayModel["icon"]): NativeImage {
   // macOS: a template image tinted by the menu bar, the state in its shape; elsewhere the coloured one.
   const file = process.platform === "darwin" ? `${state}Template.png` : `${state}.png`;
-  const img = nativeImage.createFromPath(iconPath("tray", file));
+  const img = nativeImage.createFromPath(iconPath(ctx, "tray", file));
   if (process.platform === "darwin") img.setTemplateImage(true);
   return img;
 }
 
-function apiBase(): string {
-  return `${origin}/v1`;
-}
-
-async function start(): Promise<void> {
-  settingsFile = join(app.getPath("userData"), "desktop.json");
-  settings = loadSettings(settingsFile);
+async function start(ctx: DesktopContext): Promise<void> {
+  ctx.settingsFile = join(app.getPath("userData"), "desktop.json");
+  ctx.settings = loadSettings(ctx.settingsFile);
   const wanted = Number(process.env.LABGATE_PORT) || 4000;
   const decision = await decidePort(HOST, wanted);
   let port = wanted;
@@ -113,66 +108,69 @@ async function start(): Promise<void> {
     }
     port = decision.nextFree;
   }
-  origin = `http://${HOST}:${port}`;
-  client = new AdminClient(origin, process.env.LABGATE_ADMIN_KEY);
-  installSecurity();
-  installIpc();
+  ctx.origin = `http://${HOST}:${port}`;
+  const client = new AdminClient(ctx.origin, process.env.LABGATE_ADMIN_KEY);
+  ctx.client = client;
+  installSessionSecurity(ctx);
+  installIpc(ctx);
 
-  tray = new Tray(trayImage("down"));
+  const tray = new Tray(trayImage(ctx, "down"));
+  ctx.tray = tray;
   tray.setToolTip("labgate: starting");
   tray.on("click", () => {
-    if (process.platform === "win32") showWindow(); // Windows: left click opens the window, right click the menu
+    if (process.platform === "win32") showWindow(ctx); // Windows: left click opens the window, right click the menu
   });
-  follower = new LabFollower({
+  const follower = new LabFollower({
     client,
     onState: (_state, e) => {
       const notice = noticeFor(e.before, e.type, e.data);
-      if (notice) notify(notice);
-      coalescer.changed();
+      if (notice) notify(ctx, notice);
+      ctx.coalescer.changed();
     },
   });
+  ctx.follower = follower;
 
   if (attach) {
-    ownsGateway = false; // someone else's labgate: use it, leave it running on Quit
+    ctx.ownsGateway = false; // someone else's labgate: use it, leave it running on Quit
   } else {
-    ownsGateway = true;
-    startGateway(port);
+    ctx.ownsGateway = true;
+    startGateway(ctx, port);
   }
   follower.start();
-  coalescer.changed();
+  ctx.coalescer.changed();
   const hidden = process.argv.includes("--hidden") || app.getLoginItemSettings().wasOpenedAtLogin;
-  if (await waitForGateway(60_000)) {
-    if (!hidden) showWindow();
+  if (await waitForGateway(ctx, 60_000)) {
+    if (!hidden) showWindow(ctx);
   } else if (!hidden) {
-    notify({ key: "gateway-slow", title: "labgate has not started yet", body: "The dashboard opens from the tray once the gateway answers." });
+    notify(ctx, { key: "gateway-slow", title: "labgate has not started yet", body: "The dashboard opens from the tray once the gateway answers." });
   }
 }
 
-function startGateway(port: number): void {
-  const launch = gatewayLaunch({ packaged: app.isPackaged, appRoot: appRoot(), host: HOST, port, env: process.env, resourcesPath: process.resourcesPath });
-  supervisor = new GatewaySupervisor({
+function startGateway(ctx: DesktopContext, port: number): void {
+  const launch = gatewayLaunch({ packaged: app.isPackaged, appRoot: appRoot(ctx), host: HOST, port, env: process.env, resourcesPath: process.resourcesPath });
+  ctx.supervisor = new GatewaySupervisor({
     spawn: () => (launch.kind === "node" ? spawnNodeGateway(launch) : spawnUtilityGateway(launch)),
     onState: (state, detail) => {
-      gatewayNote = state === "running" ? null : detail;
+      ctx.gatewayNote = state === "running" ? null : detail;
       if (state === "gave-up" || state === "restarting") {
-        notify({ key: `gateway-${state}`, title: state === "gave-up" ? "labgate's gateway stopped" : "labgate's gateway crashed", body: detail });
+        notify(ctx, { key: `gateway-${state}`, title: state === "gave-up" ? "labgate's gateway stopped" : "labgate's gateway crashed", body: detail });
       }
-      coalescer.changed();
+      ctx.coalescer.changed();
     },
   });
-  supervisor.start();
+  ctx.supervisor.start();
 }
 
 /** Packaged: Electron's utility process (a Node child with Electron's ABI for the rebuilt native modules). */
 function spawnUtilityGateway(l: Extract<GatewayLaunch, { kind: "utility" }>): GatewayChild {
   const child = utilityProcess.fork(l.modulePath, l.args, { cwd: l.cwd, env: l.env, execArgv: l.execArgv, stdio: "pipe", serviceName: "labgate gateway" });
-  const log = createWriteStream(join(app.getPath("logs"), "gateway.log"), { flags: "a" });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  // Its output is kept for a bug report; closed when it exits (each restart opens it again).
+  const log = pipeToLogFile(app.getPath("logs"), [child.stdout, child.stderr], (err) => console.error(`labgate: cannot write gateway.log: ${err.message}`));
   let exit: { code: number } | undefined;
   const exited = new Promise<void>((resolve) =>
     child.once("exit", (code) => {
       exit = { code };
+      log.close();
       resolve();
     }),
   );
@@ -184,18 +182,18 @@ function spawnUtilityGateway(l: Extract<GatewayLaunch, { kind: "utility" }>): Ga
     alive: () => exit === undefined,
     terminate: () => void child.kill(), // SIGTERM on POSIX
     kill: () => {
-      if (child.pid !== undefined) process.kill(child.pid, "SIGKILL");
+      if (child.pid !== undefined && exit === undefined) process.kill(child.pid, "SIGKILL");
     },
     exited: () => exited,
     onExit: (cb) => void exited.then(() => cb(exit?.code ?? null, null)),
   };
 }
 
-async function waitForGateway(ms: number): Promise<boolean> {
+async function waitForGateway(ctx: DesktopContext, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
-  while (Date.now() < until && !quitting) {
+  while (Date.now() < until && !ctx.quitting) {
     try {
-      const res = await fetch(`${origin}/health`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`${ctx.origin}/health`, { signal: AbortSignal.timeout(2000) });
       if (res.ok && isLabgateHealth(await res.json())) return true;
     } catch {
       // not yet
@@ -205,36 +203,37 @@ async function waitForGateway(ms: number): Promise<boolean> {
   return false;
 }
 
-function currentState(): LabState {
-  const s = follower!.state;
-  return gatewayNote && !s.connected ? disconnected(s, gatewayNote) : s;
+function currentState(ctx: DesktopContext, follower: LabFollower): LabState {
+  const s = follower.state;
+  return ctx.gatewayNote && !s.connected ? disconnected(s, ctx.gatewayNote) : s;
 }
 
-function renderTray(): void {
+function renderTray(ctx: DesktopContext): void {
+  const { tray, follower, lastModel } = ctx;
   if (!tray || tray.isDestroyed() || !follower) return;
-  const model = trayModel(currentState(), {
-    apiBase: apiBase(),
-    cloudPaused: settings.cloudPaused.length > 0,
+  const model = trayModel(currentState(ctx, follower), {
+    apiBase: apiBase(ctx),
+    cloudPaused: ctx.settings.cloudPaused.length > 0,
     startAtLogin: app.getLoginItemSettings().openAtLogin,
     startAtLoginSupported: process.platform === "darwin" || process.platform === "win32",
-    gatewayGaveUp: supervisor?.state === "gave-up",
+    gatewayGaveUp: ctx.supervisor?.state === "gave-up",
   });
   if (sameModel(lastModel, model)) return;
-  if (lastModel?.icon !== model.icon) tray.setImage(trayImage(model.icon));
+  if (lastModel?.icon !== model.icon) tray.setImage(trayImage(ctx, model.icon));
   if (lastModel?.tooltip !== model.tooltip) tray.setToolTip(model.tooltip);
   if (JSON.stringify(lastModel?.menu) !== JSON.stringify(model.menu)) {
-    const menu = Menu.buildFromTemplate(toMenuTemplate(model.menu, (a) => void dispatch(a)));
+    const menu = Menu.buildFromTemplate(toMenuTemplate(model.menu, (a) => void dispatch(ctx, a)));
     // No rebuild while the menu is open (it would close it); what changed meanwhile shows when it closes.
-    menu.on("menu-will-show", () => coalescer.hold());
-    menu.on("menu-will-close", () => coalescer.release());
+    menu.on("menu-will-show", () => ctx.coalescer.hold());
+    menu.on("menu-will-close", () => ctx.coalescer.release());
     tray.setContextMenu(menu);
   }
-  lastModel = model;
+  ctx.lastModel = model;
 }
 
-async function dispatch(a: TrayAction): Promise<void> {
-  const c = client!;
-  const f = follower!;
+async function dispatch(ctx: DesktopContext, a: TrayAction): Promise<void> {
+  const c = ctx.client!;
+  const f = ctx.follower!;
   try {
     switch (a.kind) {
       case "set-provider-enabled":
@@ -253,165 +252,82 @@ async function dispatch(a: TrayAction): Promise<void> {
         await f.refetch("providers");
         return;
       case "pause-cloud": {
-        const names = a.pause ? pausePlan(f.state) : resumePlan(settings.cloudPaused, f.state);
-        for (const name of names) {
-          await c.setProviderEnabled(name, !a.pause);
-          f.update("provider", { change: "enabled", provider: name, enabled: !a.pause });
+        const names = a.pause ? pausePlan(f.state) : resumePlan(ctx.settings.cloudPaused, f.state);
+        try {
+          // Each provider turned off is saved at once: a later failure still leaves Resume offered.
+          await applyCloudPause(a.pause, names, ctx.settings.cloudPaused, {
+            setEnabled: async (name, enabled) => {
+              await c.setProviderEnabled(name, enabled);
+              f.update("provider", { change: "enabled", provider: name, enabled });
+            },
+            save: (paused) => {
+              ctx.settings = { ...ctx.settings, cloudPaused: paused };
+              saveSettings(ctx.settingsFile, ctx.settings);
+            },
+          });
+        } finally {
+          ctx.coalescer.changed();
         }
-        settings = { ...settings, cloudPaused: a.pause ? names : [] };
-        saveSettings(settingsFile, settings);
-        coalescer.changed();
         return;
       }
       case "open-dashboard":
-        showWindow();
+        showWindow(ctx);
         return;
       case "copy-api-base":
-        clipboard.writeText(apiBase());
+        clipboard.writeText(apiBase(ctx));
         return;
       case "start-at-login":
         app.setLoginItemSettings({ openAtLogin: a.enable, args: ["--hidden"] });
-        coalescer.changed();
+        ctx.coalescer.changed();
         return;
       case "restart-gateway":
-        supervisor?.start();
+        ctx.supervisor?.start();
         return;
       case "quit":
         app.quit();
         return;
     }
   } catch (err) {
-    notify({ key: `failed:${a.kind}`, title: "labgate could not do that", body: (err as Error).message });
+    notify(ctx, { key: `failed:${a.kind}`, title: "labgate could not do that", body: (err as Error).message });
   }
 }
 
-function notify(n: LabNotice): void {
-  if (!Notification.isSupported() || !limiter.allow(n)) return;
-  new Notification({ title: n.title, body: n.body, icon: iconPath("png", "256x256.png") }).show();
-}
-
-// --- the window -------------------------------------------------------------------------
-
-function showWindow(): void {
-  if (!origin) return; // still deciding the port
-  if (window && !window.isDestroyed()) {
-    if (window.isMinimized()) window.restore();
-    window.show();
-    window.focus();
-    return;
-  }
-  const bounds = restoreBounds(settings.window, screen.getAllDisplays().map((d) => d.workArea));
-  const win = new BrowserWindow({
-    ...(bounds.x !== undefined && bounds.y !== undefined ? { x: bounds.x, y: bounds.y } : {}),
-    width: bounds.width,
-    height: bounds.height,
-    show: false,
-    title: "labgate",
-    icon: iconPath("png", "512x512.png"),
-    webPreferences: { ...SECURE_WEB_PREFERENCES, preload: join(here, "preload.cjs") },
-  });
-  window = win;
-  if (bounds.maximized) win.maximize();
-  win.once("ready-to-show", () => win.show());
-  const remember = (): void => {
-    if (win.isDestroyed()) return;
-    const b = win.getNormalBounds();
-    settings = { ...settings, window: { ...b, maximized: win.isMaximized() } };
-  };
-  win.on("resize", remember);
-  win.on("move", remember);
-  // Closing the window hides it to the tray; Quit is in the tray's menu.
-  win.on("close", (e) => {
-    remember();
-    saveSettings(settingsFile, settings);
-    if (!quitting) {
-      e.preventDefault();
-      win.hide();
-    }
-  });
-  const guard = (e: { preventDefault(): void }, url: string): void => {
-    if (navigationAllowed(url, origin)) return;
-    e.preventDefault();
-    if (newWindowDecision(url, origin).openExternally) void shell.openExternal(url);
-  };
-  win.webContents.on("will-navigate", (e, url) => guard(e, url));
-  win.webContents.on("will-redirect", (e, url) => guard(e, url));
-  win.webContents.on("will-attach-webview", (e) => e.preventDefault());
-  win.webContents.setWindowOpenHandler(({ url }) => {
-    if (newWindowDecision(url, origin).openExternally) void shell.openExternal(url);
-    return { action: "deny" };
-  });
-  void win.loadURL(`${origin}/ui/`);
-}
-
-function installSecurity(): void {
-  const s = session.defaultSession;
-  s.setPermissionRequestHandler((_wc, permission, cb) => cb(permissionAllowed(permission)));
-  s.setPermissionCheckHandler((_wc, permission) => permissionAllowed(permission));
-  s.webRequest.onHeadersReceived({ urls: [`${origin}/*`] }, (details, cb) => cb({ responseHeaders: withCsp(details.responseHeaders ?? {}) }));
-}
-
-function installIpc(): void {
-  const allowed = (e: Electron.IpcMainInvokeEvent): boolean => ipcSenderAllowed(e.senderFrame?.url, origin);
-  ipcMain.handle(DESKTOP_CHANNELS.info, (e): DesktopInfo => {
-    if (!allowed(e)) throw new Error("not allowed");
-    return { version: app.getVersion(), platform: process.platform, apiBase: apiBase(), ownsGateway };
-  });
-  ipcMain.handle(DESKTOP_CHANNELS.copyApiBaseUrl, (e) => {
-    if (!allowed(e)) throw new Error("not allowed");
-    clipboard.writeText(apiBase());
-    return apiBase();
-  });
-  ipcMain.handle(DESKTOP_CHANNELS.openInBrowser, async (e) => {
-    if (!allowed(e)) throw new Error("not allowed");
-    await shell.openExternal(`${origin}/ui/`);
-  });
+function notify(ctx: DesktopContext, n: LabNotice): void {
+  if (!Notification.isSupported() || !ctx.limiter.allow(n)) return;
+  new Notification({ title: n.title, body: n.body, icon: iconPath(ctx, "png", "256x256.png") }).show();
 }
 
 // --- quitting ---------------------------------------------------------------------------
 
-app.on("window-all-closed", () => {
-  // Stay in the tray (windows are hidden rather than closed; this covers the rest).
-});
-app.on("activate", () => showWindow());
-app.on("before-quit", (e) => {
-  if (quitDone) return;
-  e.preventDefault();
-  if (quitting) return;
-  quitting = true;
-  void shutdown().finally(() => {
-    quitDone = true;
-    app.quit();
-  });
-});
-
-async function shutdown(): Promise<void> {
-  coalescer.stop();
-  if (window && !window.isDestroyed()) saveSettings(settingsFile, settings);
-  tray?.setToolTip("labgate: quitting");
-  const state = follower?.state;
+async function shutdown(ctx: DesktopContext): Promise<void> {
+  ctx.coalescer.stop();
+  if (ctx.window && !ctx.window.isDestroyed()) saveSettings(ctx.settingsFile, ctx.settings);
+  ctx.tray?.setToolTip("labgate: quitting");
+  const state = ctx.follower?.state;
   const running = (state?.processes ?? []).filter((p) => p.pid !== null && p.state !== "stopped" && p.state !== "failed");
   // Their start times, as the gateway recorded them, read before it stops (and forgets) them.
-  const leftovers = leftoverServers(running.map((p) => ({ name: p.name, pid: p.pid! })), ownsGateway ? recordedLaunches(process.env, homedir()) : []);
-  await follower?.stop();
-  const c = client;
+  const leftovers = leftoverServers(running.map((p) => ({ name: p.name, pid: p.pid! })), ctx.ownsGateway ? recordedLaunches(process.env, homedir()) : []);
+  await ctx.follower?.stop();
+  const c = ctx.client;
   const steps = quitPlan({
-    ownsGateway,
+    ownsGateway: ctx.ownsGateway,
     stopServersViaGateway: c
       ? async () => {
           const results = await Promise.allSettled(running.map((p) => c.processAction(p.name, "stop")));
           return `${results.filter((r) => r.status === "fulfilled").length}/${running.length} stopped`;
         }
       : undefined,
-    gateway: supervisor?.detach(),
+    gateway: ctx.supervisor?.detach(),
     serverPids: leftovers,
     timeouts: { serversViaGatewayMs: 20_000, gateway: { graceMs: 30_000, killMs: 5_000 }, leftovers: { graceMs: 5_000, killMs: 2_000 } },
   });
   await runQuitSequence(steps, (l) => console.log(`labgate quit: ${l.step}: ${l.outcome}`));
-  tray?.destroy();
+  ctx.tray?.destroy();
 }
 
 function fatal(err: unknown): void {
   dialog.showErrorBox("labgate could not start", err instanceof Error ? err.message : String(err));
   app.exit(1);
 }
+
+main();
