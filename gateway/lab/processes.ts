@@ -364,7 +364,7 @@ export class LabProcesses {
           },
           (err: unknown) => {
             signal.removeEventListener("abort", onAbort);
-            reject(new UpstreamError("unavailable", `${e.name} could not start: ${(err as Error).message}`));
+            reject(new UpstreamError("unavailable", `${e.name} could not start: ${this.redact((err as Error).message)}`));
           },
         );
       });
