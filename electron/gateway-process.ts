@@ -37,8 +37,7 @@ export function gatewayLaunch(o: LaunchOptions): GatewayLaunch {
   // default from Node 22.18; the flag turns it on in an Electron whose Node is older).
   // Not tried in a real Electron here.
   // The demo model must be a real file for the native engine, so it is an extra resource
-  // outside the asar; the gateway looks for it beside its sources unless told (LABGATE_DEMO_MODELS_DIR,
-  // which the gateway does not read yet: see electron/README.md).
+  // outside the asar; the gateway looks for it beside its sources unless told (LABGATE_DEMO_MODELS_DIR).
   const packagedEnv = o.resourcesPath ? { ...env, LABGATE_DEMO_MODELS_DIR: join(o.resourcesPath, "models") } : env;
   return { kind: "utility", modulePath: entry, args, execArgv: ["--experimental-strip-types", "--no-warnings=ExperimentalWarning"], cwd: o.resourcesPath ?? dirname(o.appRoot), env: packagedEnv }; // app.asar is a file: no cwd inside it
 }
