@@ -11,6 +11,8 @@ import { join } from "node:path";
 export interface LogFile {
   /** Stop copying and close the file (idempotent). */
   close(): void;
+  /** Settles once the file is closed (everything written flushed), or could not be opened. */
+  readonly done: Promise<void>;
 }
 
 export function pipeToLogFile(dir: string, sources: (NodeJS.ReadableStream | null | undefined)[], onError: (err: Error) => void = () => {}): LogFile {
@@ -22,6 +24,7 @@ export function pipeToLogFile(dir: string, sources: (NodeJS.ReadableStream | nul
   }
   const file = createWriteStream(join(dir, "gateway.log"), { flags: "a" });
   let failed = false;
+  const done = new Promise<void>((resolve) => file.once("close", () => resolve()));
   file.on("error", (err) => {
     if (failed) return;
     failed = true;
@@ -34,6 +37,7 @@ export function pipeToLogFile(dir: string, sources: (NodeJS.ReadableStream | nul
   for (const s of streams) s.pipe(file, { end: false });
   let closed = false;
   return {
+    done,
     close() {
       if (closed) return;
       closed = true;

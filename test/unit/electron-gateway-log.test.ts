@@ -38,7 +38,7 @@ describe("the gateway's log file", () => {
       err.end();
       log.close(); // the process exited
       log.close();
-      await until(() => readFileSync(join(logs, "gateway.log"), "utf8").includes(`run ${run} stderr`));
+      await log.done;
     }
     expect(readFileSync(join(logs, "gateway.log"), "utf8")).toBe(
       "run 1 stdout\nrun 1 stderr after stdout ended\nrun 2 stdout\nrun 2 stderr after stdout ended\n",
@@ -52,7 +52,8 @@ describe("the gateway's log file", () => {
     const errors: Error[] = [];
     const out = new PassThrough({ highWaterMark: 16 });
     const log = pipeToLogFile(join(blocker, "logs"), [out, undefined], (e) => errors.push(e));
-    expect(await until(() => errors.length > 0)).toBe(true);
+    await log.done;
+    expect(errors).toHaveLength(1);
     for (let i = 0; i < 100; i++) out.write("x".repeat(1024));
     expect(await until(() => out.readableLength === 0 && out.writableLength === 0)).toBe(true);
     expect(errors).toHaveLength(1);
