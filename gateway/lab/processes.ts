@@ -70,9 +70,11 @@ class LaunchedChild extends ProcessChild {
 // reaches the dashboard, the desktop app's notifications and whoever holds the admin key's
 // screen: the values of such flags are masked there, and remembered as secrets so that a
 // server echoing its own command line does not leak them through its log either.
-const SECRET_FLAG = /^--?[\w.-]*(?:api[-_]?key|apikey|token|passw(?:or)?d|secret|credential)s?$/i;
+// The flag's name ends in the secret word (--api-key, --hf-token, --db-password), so that
+// counts such as --max-num-batched-tokens are shown (and their values not taken for secrets).
+const SECRET_FLAG = /^--?(?:[\w.]+[-_])?(?:api[-_]?key|apikey|token|passw(?:or)?d|secret|credentials?)$/i;
 const HEADER_FLAG = /^(?:-H|--header)$/;
-const SECRET_ASSIGNMENT = /^(-{0,2}[\w.-]*(?:key|token|passw(?:or)?d|secret|credential)s?)=(.+)$/is;
+const SECRET_ASSIGNMENT = /^(-{0,2}(?:[\w.]+[-_])?(?:key|apikey|token|passw(?:or)?d|secret|credentials?))=(.+)$/is;
 
 /** A header value: `Name: value` keeps its name; the value (and a bearer token alone) are the secrets. */
 function maskHeader(value: string, secrets: string[]): string {

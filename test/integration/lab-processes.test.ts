@@ -304,11 +304,14 @@ describe("maskLaunchArgs", () => {
     const r = maskLaunchArgs([
       "--api-key", "k1-aaaa", "--token=t2-bbbb", "-H", "Authorization: Bearer b3-cccc", "--header", "x-api-key: h4-dddd",
       "--password", "p5-eeee", "api_key=k6-ffff", "token=t7-gggg", "--port", "8080", "--secret-file", "--verbose", "-m", "model.gguf",
+      "--hf-token", "hf-eeee", "--max-num-batched-tokens", "8192", "max_tokens=512", "--monkey=banana",
     ]);
     expect(r.args).toEqual([
       "--api-key", "[REDACTED]", "--token=[REDACTED]", "-H", "Authorization: [REDACTED]", "--header", "x-api-key: [REDACTED]",
       "--password", "[REDACTED]", "api_key=[REDACTED]", "token=[REDACTED]", "--port", "8080", "--secret-file", "--verbose", "-m", "model.gguf",
+      "--hf-token", "[REDACTED]", "--max-num-batched-tokens", "8192", "max_tokens=512", "--monkey=banana",
     ]);
-    expect(r.secrets).toEqual(expect.arrayContaining(["k1-aaaa", "t2-bbbb", "b3-cccc", "h4-dddd", "p5-eeee", "k6-ffff", "t7-gggg"]));
+    expect(r.secrets).toEqual(expect.arrayContaining(["k1-aaaa", "t2-bbbb", "b3-cccc", "h4-dddd", "p5-eeee", "k6-ffff", "t7-gggg", "hf-eeee"]));
+    expect(r.secrets).not.toContain("8192"); // a count is not a secret (it would be blanked in every message)
   });
 });
