@@ -223,7 +223,14 @@ export class BatchWorker {
     if (this.ends.length === 0) return;
     const ends = this.ends;
     this.ends = [];
-    const ended = this.o.store.endItems(ends);
+    let ended: boolean[];
+    try {
+      ended = this.o.store.endItems(ends);
+    } catch (err) {
+      // Not written (a busy or full database): kept for the next commit rather than lost with their items still running.
+      this.ends = ends.concat(this.ends);
+      throw err;
+    }
     ends.forEach((e, i) => {
       if (ended[i]) this.o.metrics.item(e.end.state === "done" ? "completed" : "failed");
     });
