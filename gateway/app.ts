@@ -95,7 +95,7 @@ export interface Gateway {
   /** Every provider and its events (added, removed, health, enabled, breaker, panic, models). */
   registry: ProviderRegistry;
   /** Every caller of the router goes through it: it emits one outcome per request. */
-  completions: CompletionService;
+  completions: TrackedCompletionService;
   requestLog: RequestLog;
   /** Keeps the request log under store.max_log_mb, oldest rows first, on its own timer. */
   logCeiling: LogCeiling;

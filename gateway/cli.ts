@@ -304,12 +304,19 @@ function compactWhenIdle(gateway: Gateway): { stop(): void } {
   try {
     setFlagsFromString("--expose-gc");
     gc = runInNewContext("gc") as (options: object) => void;
-    setFlagsFromString("--no-expose-gc");
   } catch {
     return { stop() {} };
+  } finally {
+    // Even when the context could not be made: no context made later may get a global gc().
+    try {
+      setFlagsFromString("--no-expose-gc");
+    } catch {
+      // Refused to unset what it refused to set: nothing was exposed.
+    }
   }
   const collect = gc;
-  const inFlight = (): number => (gateway.completions as { inFlight?: number }).inFlight ?? 0;
+  // Typed as the tracked service (Gateway.completions): a class without the counter fails to compile rather than reading 0 mid-request.
+  const inFlight = (): number => gateway.completions.inFlight;
   let lastActivity = Date.now();
   let quietMs = COMPACT_AFTER_START_MS;
   let compacted = false;
