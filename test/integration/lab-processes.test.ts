@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { pidAlive } from "../../electron/quit.ts";
 import { startGateway, type TestGateway } from "../fixtures/gateway.ts";
 import { openSse } from "../fixtures/sse-client.ts";
 import { freePort } from "../fixtures/ports.ts";
@@ -84,14 +85,10 @@ const chat = async (gw: TestGateway, stream = false) => {
   return { status: res.status, text: await res.text() };
 };
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+// Whether the process runs. A zombie counts as ended: an orphan (its gateway was killed) is
+// reaped by init, and some inits (this machine's) take seconds to do it; kill(pid, 0) alone
+// would call it alive meanwhile.
+const alive = pidAlive;
 
 describe("launched servers", () => {
   it("waits for health before routing, restarts after a crash with backoff, and keeps its logs", async () => {
