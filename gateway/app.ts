@@ -15,7 +15,6 @@ import type { GatewayDeps, ProviderHealthBook } from "./api/deps.ts";
 import { frameworkError, installErrorHandlers, installServerErrorAnswers, onClientError } from "./api/errors.ts";
 import { exposureProblem, HostPolicy, installGuards, type GuardState } from "./api/guards.ts";
 import { healthRoutes } from "./api/health.ts";
-import { labRoutes } from "./api/lab.ts";
 import { metricsRoutes } from "./api/metrics.ts";
 import { v1Routes } from "./api/v1.ts";
 import { batchesRoutes } from "./api/batches.ts";
@@ -370,7 +369,6 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
   }
   await batches.start();
   await app.register(adminRoutes(deps), { prefix: "/admin" });
-  await app.register(labRoutes(deps), { prefix: "/admin/lab" });
 
   const discovery = startDiscovery(router, log, { intervalMs: opts.discoveryIntervalMs, graceMs: config.lab.discovery.grace_s * 1000 });
   // A server found (or back) has its models listed at once, not at the next round.

@@ -8,6 +8,7 @@ import { budgetRoutes } from "./budgets.ts";
 import { ApiError } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { gateRoutes } from "./gate.ts";
+import { labRoutes } from "./lab.ts";
 import { labModelRoutes } from "./lab-models.ts";
 import { labProcessRoutes } from "./lab-processes.ts";
 import { labServerRoutes } from "./lab-servers.ts";
@@ -40,6 +41,7 @@ export const adminRoutes =
     });
 
     // The lab's own routes and the live events share this plugin's admin check.
+    await app.register(labRoutes(deps), { prefix: "/lab" });
     await app.register(labServerRoutes(deps), { prefix: "/lab" });
     await app.register(labModelRoutes(deps), { prefix: "/lab" });
     await app.register(labProcessRoutes(deps), { prefix: "/lab" });
