@@ -9,6 +9,8 @@ import type { Gateway } from "./app.ts";
 import { defaultDataDir, DEFAULT_CONFIG_FILE, pruneUnconfiguredCloud, resolveDir } from "./config/defaults.ts";
 import { formatProblem, loadConfigFile } from "./config/load.ts";
 import { createSecretResolver } from "./config/secrets.ts";
+import type { LabgateConfig } from "./config/schema.ts";
+import { DataDirLocked, lockDataDir, type DataLock } from "./store/data-lock.ts";
 
 // The gateway (fastify, SQLite, every adapter) is imported only once `serve` has checked
 // its arguments, so a mistake is reported at once.
@@ -226,6 +228,23 @@ async function serveChecked(args: string[], env: NodeJS.ProcessEnv): Promise<num
   if (modelsDirGiven === undefined) makeFolder(modelsDir, "models folder");
   else if (statSync(modelsDir, { throwIfNoEntry: false })?.isDirectory() === false) throw new UsageError(`the models folder ${modelsDir} is a file, not a folder`);
 
+  // One gateway per data folder: a second one would requeue the first's running batch items and delete its new files.
+  let lock: DataLock;
+  try {
+    lock = lockDataDir(dataDir);
+  } catch (err) {
+    if (err instanceof DataDirLocked) throw new UsageError(err.message);
+    throw err;
+  }
+  try {
+    return await serveLocked({ config, dataDir, modelsDir, env, host, port, usingDefault, file });
+  } finally {
+    lock.release();
+  }
+}
+
+async function serveLocked(o: { config: LabgateConfig; dataDir: string; modelsDir: string; env: NodeJS.ProcessEnv; host: string; port: number; usingDefault: boolean; file: string }): Promise<number> {
+  const { config, dataDir, modelsDir, env, host, port, usingDefault, file } = o;
   let gateway: Gateway;
   try {
     const { buildGateway } = await import("./app.ts");
