@@ -85,6 +85,10 @@ interface BufferedEnd {
 }
 
 const MAX_BACKOFF_MS = 60_000;
+/** Longest wait of an item during an outage (it is not failed by one: see nothingCanServe). */
+const OUTAGE_MAX_BACKOFF_MS = 30_000;
+/** Upstream errors that say the upstream could not be reached at all (not what it answered). */
+const UNREACHABLE = new Set(["connect", "unavailable", "overloaded"]);
 const PAGE = 1000;
 /** Items of ended batches deleted per second (small steps: the event loop serves requests too). */
 const PURGE_STEP = 2000;
@@ -123,6 +127,8 @@ export class BatchWorker {
   private readonly filesRetryAt = new Map<string, number>();
   private depthAt = 0;
   private readonly lineId = createLineIds();
+  /** Outage failures (nothing could serve) per item (batch#line): its wait before trying again grows with them. */
+  private readonly outageWaits = new Map<string, number>();
 
   constructor(opts: BatchWorkerOptions) {
     this.o = opts;
@@ -211,6 +217,7 @@ export class BatchWorker {
 
   /** An item's answer, committed with the others of the next few milliseconds. */
   private endLater(batchId: string, line: number, end: ItemEnd): void {
+    this.outageWaits.delete(`${batchId}#${line}`);
     this.ends.push({ batchId, line, end });
     if (this.ends.length >= COMMIT_ITEMS) this.commit();
     else if (!this.commitTimer) this.commitTimer = setTimeout(() => this.guard(() => this.commit()), this.o.commitMs ?? 25);
@@ -284,6 +291,7 @@ export class BatchWorker {
     this.active = this.active.filter((x) => x !== a);
     const ended = this.o.store.closeItems(b.id, ending, seconds(Date.now()), (item) => errorLine(item.custom_id, code, message, this.lineId()));
     for (const r of this.running.values()) if (r.batchId === b.id) r.abort.abort(ending);
+    for (const k of this.outageWaits.keys()) if (k.startsWith(`${b.id}#`)) this.outageWaits.delete(k);
     if (ending !== "completed") this.o.log.info({ batch: b.id, ending, unfinished_items: ended }, "batch ended before all its items ran");
     // A cancelled batch stays cancelling (told when it was cancelled); the others are finalizing now.
     if (b.status !== "cancelling") this.publish(b.id);
@@ -402,6 +410,17 @@ export class BatchWorker {
       }
       const f = err.failure;
       const status = err.status;
+      if (nothingCanServe(err)) {
+        // An outage, not this item's fault: its attempt is given back and it waits, longer
+        // while the outage lasts, until something can serve or the batch's window ends
+        // (then it expires with the rest). A one-minute outage must not fail a 24 h batch.
+        const key = `${b.id}#${item.line}`;
+        const waits = (this.outageWaits.get(key) ?? 0) + 1;
+        this.outageWaits.set(key, waits);
+        const delay = backoffDelay(Math.min(waits, 16), this.o.config.retry_backoff_s * 1000, OUTAGE_MAX_BACKOFF_MS);
+        if (store.requeue(b.id, item.line, Date.now() + Math.max(delay, Math.min(f.retryAfterMs ?? 0, OUTAGE_MAX_BACKOFF_MS)), err.id, true)) metrics.item("retried");
+        return;
+      }
       const retryable = status === 429 || status >= 500 || f.reason === "no_deployment" || f.reason === "panic_exhausted";
       if (retryable && item.attempts <= opts.retries) {
         const delay = Math.max(backoffDelay(item.attempts, this.o.config.retry_backoff_s * 1000, MAX_BACKOFF_MS), Math.min(f.retryAfterMs ?? 0, MAX_BACKOFF_MS));
@@ -509,6 +528,19 @@ export class BatchWorker {
     if (!b) return;
     this.o.events.publish("batch", batchEvent(b, this.o.store.counts(b.id)));
   }
+}
+
+/**
+ * Whether a failure means nothing can serve the item now (no healthy deployment, every
+ * breaker open, the upstream refusing connections, every deployment at its limit) rather
+ * than something about the item itself (a 4xx, a 5xx answer from a reachable upstream).
+ */
+export function nothingCanServe(err: CompletionFailure): boolean {
+  const f = err.failure;
+  // panic_exhausted: every deployment's breaker is open, each was tried once and failed.
+  if (f.reason === "no_deployment" || f.reason === "all_limited" || f.reason === "panic_exhausted") return true;
+  const cls = f.error?.errorClass;
+  return cls !== undefined && UNREACHABLE.has(cls);
 }
 
 async function* pages(store: BatchStore, batchId: string, file: ResultFile): AsyncGenerator<string> {
