@@ -1,12 +1,14 @@
 // `npm run build:js` (also run by `prepare` and `npm start`): writes the stripped copy of every .ts source under gateway/ and
 // native/ to dist/js/ (or the folder given as the first argument), the copies
 // bin/labgate.js runs instead of the sources (see bin/prestripped.js for why). Only
-// missing or stale copies are rewritten; copies whose source is gone are removed.
+// missing or stale copies are rewritten; copies whose source is gone are removed: only
+// files below the folder's gateway/ and native/ that end with labgate's trailer, so
+// anything else in a folder given by hand is left alone.
 // Plain JavaScript, like the hook it feeds.
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { builtPath, builtText, CAN_STRIP, DEFAULT_JS_DIR, matchingBuilt, ROOT, SOURCE_FOLDERS, writeBuilt } from "../bin/prestripped.js";
+import { builtPath, builtText, CAN_STRIP, DEFAULT_JS_DIR, isBuiltText, matchingBuilt, ROOT, SOURCE_FOLDERS, writeBuilt } from "../bin/prestripped.js";
 
 /** Every .ts source the build covers (declaration files aside), sorted. */
 export function sourceFiles() {
@@ -23,7 +25,7 @@ export function sourceFiles() {
   return out.sort();
 }
 
-/** Every file below folder (none if it does not exist). */
+/** Every file below folder (none if it does not exist); symlinks are neither followed nor listed. */
 function filesBelow(folder) {
   let entries;
   try {
@@ -32,6 +34,14 @@ function filesBelow(folder) {
     return [];
   }
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+function readOrUndefined(path) {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -45,12 +55,7 @@ export function buildAll(jsDir = DEFAULT_JS_DIR) {
     const source = readFileSync(sourcePath, "utf8");
     const target = builtPath(jsDir, sourcePath);
     wanted.add(target);
-    let built;
-    try {
-      built = readFileSync(target, "utf8");
-    } catch {
-      built = undefined;
-    }
+    const built = readOrUndefined(target);
     if (built !== undefined && matchingBuilt(built, source) !== undefined) {
       result.current++;
       continue;
@@ -64,12 +69,15 @@ export function buildAll(jsDir = DEFAULT_JS_DIR) {
     writeBuilt(target, text);
     result.written++;
   }
-  // Copies of deleted or renamed sources (a temporary file of a concurrent writer is left alone).
-  for (const path of filesBelow(jsDir)) {
-    if (path.endsWith(".js") && !wanted.has(path)) {
-      rmSync(path, { force: true });
-      result.removed++;
-    }
+  // Copies of deleted or renamed sources: only where the build writes (jsDir/gateway,
+  // jsDir/native) and only files it wrote (its trailer at the end), since jsDir may be any
+  // folder given on the command line. A temporary file of a concurrent writer is left alone.
+  for (const path of SOURCE_FOLDERS.flatMap((f) => filesBelow(join(jsDir, f)))) {
+    if (!path.endsWith(".js") || wanted.has(path)) continue;
+    const text = readOrUndefined(path);
+    if (text === undefined || !isBuiltText(text)) continue;
+    rmSync(path, { force: true });
+    result.removed++;
   }
   return result;
 }

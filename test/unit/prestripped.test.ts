@@ -1,10 +1,12 @@
 // bin/labgate.js runs labgate's sources from their stripped copies (npm run build:js,
 // bin/prestripped.js) when those match the sources, so Node's TypeScript stripper
 // (amaro) never loads; without a build, or with a stale copy, it runs the .ts as
-// Node strips it and writes the copy for the next start. Each case is a real
-// `labgate version` in a fresh Node process, with its own build folder (LABGATE_JS_DIR).
+// Node strips it and writes the copy for the next start. A build folder someone else
+// could write is not used at all. Each case is a real `labgate version` in a fresh Node
+// process, with its own build folder (LABGATE_JS_DIR).
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -15,7 +17,27 @@ const BIN = join(ROOT, "bin", "labgate.js");
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
 /** Preloaded into the child: says on exit whether Node's TypeScript stripper was loaded. */
 const PROBE = `data:text/javascript,process.on("exit",()=>process.stderr.write("\\nstripper-loaded="+process.moduleLoadList.some((m)=>m.includes("amaro"))+"\\n"))`;
-const MARK = "\n// labgate-prestripped sha256:";
+const MARK = "\n// labgate-prestripped ";
+const TRAILER = /^\n\/\/ labgate-prestripped node:(v[\d.]+) mode:strip source-sha256:([0-9a-f]{64}) built-sha256:([0-9a-f]{64})\n$/;
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+/** Whether this process can give a file away to another user (the ownership cases need it). */
+const IS_ROOT = process.getuid?.() === 0;
+/** The stderr lines labgate printed itself (the probe's report aside). */
+const warnings = (stderr: string): string[] => stderr.split("\n").filter((l) => l.startsWith("labgate: "));
+
+/**
+ * cli.js of a build with a line added, and a trailer that vouches for it as the build's
+ * own would: its source's hash kept, the hash of the new text computed, as anyone able
+ * to read the source could. Only the folder's ownership can refuse this.
+ */
+function forgedCli(jsDir: string): string {
+  const text = readFileSync(join(jsDir, "gateway", "cli.js"), "utf8");
+  const at = text.lastIndexOf(MARK);
+  const m = TRAILER.exec(text.slice(at));
+  if (!m) throw new Error(`no trailer in cli.js: ${text.slice(at)}`);
+  const stripped = `${text.slice(0, at)}\nprocess.stderr.write("ran-the-planted-line\\n");`;
+  return `${stripped}${MARK}node:${m[1]} mode:strip source-sha256:${m[2]} built-sha256:${sha256(stripped)}\n`;
+}
 /**
  * The same for every thread of a `labgate serve` (workers run the preloads too: they inherit
  * execArgv): each writes <pid>-<threadId>.json into LABGATE_PROBE_DIR as it ends, and a
@@ -112,18 +134,123 @@ function version(jsDir: string): { stdout: string; stderr: string; stripperLoade
 }
 
 describe("bin/labgate.js and the stripped build", () => {
-  it("with a build, runs the built JavaScript: Node's TypeScript stripper never loads", () => {
+  it("with a build, runs the built JavaScript: Node's TypeScript stripper never loads, and the build is not rewritten", () => {
     const jsDir = join(dir, "js");
     build(jsDir);
-    // A line added to the built cli (its source mark left valid) shows the built file is what runs.
     const cli = join(jsDir, "gateway", "cli.js");
-    const text = readFileSync(cli, "utf8");
-    const at = text.lastIndexOf(MARK);
-    writeFileSync(cli, `${text.slice(0, at)}\nprocess.stderr.write("ran-the-built-cli\\n");${text.slice(at)}`);
+    const before = lstatSync(cli);
     const r = version(jsDir);
     expect(r.stdout).toBe(VERSION);
-    expect(r.stderr).toContain("ran-the-built-cli");
+    expect(warnings(r.stderr)).toEqual([]);
     expect(r.stripperLoaded).toBe(false);
+    expect(lstatSync(cli).ino).toBe(before.ino);
+  });
+
+  it("a built copy whose text was changed (its source's hash left valid) is not run: the source is stripped at load and the copy rewritten", () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    const cli = join(jsDir, "gateway", "cli.js");
+    const fresh = readFileSync(cli, "utf8");
+    const at = fresh.lastIndexOf(MARK);
+    writeFileSync(cli, `${fresh.slice(0, at)}\nprocess.stderr.write("ran-the-planted-line\\n");${fresh.slice(at)}`);
+    const r = version(jsDir);
+    expect(r.stdout).toBe(VERSION);
+    expect(r.stderr).not.toContain("ran-the-planted-line");
+    expect(r.stripperLoaded).toBe(true);
+    expect(readFileSync(cli, "utf8")).toBe(fresh);
+  });
+
+  it("a build made by another Node version is not run: it is stripped again and rewritten for this one", () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    const cli = join(jsDir, "gateway", "cli.js");
+    const fresh = readFileSync(cli, "utf8");
+    expect(fresh.slice(fresh.lastIndexOf(MARK))).toMatch(TRAILER);
+    expect(TRAILER.exec(fresh.slice(fresh.lastIndexOf(MARK)))?.[1]).toBe(process.version);
+    writeFileSync(cli, fresh.replace(`node:${process.version} `, "node:v22.0.0 "));
+    const r = version(jsDir);
+    expect(r.stdout).toBe(VERSION);
+    expect(r.stripperLoaded).toBe(true);
+    expect(readFileSync(cli, "utf8")).toBe(fresh);
+  });
+
+  it("a build folder others can write is not used, not even a copy with a valid trailer: one warning line, the sources stripped at load, the folder untouched", () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    const cli = join(jsDir, "gateway", "cli.js");
+    const forged = forgedCli(jsDir);
+    writeFileSync(cli, forged);
+    chmodSync(jsDir, 0o775);
+    const r = version(jsDir);
+    expect(r.stdout).toBe(VERSION);
+    expect(r.stderr).not.toContain("ran-the-planted-line");
+    expect(r.stripperLoaded).toBe(true);
+    const lines = warnings(r.stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`${jsDir} is group-writable`);
+    expect(readFileSync(cli, "utf8")).toBe(forged);
+    // The same folder made private again: the forged copy runs, since its trailer is valid. The
+    // ownership check is what refused it above; the trailer cannot (see bin/prestripped.js).
+    chmodSync(jsDir, 0o755);
+    const trusted = version(jsDir);
+    expect(trusted.stderr).toContain("ran-the-planted-line");
+    expect(trusted.stripperLoaded).toBe(false);
+  });
+
+  it("a folder below the build that others can write is not used either, nor a build folder that is a symlink", () => {
+    const real = join(dir, "real");
+    build(real);
+    const config = join(real, "gateway", "config");
+    chmodSync(config, 0o757);
+    const r = version(real);
+    expect(r.stripperLoaded).toBe(true);
+    expect(warnings(r.stderr)).toEqual([expect.stringContaining(`${config} is other-writable`)]);
+    chmodSync(config, 0o755);
+    const link = join(dir, "link");
+    symlinkSync(real, link);
+    const viaLink = version(link);
+    expect(viaLink.stripperLoaded).toBe(true);
+    expect(warnings(viaLink.stderr)).toEqual([expect.stringContaining(`${link} is a symlink`)]);
+  });
+
+  it("a built copy that is a symlink, or writable by others, is not run: stripped at load and replaced by a private file", () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    const cli = join(jsDir, "gateway", "cli.js");
+    const fresh = readFileSync(cli, "utf8");
+    const elsewhere = join(dir, "elsewhere.js");
+    writeFileSync(elsewhere, forgedCli(jsDir));
+    rmSync(cli);
+    symlinkSync(elsewhere, cli);
+    const r = version(jsDir);
+    expect(r.stderr).not.toContain("ran-the-planted-line");
+    expect(r.stripperLoaded).toBe(true);
+    expect(warnings(r.stderr)).toEqual([expect.stringContaining(`${cli} is a symlink`)]);
+    expect(lstatSync(cli).isSymbolicLink()).toBe(false);
+    expect(readFileSync(cli, "utf8")).toBe(fresh);
+
+    writeFileSync(cli, forgedCli(jsDir));
+    chmodSync(cli, 0o666);
+    const writable = version(jsDir);
+    expect(writable.stderr).not.toContain("ran-the-planted-line");
+    expect(warnings(writable.stderr)).toEqual([expect.stringContaining(`${cli} is group-writable`)]);
+    expect(lstatSync(cli).mode & 0o022).toBe(0);
+    expect(version(jsDir).stripperLoaded).toBe(false);
+  });
+
+  it.skipIf(!IS_ROOT)("a build folder or copy owned by another user is not used", () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    const cli = join(jsDir, "gateway", "cli.js");
+    writeFileSync(cli, forgedCli(jsDir));
+    chownSync(cli, 65534, 65534);
+    const file = version(jsDir);
+    expect(file.stderr).not.toContain("ran-the-planted-line");
+    expect(warnings(file.stderr)).toEqual([expect.stringContaining(`${cli} is owned by uid 65534`)]);
+    chownSync(jsDir, 65534, 65534);
+    const folder = version(jsDir);
+    expect(folder.stripperLoaded).toBe(true);
+    expect(warnings(folder.stderr)).toEqual([expect.stringContaining(`${jsDir} is owned by uid 65534`)]);
   });
 
   it("labgate serve from the build: its worker threads (analytics, readiness gate, embedded engine) load the build too, without the stripper", async () => {
@@ -164,13 +291,12 @@ describe("bin/labgate.js and the stripped build", () => {
     const cli = join(jsDir, "gateway", "cli.js");
     const fresh = readFileSync(cli, "utf8");
     // As if the source had been edited since the build: another source's hash, and code that would fail.
-    const at = fresh.lastIndexOf(MARK);
-    writeFileSync(cli, `throw new Error("stale copy ran");${MARK}${"0".repeat(64)}\n`);
+    const stale = `throw new Error("stale copy ran");`;
+    writeFileSync(cli, `${stale}${MARK}node:${process.version} mode:strip source-sha256:${"0".repeat(64)} built-sha256:${sha256(stale)}\n`);
     const r = version(jsDir);
     expect(r.stdout).toBe(VERSION);
     expect(r.stripperLoaded).toBe(true);
     expect(readFileSync(cli, "utf8")).toBe(fresh);
-    expect(fresh.slice(at)).toMatch(/^\n\/\/ labgate-prestripped sha256:[0-9a-f]{64}\n$/);
   });
 
   it("LABGATE_JS_DIR=off runs the .ts sources as Node strips them, and writes nothing", () => {
@@ -184,13 +310,30 @@ describe("bin/labgate.js and the stripped build", () => {
     const jsDir = join(dir, "js");
     build(jsDir);
     const orphan = join(jsDir, "gateway", "gone.js");
-    writeFileSync(orphan, "export {};\n");
+    writeFileSync(orphan, readFileSync(join(jsDir, "gateway", "app.js"), "utf8"));
     writeFileSync(join(jsDir, "gateway", "app.js"), "stale\n");
     const r = spawnSync(process.execPath, [join(ROOT, "scripts", "build-js.js"), jsDir], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/: 1 written, \d+ up to date, 1 removed/);
     expect(existsSync(orphan)).toBe(false);
     expect(readFileSync(join(jsDir, "gateway", "app.js"), "utf8")).toContain(MARK);
+  });
+
+  it("building into a folder of one's own removes only the copies it wrote: the folder's other .js files stay", () => {
+    const project = join(dir, "project");
+    const theirs = { "src/app.js": "console.log('app');\n", "gateway/handwritten.js": "export {};\n", "native/notes.js": "export {};\n// labgate-prestripped by hand, on a line that is not the last\nconsole.log(1);\n" };
+    for (const [path, text] of Object.entries(theirs)) {
+      mkdirSync(join(project, path, ".."), { recursive: true });
+      writeFileSync(join(project, path), text);
+    }
+    build(project);
+    // A copy the build wrote whose source is gone (the trailer of an older labgate too).
+    writeFileSync(join(project, "gateway", "renamed.js"), `export {};${MARK}sha256:${"0".repeat(64)}\n`);
+    const r = spawnSync(process.execPath, [join(ROOT, "scripts", "build-js.js"), project], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/: 0 written, \d+ up to date, 1 removed/);
+    expect(existsSync(join(project, "gateway", "renamed.js"))).toBe(false);
+    for (const [path, text] of Object.entries(theirs)) expect(readFileSync(join(project, path), "utf8")).toBe(text);
   });
 
   it("labgate installed inside a node_modules folder runs, through the hook, though Node refuses to strip types there; its worker threads too", async () => {
