@@ -58,7 +58,7 @@ export const filesRoutes =
         if (purpose !== "batch") {
           throw new ApiError(400, `labgate keeps files for its batch queue only: purpose must be 'batch', not '${purpose.slice(0, 40)}'.`, { code: "invalid_value", param: "purpose" });
         }
-        const report = await checkJsonl(upload.temp, { maxLines: queue.config.batch.max_requests });
+        const report = await checkJsonl(upload.temp, { maxLines: queue.config.batch.max_requests, maxLineBytes: queue.config.batch.max_line_kb * 1024 });
         if (report.problemCount > 0) {
           const more = report.problemCount > report.problems.length ? ` (and ${report.problemCount - report.problems.length} more)` : "";
           const s = report.problemCount === 1 ? "" : "s";

@@ -2,7 +2,6 @@
 // object per line with a unique custom_id, method POST, a supported url and an object
 // body. The first problems are reported with their line numbers.
 import { createReadStream } from "node:fs";
-import { createInterface } from "node:readline";
 import { depthExceeds, MAX_BODY_DEPTH, MAX_MODEL_LENGTH } from "../api/body-limits.ts";
 import type { Operation } from "../providers/types.ts";
 
@@ -81,15 +80,79 @@ export function parseLine(text: string, line: number): LineProblem | BatchLine {
   return { line, custom_id, url, body };
 }
 
+/** Default longest line (bytes): one request with a long prompt fits; a runaway file does not fill the memory. */
+export const DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024;
+
+/** One line of a file, or the number of a line longer than the cap (its bytes were skipped, never held). */
+type RawLine = { line: number; text: string } | { line: number; tooLong: true };
+
 /**
- * Reads a JSONL file and checks every line; `onLine` sees each good one. Duplicate
- * custom_ids are problems. Stops counting past `maxLines` (one problem says so).
+ * The lines of a file, split on "\n" (a "\r" before it dropped) while streaming: at most
+ * `maxLineBytes` of a line are ever held, so a file of one huge line cannot exhaust the
+ * memory (readline keeps a whole line, whatever its size).
+ */
+export async function* readLines(path: string, maxLineBytes: number): AsyncGenerator<RawLine> {
+  const input = createReadStream(path, { highWaterMark: 64 * 1024 });
+  let parts: Buffer[] = [];
+  let size = 0;
+  let tooLong = false;
+  let line = 0;
+  const finish = (): RawLine => {
+    line++;
+    if (tooLong) {
+      parts = [];
+      size = 0;
+      tooLong = false;
+      return { line, tooLong: true };
+    }
+    let buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+    if (buf.length > 0 && buf[buf.length - 1] === 0x0d) buf = buf.subarray(0, buf.length - 1);
+    parts = [];
+    size = 0;
+    return { line, text: buf.toString("utf8") };
+  };
+  const add = (piece: Buffer): void => {
+    if (tooLong || piece.length === 0) return;
+    // +1: the "\r" of a CRLF line end may still come and is not the line's.
+    if (size + piece.length > maxLineBytes + 1) {
+      tooLong = true;
+      parts = [];
+      size = 0;
+      return;
+    }
+    parts.push(piece);
+    size += piece.length;
+  };
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      let start = 0;
+      for (;;) {
+        const nl = chunk.indexOf(0x0a, start);
+        if (nl === -1) break;
+        add(chunk.subarray(start, nl));
+        yield finish();
+        start = nl + 1;
+      }
+      // Copied: a slice would keep the whole 64 KiB chunk alive.
+      if (start < chunk.length) add(Buffer.from(chunk.subarray(start)));
+    }
+    if (size > 0 || tooLong) yield finish();
+  } finally {
+    input.destroy();
+  }
+}
+
+/**
+ * Reads a JSONL file and checks every line; `onLine` sees each good one (awaited: the
+ * caller may store it). Duplicate custom_ids are problems. Stops counting past `maxLines`
+ * (one problem says so). A line longer than `maxLineBytes` is a problem with its number.
  */
 export async function checkJsonl(
   path: string,
-  opts: { maxProblems?: number; maxLines: number; onLine?: (l: BatchLine) => void },
+  opts: { maxProblems?: number; maxLines: number; maxLineBytes?: number; onLine?: (l: BatchLine) => void | Promise<void>; stop?: () => boolean },
 ): Promise<JsonlReport> {
   const maxProblems = opts.maxProblems ?? 10;
+  const maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const problems: LineProblem[] = [];
   let problemCount = 0;
   const note = (p: LineProblem): void => {
@@ -98,32 +161,30 @@ export async function checkJsonl(
   };
   const seen = new Set<string>();
   let lines = 0;
-  const input = createReadStream(path, { encoding: "utf8" });
-  const reader = createInterface({ input, crlfDelay: Infinity });
-  try {
-    for await (const line of reader) {
-      lines++;
-      // A byte order mark some editors write is not part of the first line's JSON.
-      const text = lines === 1 && line.startsWith("\uFEFF") ? line.slice(1) : line;
-      if (lines > opts.maxLines) {
-        note({ line: lines, code: "too_many_requests", message: `The file has more than ${opts.maxLines} requests (batch.max_requests).`, param: null });
-        break;
-      }
-      const r = parseLine(text, lines);
-      if ("code" in r) {
-        note(r);
-        continue;
-      }
-      if (seen.has(r.custom_id)) {
-        note({ line: lines, code: "duplicate_custom_id", message: `Line ${lines}: custom_id "${clip(r.custom_id)}" is used by an earlier line; each must be unique.`, param: "custom_id" });
-        continue;
-      }
-      seen.add(r.custom_id);
-      opts.onLine?.(r);
+  for await (const raw of readLines(path, maxLineBytes)) {
+    if (opts.stop?.()) break;
+    lines = raw.line;
+    if (lines > opts.maxLines) {
+      note({ line: lines, code: "too_many_requests", message: `The file has more than ${opts.maxLines} requests (batch.max_requests).`, param: null });
+      break;
     }
-  } finally {
-    reader.close();
-    input.destroy();
+    if ("tooLong" in raw) {
+      note(lineProblem(lines, "line_too_long", `the line is longer than ${Math.round(maxLineBytes / 1024)} KB (batch.max_line_kb).`));
+      continue;
+    }
+    // A byte order mark some editors write is not part of the first line's JSON.
+    const text = lines === 1 && raw.text.startsWith("\uFEFF") ? raw.text.slice(1) : raw.text;
+    const r = parseLine(text, lines);
+    if ("code" in r) {
+      note(r);
+      continue;
+    }
+    if (seen.has(r.custom_id)) {
+      note({ line: lines, code: "duplicate_custom_id", message: `Line ${lines}: custom_id "${clip(r.custom_id)}" is used by an earlier line; each must be unique.`, param: "custom_id" });
+      continue;
+    }
+    seen.add(r.custom_id);
+    await opts.onLine?.(r);
   }
   if (lines === 0) note({ line: 0, code: "empty_file", message: "The file has no requests.", param: null });
   return { lines, problems, problemCount };

@@ -21,7 +21,7 @@ import { CompletionFailure, type CompletionService } from "../completion/service
 import type { BatchConfig } from "../config/schema.ts";
 import type { OpenAIBody, Operation } from "../providers/types.ts";
 import { backoffDelay } from "../router/backoff.ts";
-import type { BatchOptions, BatchRow, BatchStore, FileRow, ItemEnd, ItemRow, ResultFile } from "../store/batches.ts";
+import type { BatchOptions, BatchRow, BatchStore, FileRow, ItemEnd, ItemRow, NewItem, ResultFile } from "../store/batches.ts";
 import type { EventHub } from "../telemetry/events.ts";
 import type { AdmissionGate } from "./admission.ts";
 import type { FileStorage } from "./file-store.ts";
@@ -90,6 +90,8 @@ const OUTAGE_MAX_BACKOFF_MS = 30_000;
 /** Upstream errors that say the upstream could not be reached at all (not what it answered). */
 const UNREACHABLE = new Set(["connect", "unavailable", "overloaded"]);
 const PAGE = 1000;
+/** Items inserted per transaction while a batch is validated. */
+const ITEM_CHUNK = 1000;
 /** Items of ended batches deleted per second (small steps: the event loop serves requests too). */
 const PURGE_STEP = 2000;
 /** Answers buffered before a commit is made at once (besides commitMs). */
@@ -127,6 +129,8 @@ export class BatchWorker {
   private readonly filesRetryAt = new Map<string, number>();
   private depthAt = 0;
   private readonly lineId = createLineIds();
+  /** The batch being validated, if one is (validations run one at a time). */
+  private validating: string | undefined;
   /** Outage failures (nothing could serve) per item (batch#line): its wait before trying again grows with them. */
   private readonly outageWaits = new Map<string, number>();
 
@@ -137,6 +141,9 @@ export class BatchWorker {
   }
 
   async start(): Promise<void> {
+    // A validation a stopped gateway did not finish starts over: its partial items go.
+    const dropped = this.o.store.dropUnstartedItems();
+    if (dropped > 0) this.o.log.info({ items: dropped }, "items of batches still validating at the last stop dropped; they are validated again");
     const requeued = this.o.store.requeueRunning();
     if (requeued > 0) this.o.log.info({ items: requeued }, "batch items a stopped gateway was running are pending again");
     const orphans = await this.o.files.removeOrphans(this.o.store.fileIds());
@@ -259,7 +266,9 @@ export class BatchWorker {
       } else if (seconds(now) >= b.expires_at) {
         this.close(b, "expired", "batch_expired", "This request could not be executed before the completion window expired.");
       } else if (b.status === "validating") {
-        this.job(this.validate(b));
+        // One validation at a time (each reads a whole file and inserts its items): the
+        // others wait their turn, highest priority then oldest first.
+        if (this.validating === undefined) this.job(this.validate(b));
       } else if (b.status === "in_progress") {
         if (!store.hasUnended(b.id)) this.close(b, "completed", "", "");
         else {
@@ -438,22 +447,39 @@ export class BatchWorker {
     }
   }
 
-  /** validating -> in_progress with its items (profile defaults filled in), or failed with the problems. */
+  /**
+   * validating -> in_progress with its items (profile defaults filled in), or failed with the
+   * problems. The file is streamed and its items inserted ITEM_CHUNK at a time while the
+   * batch stays validating (memory stays flat whatever the file's size); a validation cut
+   * short (a restart, a cancel) leaves no items: they are dropped and it starts over.
+   */
   private async validate(b: BatchRow): Promise<void> {
     this.busy.add(b.id);
+    this.validating = b.id;
     try {
       const { store, files, config } = this.o;
       const opts = this.optionsOf(b);
       const problems: LineProblem[] = [];
-      const items: { line: number; custom_id: string; body: string }[] = [];
+      let chunk: NewItem[] = [];
+      let cut = false;
+      const flush = (): void => {
+        if (chunk.length === 0 || cut) return;
+        // A cancel meanwhile: stop inserting (the items so far are dropped below).
+        if (!store.insertItems(b.id, chunk)) cut = true;
+        chunk = [];
+      };
+      store.dropUnstartedItems(b.id);
       const file = store.file(b.input_file_id);
       let reportProblems: LineProblem[] = [];
       if (!file) {
         problems.push({ line: 0, code: "invalid_file", message: `The input file ${b.input_file_id} no longer exists.`, param: "input_file_id" });
       } else {
         const report = await checkJsonl(files.pathOf(file.id), {
+          // A shutdown or a cancel stops the reading too (a big file would hold the stop up).
+          stop: () => this.stopped || cut,
           maxLines: config.max_requests,
-          onLine: (l) => {
+          maxLineBytes: config.max_line_kb * 1024,
+          onLine: async (l) => {
             if (l.url !== b.endpoint) {
               problems.push({ line: l.line, code: "invalid_url", message: `Line ${l.line}: url ${l.url} is not the batch's endpoint ${b.endpoint}.`, param: "url" });
               return;
@@ -463,24 +489,37 @@ export class BatchWorker {
               problems.push({ line: l.line, code: "missing_required_parameter", message: `Line ${l.line}: body.model is missing (and the batch has no profile that names one).`, param: "body.model" });
               return;
             }
-            items.push({ line: l.line, custom_id: l.custom_id, body: JSON.stringify(body) });
+            // Once a problem is known the batch fails: its items are no longer worth storing.
+            if (problems.length > 0) return;
+            chunk.push({ line: l.line, custom_id: l.custom_id, body: JSON.stringify(body) });
+            if (chunk.length >= ITEM_CHUNK) {
+              flush();
+              // The event loop serves requests between chunks.
+              await new Promise((resolve) => setImmediate(resolve));
+            }
           },
         });
         reportProblems = report.problems;
       }
+      // Stopped: the next start drops the partial items and validates again.
       if (this.stopped) return;
       const all = [...reportProblems, ...problems].sort((x, y) => x.line - y.line).slice(0, 10);
       const now = seconds(Date.now());
-      if (all.length > 0) {
+      if (cut) {
+        store.dropUnstartedItems(b.id);
+      } else if (all.length > 0) {
         const errors = { object: "list", data: all.map((p) => ({ code: p.code, message: p.message, param: p.param, line: p.line || null })) };
         if (store.failValidation(b.id, errors, now)) {
           this.o.metrics.batchEnded("failed");
           this.publish(b.id);
         }
-      } else if (store.start(b.id, items, now)) {
+      } else if (store.start(b.id, chunk, now)) {
         this.publish(b.id);
+      } else {
+        store.dropUnstartedItems(b.id);
       }
     } finally {
+      this.validating = undefined;
       this.busy.delete(b.id);
     }
   }

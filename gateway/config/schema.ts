@@ -333,7 +333,22 @@ export type BatchProfile = z.infer<typeof batchProfileSchema>;
 export const batchSchema = z
   .object({
     files_dir: z.string().min(1).optional().describe("Where uploaded and result files are kept (default: <data dir>/files)."),
-    max_file_mb: z.number().positive().max(2048).default(200).describe("Largest file POST /v1/files accepts (MB)."),
+    max_file_mb: z.number().positive().max(1024).default(200).describe("Largest file POST /v1/files accepts (MB)."),
+    max_line_kb: z
+      .number()
+      .int()
+      .positive()
+      .max(64 * 1024)
+      .default(4096)
+      .describe("Longest line of a batch input file (KB); longer lines are rejected at upload with their line number (a line is held whole in memory when it is read)."),
+    max_total_mb: z
+      .number()
+      .positive()
+      .default(10_240)
+      .describe("Most bytes all stored batch files may take together (MB; uploads and results): an upload beyond it is refused with 413 until files are deleted."),
+    upload_idle_s: seconds
+      .default(30)
+      .describe("An upload that sends nothing for this long is cut off and its partial file removed (s)."),
     max_requests: z.number().int().positive().default(50_000).describe("Most lines one batch's input file may hold."),
     provider_concurrency: z
       .number()

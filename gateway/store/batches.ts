@@ -227,7 +227,7 @@ export class BatchStore {
       .get() as number;
   }
 
-  /** validating -> in_progress with its items, in one transaction (only if still validating). */
+  /** validating -> in_progress with its (last) items, in one transaction (only if still validating). */
   start(batchId: string, items: NewItem[], now: number): boolean {
     return this.db.transaction(() => {
       const changed = this.db.prepare("UPDATE batch SET status = 'in_progress', in_progress_at = ? WHERE id = ? AND status = 'validating'").run(now, batchId).changes;
@@ -238,13 +238,42 @@ export class BatchStore {
     })();
   }
 
-  /** validating -> failed, with OpenAI's errors list. */
+  /**
+   * A chunk of a validating batch's items, in one transaction, only while it is still
+   * validating (false: it was cancelled meanwhile, nothing inserted). Validation inserts a
+   * big file chunk by chunk, so neither its items nor one transaction hold it all.
+   */
+  insertItems(batchId: string, items: NewItem[]): boolean {
+    return this.db.transaction(() => {
+      if (this.stmt("SELECT 1 FROM batch WHERE id = ? AND status = 'validating'").get(batchId) === undefined) return false;
+      const insert = this.stmt("INSERT INTO batch_item (batch_id, line, custom_id, body, state) VALUES (?, ?, ?, ?, 'pending')");
+      for (const it of items) insert.run(batchId, it.line, it.custom_id, it.body);
+      return true;
+    })();
+  }
+
+  /**
+   * Deletes the items of batches that never started (validating, or cancelled while
+   * validating): a validation cut short (a restart, a cancel) starts over, or ends with none.
+   * One batch, or every such batch (at start). Returns the rows deleted.
+   */
+  dropUnstartedItems(batchId?: string): number {
+    const unstarted = "SELECT id FROM batch WHERE in_progress_at IS NULL AND status IN ('validating', 'cancelling', 'failed')";
+    return batchId === undefined
+      ? this.db.prepare(`DELETE FROM batch_item WHERE batch_id IN (${unstarted})`).run().changes
+      : this.db.prepare(`DELETE FROM batch_item WHERE batch_id = ? AND batch_id IN (${unstarted})`).run(batchId).changes;
+  }
+
+  /** validating -> failed, with OpenAI's errors list; items a chunked validation inserted go. */
   failValidation(batchId: string, errors: unknown, now: number): boolean {
-    return (
-      this.db
-        .prepare("UPDATE batch SET status = 'failed', failed_at = ?, errors = ?, request_total = 0, request_completed = 0, request_failed = 0 WHERE id = ? AND status = 'validating'")
-        .run(now, JSON.stringify(errors), batchId).changes > 0
-    );
+    return this.db.transaction(() => {
+      const changed =
+        this.db
+          .prepare("UPDATE batch SET status = 'failed', failed_at = ?, errors = ?, request_total = 0, request_completed = 0, request_failed = 0 WHERE id = ? AND status = 'validating'")
+          .run(now, JSON.stringify(errors), batchId).changes > 0;
+      if (changed) this.db.prepare("DELETE FROM batch_item WHERE batch_id = ?").run(batchId);
+      return changed;
+    })();
   }
 
   /** in_progress|validating -> cancelling. */

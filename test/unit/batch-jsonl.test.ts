@@ -12,6 +12,23 @@ import { configSchema } from "../../gateway/config/schema.ts";
 const ok = { custom_id: "a", method: "POST", url: "/v1/chat/completions", body: { model: "m", messages: [] } };
 
 describe("batch input lines", () => {
+  it("a line over the byte cap is a problem with its number, read without holding it; the lines around it (CRLF too) are read as usual", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "labgate-jsonl-cap-"));
+    try {
+      const path = join(dir, "in.jsonl");
+      const line = (id: string) => JSON.stringify({ ...ok, custom_id: id });
+      // 3 MB on line 2, far over a 1 KB cap; the file ends without a newline.
+      writeFileSync(path, `${line("a")}\r\n${"x".repeat(3 * 1024 * 1024)}\n${line("b")}\r\n${line("c")}`);
+      const seen: string[] = [];
+      const report = await checkJsonl(path, { maxLines: 10, maxLineBytes: 1024, onLine: (l) => void seen.push(`${l.line}:${l.custom_id}`) });
+      expect(report.lines).toBe(4);
+      expect(report.problems).toEqual([{ line: 2, code: "line_too_long", message: "Line 2: the line is longer than 1 KB (batch.max_line_kb).", param: null }]);
+      expect(seen).toEqual(["1:a", "3:b", "4:c"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("accepts a well-formed line and names the problem of a bad one, with its line number", () => {
     expect(parseLine(JSON.stringify(ok), 1)).toEqual({ line: 1, custom_id: "a", url: "/v1/chat/completions", body: ok.body });
     const cases: [unknown, string, string | null][] = [

@@ -35,6 +35,29 @@ function batch(id: string): BatchRow {
 const end = (result: string) => ({ state: "done" as const, file: "output" as const, result, requestId: "r", promptTokens: 2, completionTokens: 3 });
 
 describe("batch store", () => {
+  it("a validation cut short leaves no items: chunks go in only while validating, and those of batches that never started are dropped (at restart)", () => {
+    const { store: s } = store();
+    s.insertBatch(batch("v1"));
+    s.insertBatch(batch("v2"));
+    s.insertBatch(batch("run"));
+    const items = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ line: from + i, custom_id: `c${from + i}`, body: "{}" }));
+    expect(s.insertItems("v1", items(1, 3))).toBe(true);
+    expect(s.insertItems("v2", items(1, 2))).toBe(true);
+    expect(s.start("run", items(1, 4), 2)).toBe(true);
+    // Cancelled while validating: no more chunks.
+    expect(s.cancel("v2", 3)).toBe(true);
+    expect(s.insertItems("v2", items(3, 2))).toBe(false);
+    expect(s.counts("v2").total).toBe(2);
+    expect(s.dropUnstartedItems()).toBe(5);
+    expect(s.counts("v1").total).toBe(0);
+    expect(s.counts("v2").total).toBe(0);
+    expect(s.counts("run").total).toBe(4);
+    // A failed validation keeps none of the chunks it inserted.
+    expect(s.insertItems("v1", items(1, 3))).toBe(true);
+    expect(s.failValidation("v1", { object: "list", data: [] }, 4)).toBe(true);
+    expect(s.counts("v1").total).toBe(0);
+  });
+
   it("an item ends once: a late answer after a cancel is dropped, and the cancel's line stays", () => {
     const { store: s } = store();
     s.insertBatch(batch("b1"));
