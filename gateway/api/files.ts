@@ -4,7 +4,7 @@
 // inside this plugin's scope, so the JSON routes of /v1 are not touched by it.
 import multipart from "@fastify/multipart";
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
-import { FileTooLarge } from "../batch/file-store.ts";
+import { FileTooLarge, UploadIdle } from "../batch/file-store.ts";
 import { FILE_ID, newFileId } from "../batch/ids.ts";
 import { checkJsonl } from "../batch/jsonl.ts";
 import type { BatchQueue } from "../batch/queue.ts";
@@ -19,6 +19,10 @@ export const filesRoutes =
   (deps: GatewayDeps, queue: BatchQueue): FastifyPluginAsync =>
   async (app) => {
     const maxBytes = Math.round(queue.config.batch.max_file_mb * 1024 * 1024);
+    const totalBytes = Math.round(queue.config.batch.max_total_mb * 1024 * 1024);
+    const idleMs = queue.config.batch.upload_idle_s * 1000;
+    /** Bytes reserved by uploads being received now (each its limit), so that two at once cannot both fill the space left. */
+    let receiving = 0;
     await app.register(multipart, {
       // One file and a few fields; the file's own size is counted (and cut off) as it is written.
       limits: { files: 1, fields: 8, fieldSize: 4096, parts: 12, fileSize: maxBytes + 1 },
@@ -34,6 +38,7 @@ export const filesRoutes =
         throw new ApiError(415, "Upload the file as multipart/form-data with the fields `file` and `purpose`.", { code: "unsupported_media_type" });
       }
       let purpose: string | undefined;
+      let reserved = 0;
       let upload: { temp: string; bytes: number; filename: string } | undefined;
       try {
         for await (const part of request.parts()) {
@@ -42,16 +47,37 @@ export const filesRoutes =
               part.file.resume();
               throw new ApiError(400, "Send exactly one file, in the field `file`.", { code: "invalid_value", param: "file" });
             }
-            const got = await queue.files.receive(part.file, maxBytes);
+            // The space left for all stored files (batch.max_total_mb), counting uploads still being received.
+            const left = totalBytes - queue.store.totalFileBytes() - receiving;
+            if (left <= 0) {
+              part.file.resume();
+              throw storageFull(totalBytes);
+            }
+            const limit = Math.min(maxBytes, left);
+            reserved = limit;
+            receiving += reserved;
+            const got = await queue.files.receive(part.file, limit, {
+              idleMs: idleMs,
+              tooLarge: () => (limit < maxBytes ? storageFull(totalBytes) : new FileTooLarge(maxBytes)),
+            });
             upload = { ...got, filename: displayName(part.filename) };
           } else if (part.fieldname === "purpose") {
             purpose = String(part.value);
           }
         }
       } catch (err) {
+        receiving -= reserved;
+        reserved = 0;
         if (upload) await queue.files.discard(upload.temp);
+        if (err instanceof UploadIdle) {
+          // The client stopped sending: the rest of its body will not be read, so the connection is closed after this answer.
+          void reply.header("connection", "close");
+          throw new ApiError(408, err.message, { code: "upload_timeout", param: "file" });
+        }
         throw uploadError(err, maxBytes);
       }
+      receiving -= reserved;
+      reserved = 0;
       if (!upload) throw new ApiError(400, "Missing required parameter: 'file'.", { code: "missing_required_parameter", param: "file" });
       try {
         if (purpose === undefined) throw new ApiError(400, "Missing required parameter: 'purpose'.", { code: "missing_required_parameter", param: "purpose" });
@@ -125,6 +151,14 @@ function displayName(name: string | undefined): string {
   const last = (name ?? "").split(/[/\\]/).at(-1) ?? "";
   const clean = last.replace(/[\u0000-\u001f\u007f]/g, "").slice(0, 255);
   return clean === "" ? "upload.jsonl" : clean;
+}
+
+/** 413: stored files would exceed batch.max_total_mb. */
+function storageFull(totalBytes: number): ApiError {
+  return new ApiError(413, `Stored batch files would exceed ${Math.round(totalBytes / 1048576)} MB (batch.max_total_mb): delete files (DELETE /v1/files/{id}) first.`, {
+    code: "storage_limit_exceeded",
+    param: "file",
+  });
 }
 
 function uploadError(err: unknown, maxBytes: number): unknown {

@@ -19,6 +19,14 @@ export class FileTooLarge extends Error {
   }
 }
 
+/** The client stopped sending in the middle of an upload. */
+export class UploadIdle extends Error {
+  constructor(idleMs: number) {
+    super(`The upload sent nothing for ${Math.round(idleMs / 1000)} s (batch.upload_idle_s).`);
+    this.name = "UploadIdle";
+  }
+}
+
 export class FileStorage {
   readonly dir: string;
 
@@ -37,22 +45,37 @@ export class FileStorage {
     return join(this.dir, `.${kind}-${randomBytes(8).toString("hex")}`);
   }
 
-  /** Copies an upload to a temporary file, at most maxBytes of it; returns its path and size. */
-  async receive(source: Readable, maxBytes: number): Promise<{ temp: string; bytes: number }> {
+  /**
+   * Copies an upload to a temporary file, at most maxBytes of it; returns its path and size.
+   * `tooLarge` says which limit maxBytes is (the file's own, or the space left for all files).
+   * A source that sends nothing for `idleMs` is cut off (UploadIdle), its temporary file removed.
+   */
+  async receive(source: Readable, maxBytes: number, opts: { idleMs?: number; tooLarge?: () => Error } = {}): Promise<{ temp: string; bytes: number }> {
     const temp = this.temp("upload");
     let bytes = 0;
+    const idleMs = opts.idleMs;
+    let idle: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      if (idleMs === undefined) return;
+      if (idle) clearTimeout(idle);
+      idle = setTimeout(() => source.destroy(new UploadIdle(idleMs)), idleMs);
+    };
     const count = new Transform({
       transform(chunk: Buffer, _enc, done) {
+        arm();
         bytes += chunk.length;
-        if (bytes > maxBytes) done(new FileTooLarge(maxBytes));
+        if (bytes > maxBytes) done(opts.tooLarge?.() ?? new FileTooLarge(maxBytes));
         else done(null, chunk);
       },
     });
+    arm();
     try {
       await pipeline(source, count, createWriteStream(temp, { flags: "wx" }));
     } catch (err) {
       await this.discard(temp);
       throw err;
+    } finally {
+      if (idle) clearTimeout(idle);
     }
     return { temp, bytes };
   }

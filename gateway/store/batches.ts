@@ -149,6 +149,11 @@ export class BatchStore {
     return this.db.prepare("DELETE FROM batch_file WHERE id = ?").run(id).changes > 0;
   }
 
+  /** Bytes of every stored file (uploads and results): what batch.max_total_mb caps. */
+  totalFileBytes(): number {
+    return this.db.prepare("SELECT coalesce(sum(bytes), 0) FROM batch_file").pluck().get() as number;
+  }
+
   fileIds(): Set<string> {
     return new Set((this.db.prepare("SELECT id FROM batch_file").pluck().all() as string[]));
   }
