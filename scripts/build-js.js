@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { builtPath, builtText, CAN_STRIP, DEFAULT_JS_DIR, isBuiltText, matchingBuilt, ROOT, SOURCE_FOLDERS, writeBuilt } from "../bin/prestripped.js";
+import { builtPath, builtText, CAN_STRIP, DEFAULT_JS_DIR, isBuiltText, matchingBuilt, ROOT, SOURCE_FOLDERS, untrustedBecause, writeBuilt } from "../bin/prestripped.js";
 
 /** Every .ts source the build covers (declaration files aside), sorted. */
 export function sourceFiles() {
@@ -98,6 +98,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   try {
     const r = buildAll(jsDir);
     if (!quiet) console.log(`build:js: ${relative(process.cwd(), jsDir) || "."}: ${r.written} written, ${r.current} up to date, ${r.removed} removed`);
+    // bin/labgate.js would ignore this folder: say so now rather than leave a build that is never used.
+    const distrust = untrustedBecause(jsDir, "folder");
+    if (distrust) console.error(`build:js: labgate will not use this build: ${distrust} (see bin/prestripped.js)`);
   } catch (err) {
     console.error(`build:js: ${err instanceof Error ? err.message : String(err)}`);
     if (!quiet) process.exitCode = 1;

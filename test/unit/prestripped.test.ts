@@ -267,6 +267,17 @@ describe("bin/labgate.js and the stripped build", () => {
     expect(r.threads.filter((t) => t.stripperLoaded)).toEqual([]);
   }, 120_000);
 
+  it("labgate serve with a build folder others can write: one warning line for the whole process (its workers do not repeat it), every thread strips at load, and it serves", async () => {
+    const jsDir = join(dir, "js");
+    build(jsDir);
+    chmodSync(jsDir, 0o775);
+    const r = await serveWithWorkers(BIN, { ...process.env, LABGATE_JS_DIR: jsDir }, ROOT);
+    expect(r.analytics, r.output.slice(-3000)).toBe(200);
+    expect(r.chat, r.output.slice(-3000)).toEqual({ status: 200, object: "chat.completion" });
+    expect(r.output.match(/^labgate: not using the stripped build/gm)).toHaveLength(1);
+    expect(r.threads.filter((t) => !t.main && t.stripperLoaded).length, r.output.slice(-3000)).toBeGreaterThanOrEqual(3);
+  }, 120_000);
+
   it("LABGATE_JS_DIR=off: the same workers strip their .ts at load (the probe above can see the stripper)", async () => {
     const r = await serveWithWorkers(BIN, { ...process.env, LABGATE_JS_DIR: "off" }, ROOT);
     expect(r.analytics).toBe(200);
