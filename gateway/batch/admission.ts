@@ -33,6 +33,8 @@ export interface AdmissionOptions {
   now?: () => number;
 }
 
+/** Batch items per provider a late batch may run whatever the interactive traffic (its minimum share). */
+export const LATE_SHARE = 1;
 /** How long after the last interactive request a provider counts as having interactive traffic (busyCap). */
 const BUSY_WINDOW_MS = 1000;
 
@@ -120,8 +122,22 @@ export class AdmissionGate {
    * Whether a batch item for `model` may start now: if so it is counted (call `release` when
    * it ends); `preempt` cancels it should an interactive request need its place.
    */
-  tryStart(model: string, preempt?: () => void): { release: () => void } | { wait: "interactive" | "capacity"; retryInMs?: number } {
+  tryStart(model: string, preempt?: () => void, opts: { late?: boolean } = {}): { release: () => void } | { wait: "interactive" | "capacity"; retryInMs?: number } {
     const providers = this.providersOf(model);
+    const normal = this.normalStart(providers);
+    if (normal !== undefined) {
+      // A batch the deadline estimate calls late still gets its minimum share: LATE_SHARE items
+      // per provider whatever the interactive traffic (never where the cap is 0), and they are
+      // not preempted. Without it steady traffic (20 req/s) would starve a batch past its window.
+      if (!opts.late) return normal;
+      for (const p of providers) if (this.batchInFlight(p) >= Math.min(LATE_SHARE, this.capOf(p))) return { wait: "capacity" };
+      return this.admit(providers, undefined);
+    }
+    return this.admit(providers, preempt);
+  }
+
+  /** Why a batch item may not start on these providers under the interactive-first rules, or undefined if it may. */
+  private normalStart(providers: string[]): { wait: "interactive" | "capacity"; retryInMs?: number } | undefined {
     for (const p of providers) if (this.interactiveInFlight(p) > this.opts.interactiveThreshold) return { wait: "interactive" };
     const now = this.now();
     const quietMs = this.opts.quietMs ?? 0;
@@ -140,6 +156,10 @@ export class AdmissionGate {
       const cap = busy && busyCap !== undefined ? Math.min(busyCap, this.capOf(p)) : this.capOf(p);
       if (this.batchInFlight(p) >= cap) return { wait: "capacity" };
     }
+    return undefined;
+  }
+
+  private admit(providers: string[], preempt: (() => void) | undefined): { release: () => void } {
     this.add(this.batch, providers, 1);
     const slot: BatchSlot = { providers, preempt };
     this.slots.add(slot);

@@ -169,3 +169,37 @@ export function planDeadline(input: DeadlineInput): DeadlinePlan {
   const overflowItems = urgent ? surplus : Math.min(surplus, MAX_OVERFLOW_PER_DECISION);
   return { verdict: "late", projectedSeconds, localItems: left - overflowItems, overflowItems };
 }
+
+export interface LatenessInput {
+  /** Items of the batch not yet ended. */
+  itemsLeft: number;
+  /** Items of the batch ended since it started running. */
+  itemsEnded: number;
+  /** Seconds since the batch started running. */
+  runningSeconds: number;
+  /** Seconds until its window closes. */
+  secondsLeft: number;
+  /** Its whole completion window (s). */
+  windowSeconds: number;
+}
+
+/**
+ * Whether the batch will not end in its window at the pace it has had (the deadline
+ * estimate's "late"): then the admission gate gives it a minimum share of local capacity
+ * even under interactive traffic. A batch that has run nothing for a tenth of its window,
+ * or with a tenth of its window left, has a pace of zero and is late.
+ */
+export function batchIsLate(i: LatenessInput): boolean {
+  if (i.itemsLeft <= 0) return false;
+  const rate = i.runningSeconds > 0 ? i.itemsEnded / i.runningSeconds : undefined;
+  return (
+    planDeadline({
+      itemsLeft: i.itemsLeft,
+      itemsPerSecond: rate,
+      secondsLeft: i.secondsLeft,
+      samples: i.itemsEnded,
+      watchedSeconds: i.runningSeconds,
+      windowSeconds: i.windowSeconds,
+    }).verdict === "late"
+  );
+}

@@ -25,6 +25,7 @@ import type { BatchOptions, BatchRow, BatchStore, FileRow, ItemEnd, ItemRow, New
 import type { EventHub } from "../telemetry/events.ts";
 import type { AdmissionGate } from "./admission.ts";
 import type { FileStorage } from "./file-store.ts";
+import { batchIsLate } from "./deadline.ts";
 import { createLineIds, newFileId } from "./ids.ts";
 import { BATCH_ENDPOINTS, checkJsonl, type LineProblem } from "./jsonl.ts";
 import type { BatchMetrics } from "./metrics.ts";
@@ -76,6 +77,10 @@ interface ActiveBatch {
   claimed: ClaimedItem[];
   /** Nothing was left to claim and nothing ran: the step was asked to look (once). */
   drained: boolean;
+  /** The deadline estimate says it will not end in its window: it gets a minimum share under interactive traffic. */
+  late: boolean;
+  /** When `late` was last worked out (ms). */
+  lateAt: number;
 }
 
 interface BufferedEnd {
@@ -92,6 +97,8 @@ const UNREACHABLE = new Set(["connect", "unavailable", "overloaded"]);
 const PAGE = 1000;
 /** Items inserted per transaction while a batch is validated. */
 const ITEM_CHUNK = 1000;
+/** How often an in-progress batch's lateness is worked out again (ms). */
+const LATE_CHECK_MS = 5000;
 /** Items of ended batches deleted per second (small steps: the event loop serves requests too). */
 const PURGE_STEP = 2000;
 /** Answers buffered before a commit is made at once (besides commitMs). */
@@ -276,6 +283,7 @@ export class BatchWorker {
           // Kept from the last step with its claimed items; drained stays as it was (a batch whose retries wait is not looked at again at every step).
           const a = previous.get(b.id) ?? this.activate(b);
           a.row = b;
+          if (now - a.lateAt >= LATE_CHECK_MS) this.checkLate(a, now);
           active.push(a);
         }
       }
@@ -307,9 +315,26 @@ export class BatchWorker {
     this.job(this.writeFiles(b.id));
   }
 
+  /** Works out whether the batch is late at the pace it has had since it started running (a count over its items: every few seconds only). */
+  private checkLate(a: ActiveBatch, now: number): void {
+    a.lateAt = now;
+    const b = a.row;
+    const c = this.o.store.counts(b.id);
+    const ended = c.completed + c.failed;
+    const late = batchIsLate({
+      itemsLeft: c.total - ended,
+      itemsEnded: ended,
+      runningSeconds: Math.max(0, now / 1000 - (b.in_progress_at ?? b.created_at)),
+      secondsLeft: b.expires_at - now / 1000,
+      windowSeconds: b.window_s,
+    });
+    if (late && !a.late) this.o.log.info({ batch: b.id, items_left: c.total - ended }, "batch is late for its window: it gets a minimum share under interactive traffic");
+    a.late = late;
+  }
+
   private activate(b: BatchRow): ActiveBatch {
     const opts = this.optionsOf(b);
-    return { row: b, opts, claimSize: claimSize(opts.concurrency, this.o.overflow?.covers(b) ?? false), claimed: [], drained: false };
+    return { row: b, opts, claimSize: claimSize(opts.concurrency, this.o.overflow?.covers(b) ?? false), claimed: [], drained: false, late: false, lateAt: 0 };
   }
 
   private optionsOf(b: BatchRow): StoredOptions {
@@ -341,7 +366,7 @@ export class BatchWorker {
         }
         const next = a.claimed[0]!;
         const abort = new AbortController();
-        const admitted = this.o.gate.tryStart(next.model, () => abort.abort(PREEMPTED));
+        const admitted = this.o.gate.tryStart(next.model, () => abort.abort(PREEMPTED), { late: a.late });
         // Interactive traffic or a full provider: nothing more of this batch now; the gate wakes us.
         if ("wait" in admitted) {
           if (admitted.retryInMs !== undefined) this.fillLater(admitted.retryInMs);

@@ -3,6 +3,7 @@
 // never exceed the provider's batch cap. A clock of the test's own: nothing waits.
 import { describe, expect, it } from "vitest";
 import { AdmissionGate } from "../../gateway/batch/admission.ts";
+import { batchIsLate } from "../../gateway/batch/deadline.ts";
 import type { Router } from "../../gateway/router/router.ts";
 
 /** One model group, "m", served by the providers named. */
@@ -56,5 +57,51 @@ describe("batch admission", () => {
     const { gate: none } = gate({ quietMs: 0 });
     none.interactiveStarted("m")();
     expect("release" in none.tryStart("m")).toBe(true);
+  });
+
+  it("a late batch is not starved: under steady interactive traffic it runs one item at a time per provider, not preempted; an on-time one runs nothing", () => {
+    const clock = { t: 1000 };
+    const g = new AdmissionGate({ router: router("local"), providerConcurrency: 3, perProvider: {}, interactiveThreshold: 0, quietMs: 50, busyCap: 1, preempt: true, now: () => clock.t });
+    let preempted = 0;
+    // 20 req/s, each overlapping the next: an interactive request is always in flight or just ended.
+    let end = g.interactiveStarted("m");
+    for (let i = 0; i < 40; i++) {
+      clock.t += 50;
+      const next = g.interactiveStarted("m");
+      end();
+      end = next;
+      expect(g.tryStart("m")).toMatchObject({ wait: "interactive" });
+      if (i % 10 === 0) {
+        const late = started(g.tryStart("m", () => preempted++, { late: true }));
+        // Its share is one: a second late item waits for the first.
+        expect(g.tryStart("m", undefined, { late: true })).toEqual({ wait: "capacity" });
+        // The next interactive request does not cancel it (it would run nothing again).
+        g.interactiveStarted("m")();
+        expect(preempted).toBe(0);
+        late();
+      }
+    }
+    end();
+  });
+
+  it("a late batch's share is never taken where the provider's cap is 0", () => {
+    const g = new AdmissionGate({ router: router("local"), providerConcurrency: 2, perProvider: { local: 0 }, interactiveThreshold: 0, now: () => 0 });
+    const end = g.interactiveStarted("m");
+    expect(g.tryStart("m", undefined, { late: true })).toEqual({ wait: "capacity" });
+    end();
+  });
+
+  it("the deadline estimate calls a batch late when it has run nothing for a tenth of its window, or its pace does not fit the time left; not before it can tell", () => {
+    const day = 86_400;
+    // Just started, nothing ended: too early to say.
+    expect(batchIsLate({ itemsLeft: 1000, itemsEnded: 0, runningSeconds: 60, secondsLeft: day - 60, windowSeconds: day })).toBe(false);
+    // Starved for 2.5 h of 24 h: late.
+    expect(batchIsLate({ itemsLeft: 1000, itemsEnded: 0, runningSeconds: 9000, secondsLeft: day - 9000, windowSeconds: day })).toBe(true);
+    // 100 items in an hour, 1000 left, 23 h left: on time.
+    expect(batchIsLate({ itemsLeft: 1000, itemsEnded: 100, runningSeconds: 3600, secondsLeft: day - 3600, windowSeconds: day })).toBe(false);
+    // 10 items in 20 h, 1000 left, 4 h left: late.
+    expect(batchIsLate({ itemsLeft: 1000, itemsEnded: 10, runningSeconds: 72_000, secondsLeft: 14_400, windowSeconds: day })).toBe(true);
+    // Nothing left: never late.
+    expect(batchIsLate({ itemsLeft: 0, itemsEnded: 0, runningSeconds: 80_000, secondsLeft: 100, windowSeconds: day })).toBe(false);
   });
 });
