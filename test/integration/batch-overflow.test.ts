@@ -28,16 +28,16 @@ const N = 60;
 const ids = Array.from({ length: N }, (_, i) => `item-${String(i + 1).padStart(3, "0")}`);
 const input = ids.map((id) => JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: id }] } })).join("\n") + "\n";
 
-// 60 items one at a time at ~100 ms each need ~6 s locally: more than the 6 s window once the
-// safety margin and the reserve are counted, so part of them must go to the cloud.
-const config = (localV1: string, cloudUrl: string) => ({
+// The local pace is the test's (the fake upstream holds its answers, see each test), so whether
+// the deadline needs the cloud does not depend on the machine's speed.
+const config = (localV1: string, cloudUrl: string, window = "6s") => ({
   providers: {
     local: { type: "openai-compatible", base_url: localV1 },
     cloud: { type: "openai", base_url: cloudUrl, api_key: "env:CLOUD_KEY" },
   },
   models: { m: { deployments: [{ provider: "local", model: "x" }] } },
   router: { retries: 0 },
-  batch_profiles: { rush: { completion_window: "6s", concurrency: 1, overflow_provider: "cloud" } },
+  batch_profiles: { rush: { completion_window: window, concurrency: 1, overflow_provider: "cloud" } },
 });
 
 async function runBatch(v1: string): Promise<{ batch: OpenAI.Batches.Batch; output: Line[]; errors: Line[] }> {
@@ -51,7 +51,7 @@ async function runBatch(v1: string): Promise<{ batch: OpenAI.Batches.Batch; outp
         batch = await openai.batches.retrieve(created.id);
         return batch.status;
       },
-      { timeout: 25_000, interval: 100 },
+      { timeout: 60_000, interval: 100 },
     )
     .toMatch(/^(completed|expired|failed|cancelled)$/);
   const read = async (id: string | null | undefined): Promise<Line[]> =>
@@ -61,9 +61,22 @@ async function runBatch(v1: string): Promise<{ batch: OpenAI.Batches.Batch; outp
 
 describe("cloud overflow", () => {
   it("sends what the local pace cannot finish in the window to the cloud's Batch API and merges the answers into one output file", async () => {
-    const local = await lab.fake({ name: "local", firstByteDelayMs: 100 });
+    // Five quick local answers, then the local upstream stalls until the cloud has been sent
+    // items (the pace measured is then far too slow for the window): the overflow must act, and
+    // once it has, the local queue answers the rest at once.
+    let answered = 0;
+    const cloudHasItems = () =>
+      new Promise<void>((resolve) => {
+        const t = setInterval(() => {
+          if ((cloud?.batches.size ?? 0) > 0) {
+            clearInterval(t);
+            resolve();
+          }
+        }, 20);
+      });
+    const local = await lab.fake({ name: "local", beforeAnswer: () => (answered++ < 5 ? undefined : cloudHasItems()) });
     cloud = await startFakeOpenAIBatch({ apiKey: CLOUD_KEY, name: "cloud" });
-    const gw = await lab.gateway(config(local.v1, cloud.url));
+    const gw = await lab.gateway(config(local.v1, cloud.url, "30s"));
     const { batch, output, errors } = await runBatch(gw.v1);
 
     expect(batch.status).toBe("completed");
@@ -101,12 +114,24 @@ describe("cloud overflow", () => {
   });
 
   it("when the cloud refuses, its items go back to the local queue; the window closes with the finished part kept", async () => {
-    // Slower here (~12 s of local work for a 6 s window): without the cloud it cannot finish.
-    const local = await lab.fake({ name: "local", firstByteDelayMs: 200 });
+    // Three local answers, then the local upstream holds every request until the batch has
+    // ended: without the cloud it cannot finish, whatever the machine's speed.
+    let answered = 0;
+    let release!: () => void;
+    const ended = new Promise<void>((r) => (release = r));
+    const local = await lab.fake({ name: "local", beforeAnswer: () => (answered++ < 3 ? undefined : ended) });
     cloud = await startFakeOpenAIBatch({ apiKey: CLOUD_KEY, name: "cloud" });
     cloud.failNext("create", 500, 10);
     const gw = await lab.gateway(config(local.v1, cloud.url));
-    const { batch, output, errors } = await runBatch(gw.v1);
+    let run: Awaited<ReturnType<typeof runBatch>>;
+    try {
+      run = await runBatch(gw.v1);
+    } finally {
+      release();
+    }
+    const { batch, output, errors } = run;
+    // Items run in input order: the three answered ones are the first three.
+    expect(output.map((l) => l.custom_id)).toEqual(ids.slice(0, 3));
 
     expect(batch.status).toBe("expired");
     expect(cloud.batches.size).toBe(0);
