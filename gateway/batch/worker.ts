@@ -77,7 +77,7 @@ interface ActiveBatch {
   claimed: ClaimedItem[];
   /** Nothing was left to claim and nothing ran: the step was asked to look (once). */
   drained: boolean;
-  /** The deadline estimate says it will not end in its window: it gets a minimum share under interactive traffic. */
+  /** The deadline estimate said it will not end in its window: it gets a minimum share under interactive traffic (for good). */
   late: boolean;
   /** When `late` was last worked out (ms). */
   lateAt: number;
@@ -283,7 +283,9 @@ export class BatchWorker {
           // Kept from the last step with its claimed items; drained stays as it was (a batch whose retries wait is not looked at again at every step).
           const a = previous.get(b.id) ?? this.activate(b);
           a.row = b;
-          if (now - a.lateAt >= LATE_CHECK_MS) this.checkLate(a, now);
+          // Once late, a batch keeps its share: the pace it then has is the share's, and judging
+          // it on time from that pace would take the share away and starve it again.
+          if (!a.late && now - a.lateAt >= LATE_CHECK_MS) this.checkLate(a, now);
           active.push(a);
         }
       }
@@ -328,7 +330,7 @@ export class BatchWorker {
       secondsLeft: b.expires_at - now / 1000,
       windowSeconds: b.window_s,
     });
-    if (late && !a.late) this.o.log.info({ batch: b.id, items_left: c.total - ended }, "batch is late for its window: it gets a minimum share under interactive traffic");
+    if (late) this.o.log.info({ batch: b.id, items_left: c.total - ended }, "batch is late for its window: it gets a minimum share under interactive traffic");
     a.late = late;
   }
 

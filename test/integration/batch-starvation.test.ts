@@ -11,27 +11,30 @@ const lab = useLab();
 const chatLine = (id: string) => JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "m", messages: [{ role: "user", content: id }] } });
 
 describe("batch under steady interactive traffic", () => {
-  it("a 20 s batch behind interactive requests that never pause completes every item while the traffic continues", async () => {
-    const up = await lab.fake({ name: "up", firstByteDelayMs: 40 });
+  it("a 30 s batch behind interactive requests that never pause completes every item while the traffic continues", async () => {
+    // Slow answers (700 ms): the batch's one-at-a-time share spans several lateness checks (every 5 s), and
+    // must not be taken away when the pace it gives looks fast enough.
+    const up = await lab.fake({ name: "up", firstByteDelayMs: 700 });
     const gw = await lab.gateway({
       providers: { local: { type: "openai-compatible", base_url: up.v1 } },
       models: { m: { deployments: [{ provider: "local", model: "x" }] } },
       router: { retries: 0 },
       batch: { interactive_threshold: 0, interactive_quiet_ms: 50 },
-      batch_profiles: { short: { completion_window: "20s" } },
+      batch_profiles: { short: { completion_window: "30s" } },
     });
     const openai = new OpenAI({ baseURL: gw.v1, apiKey: "unused", maxRetries: 0 });
-    // Three clients back to back: an interactive request is always in flight.
+    // Four clients back to back: an interactive request is always in flight.
     let traffic = true;
     let interactive = 0;
-    const clients = Array.from({ length: 3 }, async () => {
+    const clients = Array.from({ length: 4 }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, i * 150));
       while (traffic) {
         await openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] });
         interactive++;
       }
     });
     try {
-      const ids = ["a", "b", "c"];
+      const ids = Array.from({ length: 12 }, (_, i) => `r${i}`);
       const file = await openai.files.create({ file: await toFile(Buffer.from(ids.map(chatLine).join("\n") + "\n"), "in.jsonl"), purpose: "batch" });
       const batch = await openai.batches.create({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h", metadata: { profile: "short" } });
       let b = batch;
@@ -46,7 +49,7 @@ describe("batch under steady interactive traffic", () => {
         .toSatisfy((s: string) => ["completed", "expired", "failed"].includes(s));
       expect(traffic).toBe(true);
       expect(b.status).toBe("completed");
-      expect(b.request_counts).toEqual({ total: 3, completed: 3, failed: 0 });
+      expect(b.request_counts).toEqual({ total: 12, completed: 12, failed: 0 });
       expect(interactive).toBeGreaterThan(0);
     } finally {
       traffic = false;
