@@ -64,18 +64,39 @@ function readLock(file: string): LockContent | undefined {
   }
 }
 
+/**
+ * Creates `file` with `content` unless it exists (false then). Written whole under a private
+ * name, then hard-linked as the lock (atomic, fails if it exists), so no reader ever sees a
+ * half-written lock; where the file system has no hard links (FAT), created with O_EXCL.
+ */
+function create(file: string, content: string, token: string): boolean {
+  const temp = `${file}.${token}`;
+  writeFileSync(temp, content, { flag: "wx", mode: 0o644 });
+  try {
+    linkSync(temp, file);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return false;
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "ENOSYS" && code !== "EOPNOTSUPP") throw err;
+  } finally {
+    unlinkSync(temp);
+  }
+  try {
+    writeFileSync(file, content, { flag: "wx", mode: 0o644 });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+}
+
 /** Takes the data folder's lock, or throws DataDirLocked naming the running owner. */
 export function lockDataDir(dataDir: string): DataLock {
   const file = join(dataDir, LOCK_FILE);
   const mine: LockContent = { pid: process.pid, started_at: new Date().toISOString(), token: `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}` };
   for (let attempt = 0; attempt < 3; attempt++) {
-    // Written whole under a private name, then linked as the lock (atomic, fails if it exists): no reader ever sees a half-written lock.
-    const temp = `${file}.${mine.token}`;
-    writeFileSync(temp, JSON.stringify(mine), { flag: "wx", mode: 0o644 });
-    try {
-      linkSync(temp, file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    if (!create(file, JSON.stringify(mine), mine.token)) {
       const held = readLock(file);
       // An unreadable lock (written by hand, a truncated file) counts as stale.
       if (held && (held.pid === process.pid || ownerAlive(held.pid))) throw new DataDirLocked(held.pid, dataDir);
@@ -85,8 +106,6 @@ export function lockDataDir(dataDir: string): DataLock {
         // Someone else removed it first: try to create it again.
       }
       continue;
-    } finally {
-      unlinkSync(temp);
     }
     const now = readLock(file);
     if (now?.token !== mine.token) {
