@@ -1,14 +1,18 @@
 // The dashboard's frame: navigation (hash routes, so /ui serves one file), the
 // "gateway unreachable" banner and the admin-key dialog; each page in pages/.
-import { useEffect, useState, type ReactNode } from "react";
+import { lazy, Suspense, useEffect, useState, type ReactNode } from "react";
 import { useLiveStatus, useServices } from "./context.tsx";
 import { KeyDialog } from "./components/KeyDialog.tsx";
 import { Overview } from "./pages/Overview.tsx";
-import { RoutesPage } from "./pages/Routes.tsx";
-import { LabPage } from "./pages/Lab.tsx";
-import { RequestsPage } from "./pages/Requests.tsx";
-import { CostsPage } from "./pages/Costs.tsx";
-import { BatchesPage } from "./pages/Batches.tsx";
+
+// The overview is in the first file; every other page is its own chunk, loaded when
+// first opened. The Routes page alone brings @xyflow/react: the first paint of the
+// overview no longer waits for the whole dashboard's JavaScript to be parsed.
+const RoutesPage = lazy(() => import("./pages/Routes.tsx").then((m) => ({ default: m.RoutesPage })));
+const LabPage = lazy(() => import("./pages/Lab.tsx").then((m) => ({ default: m.LabPage })));
+const RequestsPage = lazy(() => import("./pages/Requests.tsx").then((m) => ({ default: m.RequestsPage })));
+const CostsPage = lazy(() => import("./pages/Costs.tsx").then((m) => ({ default: m.CostsPage })));
+const BatchesPage = lazy(() => import("./pages/Batches.tsx").then((m) => ({ default: m.BatchesPage })));
 
 export const PAGES: { path: string; title: string; render: () => ReactNode }[] = [
   { path: "overview", title: "Overview", render: () => <Overview /> },
@@ -69,7 +73,7 @@ export function App() {
       </header>
       <UnreachableBanner />
       <main id="main" data-page={page.path}>
-        {page.render()}
+        <Suspense fallback={<p className="muted">Loading {page.title}…</p>}>{page.render()}</Suspense>
       </main>
       <KeyDialog />
     </>
