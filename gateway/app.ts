@@ -341,6 +341,8 @@ export async function buildGateway(opts: GatewayOptions): Promise<Gateway> {
     db,
     upstream,
     traffic,
+    batches,
+    budgets,
     metrics,
     providerState,
     health,

@@ -3,16 +3,12 @@
 // daily spend), what the dashboard's costs page sets against each tier's spend. Registered
 // under /admin: the admin key guards it.
 import type { FastifyPluginAsync } from "fastify";
-import type { BudgetStatus } from "../telemetry/budgets.ts";
 import type { GatewayDeps } from "./deps.ts";
 
 export const budgetRoutes =
   (deps: GatewayDeps): FastifyPluginAsync =>
   async (app) => {
     app.get("/budgets", async () => {
-      // The live events' snapshot already carries the budget book's statuses: read through it
-      // rather than give every admin route a handle on the book.
-      const data = (deps.labSnapshot().budgets ?? []) as BudgetStatus[];
-      return { object: "list", on_exceed: deps.config.budgets.on_exceed, data };
+      return { object: "list", on_exceed: deps.config.budgets.on_exceed, data: deps.budgets.statuses() };
     });
   };

@@ -15,6 +15,8 @@ import type { Logger } from "pino";
 import type { Db } from "../store/db.ts";
 import type { UpstreamHistory } from "../telemetry/upstream-metrics.ts";
 import type { TrafficHistory } from "../telemetry/traffic-history.ts";
+import type { BatchQueue } from "../batch/queue.ts";
+import type { BudgetBook } from "../telemetry/budgets.ts";
 
 export interface ProviderHealthBook {
   /** Probe a provider now; the result is recorded in the registry (lastHealth, health events). */
@@ -45,6 +47,10 @@ export interface GatewayDeps {
   upstream: UpstreamHistory;
   /** The last hour of traffic per provider, in memory (GET /admin/traffic, the dashboard's overview). */
   traffic: TrafficHistory;
+  /** The local batch queue (/v1/batches for callers, /admin/batches for the dashboard). */
+  batches: BatchQueue;
+  /** Budgets and today's figures against them (GET /admin/budgets, the live snapshot). */
+  budgets: BudgetBook;
   metrics: GatewayMetrics;
   providerState: ProviderStateStore;
   health: ProviderHealthBook;
